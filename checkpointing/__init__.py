@@ -1,0 +1,54 @@
+"""Durability for any compiled LangGraph graph: a checkpointer chosen by one URL.
+
+``open_saver(url)`` / ``open_async_saver(url)`` yield a ready, migrated saver for
+``sqlite:///PATH``, ``postgresql://...`` or ``memory://``. Nothing in this
+package knows about a particular graph.
+"""
+
+from checkpointing.errors import (
+    CheckpointingError,
+    ConfigError,
+    DatabaseNotFound,
+    DatabaseUnavailable,
+    InvalidDatabase,
+    InvalidIdentifier,
+    ThreadNotFound,
+    UnsupportedURL,
+    UnwritableLocation,
+)
+from checkpointing.saver import open_async_saver, open_saver, resolve_url
+from checkpointing.serde import strict_serializer
+from checkpointing.settings import Settings, load_settings
+from checkpointing.threads import (
+    arequire_thread,
+    new_thread_id,
+    require_thread,
+    thread_config,
+    validate_id,
+)
+from checkpointing.urls import parse_url, redact
+
+__all__ = [
+    "CheckpointingError",
+    "ConfigError",
+    "DatabaseNotFound",
+    "DatabaseUnavailable",
+    "InvalidDatabase",
+    "InvalidIdentifier",
+    "Settings",
+    "ThreadNotFound",
+    "UnsupportedURL",
+    "UnwritableLocation",
+    "arequire_thread",
+    "load_settings",
+    "new_thread_id",
+    "open_async_saver",
+    "open_saver",
+    "parse_url",
+    "redact",
+    "require_thread",
+    "resolve_url",
+    "strict_serializer",
+    "thread_config",
+    "validate_id",
+]

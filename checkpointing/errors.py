@@ -1,0 +1,45 @@
+"""The errors this package raises, and nothing else.
+
+Each error also subclasses the standard exception it resembles, so callers who
+do not know this package can still catch it. Messages name the problem and the
+fix and never contain a password: they are built from redacted URLs only.
+Turning these into exit codes is the command line's job, not the library's.
+"""
+
+from __future__ import annotations
+
+
+class CheckpointingError(Exception):
+    """Base class for every error raised by ``checkpointing``."""
+
+
+class ConfigError(CheckpointingError, ValueError):
+    """A setting (environment variable or argument) has an unusable value."""
+
+
+class UnsupportedURL(ConfigError):
+    """The database URL is malformed or names a backend we do not support."""
+
+
+class DatabaseUnavailable(CheckpointingError, ConnectionError):
+    """The database server could not be reached or refused us."""
+
+
+class DatabaseNotFound(CheckpointingError, LookupError):
+    """The server is up but the named database does not exist."""
+
+
+class InvalidDatabase(CheckpointingError):
+    """The target exists but is not a usable checkpoint database."""
+
+
+class InvalidIdentifier(CheckpointingError, ValueError):
+    """A thread or user ID is not of the accepted form."""
+
+
+class ThreadNotFound(CheckpointingError, LookupError):
+    """No such thread for this user (foreign threads look exactly the same)."""
+
+
+class UnwritableLocation(CheckpointingError, PermissionError):
+    """The database file or its directory cannot be created or written."""

@@ -1,0 +1,187 @@
+"""Opening a PostgreSQL checkpoint database through a checked connection pool.
+
+Owns the connection settings LangGraph's savers need (autocommit, dict rows,
+no server-side prepared statements, so PgBouncer and friends work), a health
+check on checkout so a restarted server is reconnected rather than fatal, a
+bounded connect timeout, and running the schema migrations once per database
+under an advisory lock, so that processes starting together do not race.
+Errors from psycopg become this package's typed errors, passwords redacted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any
+
+import psycopg
+from langgraph.checkpoint.postgres import PostgresSaver
+from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+from langgraph.checkpoint.serde.base import SerializerProtocol
+from psycopg.conninfo import conninfo_to_dict
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
+
+from checkpointing.errors import (
+    CheckpointingError,
+    DatabaseNotFound,
+    DatabaseUnavailable,
+    InvalidDatabase,
+    UnsupportedURL,
+)
+from checkpointing.settings import Settings
+from checkpointing.urls import DatabaseURL, redact
+
+# Any fixed 64-bit key works; this one spells "dur-agnt" and only guards setup.
+SETUP_LOCK_KEY = 0x6475722D61676E74
+LOCK_SQL = "SELECT pg_advisory_lock(%s)"
+UNLOCK_SQL = "SELECT pg_advisory_unlock(%s)"
+HAS_MIGRATIONS_SQL = "SELECT to_regclass('checkpoint_migrations') IS NOT NULL AS present"
+SCHEMA_VERSION_SQL = "SELECT coalesce(max(v), -1) AS v FROM checkpoint_migrations"
+LATEST_VERSION = len(PostgresSaver.MIGRATIONS) - 1
+
+
+def connection_kwargs(settings: Settings) -> dict[str, Any]:
+    # libpq reads connect_timeout in whole seconds and treats anything under 2 as 2.
+    return {
+        "autocommit": True,
+        "row_factory": dict_row,
+        "prepare_threshold": None,
+        "connect_timeout": max(2, round(settings.connect_timeout)),
+    }
+
+
+def _pool_kwargs(url: DatabaseURL, settings: Settings) -> dict[str, Any]:
+    return {
+        "conninfo": url.raw,
+        "min_size": min(settings.pool_min_size, settings.pool_max_size),
+        "max_size": settings.pool_max_size,
+        "kwargs": connection_kwargs(settings),
+        "timeout": settings.pool_timeout,
+        "max_idle": 600,
+        "max_lifetime": 3600,
+        "name": "durable-agent",
+        "open": False,
+    }
+
+
+def describe(url: DatabaseURL, exc: BaseException) -> CheckpointingError:
+    """Turn a psycopg connection error into one typed error naming the fix."""
+    reason = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+    reason = redact(reason.replace(url.password or "\0", "***"))
+    fix = "fix the URL in --db or DURABLE_AGENT_DB"
+    if isinstance(exc, psycopg.ProgrammingError):
+        return UnsupportedURL(f"malformed PostgreSQL URL {url} ({reason}): {fix}")
+    if "does not exist" in reason and "database" in reason:
+        name = conninfo_to_dict(url.raw).get("dbname", "?")
+        return DatabaseNotFound(
+            f"database {name!r} does not exist on the server of {url}: create it "
+            f"(createdb {name}, or CREATE DATABASE) or {fix}"
+        )
+    if "authentication failed" in reason or "no password supplied" in reason:
+        return DatabaseUnavailable(f"PostgreSQL at {url} refused the login ({reason}): {fix}")
+    return DatabaseUnavailable(
+        f"cannot reach PostgreSQL at {url} ({reason}): start the server, or {fix}"
+    )
+
+
+def _is_current(conn: psycopg.Connection[Any]) -> bool:
+    present = conn.execute(HAS_MIGRATIONS_SQL).fetchone()
+    if not (present and present["present"]):
+        return False
+    row = conn.execute(SCHEMA_VERSION_SQL).fetchone()
+    return row is not None and row["v"] >= LATEST_VERSION
+
+
+async def _ais_current(conn: psycopg.AsyncConnection[Any]) -> bool:
+    present = await (await conn.execute(HAS_MIGRATIONS_SQL)).fetchone()
+    if not (present and present["present"]):
+        return False
+    row = await (await conn.execute(SCHEMA_VERSION_SQL)).fetchone()
+    return row is not None and row["v"] >= LATEST_VERSION
+
+
+def _migration_failed(url: DatabaseURL, exc: psycopg.Error) -> CheckpointingError:
+    reason = redact(" ".join(str(exc).split()))
+    if isinstance(exc, psycopg.OperationalError):
+        return describe(url, exc)
+    return InvalidDatabase(
+        f"cannot create LangGraph's tables in {url} ({reason}): use a database where "
+        "this user may create tables and none of the same names belong to something else"
+    )
+
+
+def _migrate(conn: psycopg.Connection[Any], url: DatabaseURL) -> None:
+    """Bring the schema up to date, once, however many processes try at the same moment."""
+    try:
+        if _is_current(conn):
+            return
+        conn.execute(LOCK_SQL, (SETUP_LOCK_KEY,))
+        try:
+            PostgresSaver(conn).setup()  # idempotent once the lock serializes callers
+        finally:
+            conn.execute(UNLOCK_SQL, (SETUP_LOCK_KEY,))
+    except psycopg.Error as exc:
+        raise _migration_failed(url, exc) from None
+
+
+async def _amigrate(conn: psycopg.AsyncConnection[Any], url: DatabaseURL) -> None:
+    """Async twin of ``_migrate``."""
+    try:
+        if await _ais_current(conn):
+            return
+        await conn.execute(LOCK_SQL, (SETUP_LOCK_KEY,))
+        try:
+            await AsyncPostgresSaver(conn).setup()
+        finally:
+            await conn.execute(UNLOCK_SQL, (SETUP_LOCK_KEY,))
+    except psycopg.Error as exc:
+        raise _migration_failed(url, exc) from None
+
+
+@contextmanager
+def open_postgres(
+    url: DatabaseURL, settings: Settings, serde: SerializerProtocol
+) -> Iterator[PostgresSaver]:
+    """Yield a migrated ``PostgresSaver`` over a checked pool; close the pool on exit."""
+    try:
+        conn = psycopg.connect(url.raw, **connection_kwargs(settings))
+    except psycopg.Error as exc:
+        raise describe(url, exc) from None
+    with conn:
+        _migrate(conn, url)
+    pool = ConnectionPool(check=ConnectionPool.check_connection, **_pool_kwargs(url, settings))
+    try:
+        pool.open(wait=True, timeout=settings.connect_timeout + settings.pool_timeout)
+    except PoolTimeout as exc:
+        pool.close()
+        raise describe(url, exc) from None
+    try:
+        yield PostgresSaver(pool, serde=serde)
+    finally:
+        pool.close()
+
+
+@asynccontextmanager
+async def aopen_postgres(
+    url: DatabaseURL, settings: Settings, serde: SerializerProtocol
+) -> AsyncIterator[AsyncPostgresSaver]:
+    """Async twin of ``open_postgres``: an ``AsyncPostgresSaver`` over an async pool."""
+    try:
+        aconn = await psycopg.AsyncConnection.connect(url.raw, **connection_kwargs(settings))
+    except psycopg.Error as exc:
+        raise describe(url, exc) from None
+    async with aconn:
+        await _amigrate(aconn, url)
+    pool = AsyncConnectionPool(
+        check=AsyncConnectionPool.check_connection, **_pool_kwargs(url, settings)
+    )
+    try:
+        await pool.open(wait=True, timeout=settings.connect_timeout + settings.pool_timeout)
+    except PoolTimeout as exc:
+        await pool.close()
+        raise describe(url, exc) from None
+    try:
+        yield AsyncPostgresSaver(pool, serde=serde)
+    finally:
+        await pool.close()

@@ -1,0 +1,58 @@
+"""Where settings come from: environment variables with one prefix, and defaults.
+
+Precedence is always: an explicit argument (or command-line flag), then the
+``DURABLE_AGENT_*`` environment variable, then the default here. The default
+database is a SQLite file in the user's data directory, so every working
+directory finds the same conversations; ``DURABLE_AGENT_HOME`` moves it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import platformdirs
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from checkpointing.errors import ConfigError
+
+APP_NAME = "durable-agent"
+DEFAULT_DB_FILE = "durable-agent.sqlite"
+
+
+class Settings(BaseSettings):
+    """Every knob of the storage layer; each maps to ``DURABLE_AGENT_<NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="DURABLE_AGENT_", extra="ignore")
+
+    db: str | None = None
+    home: Path | None = None
+    connect_timeout: float = Field(5.0, gt=0, le=300)
+    pool_min_size: int = Field(1, ge=0, le=100)
+    pool_max_size: int = Field(10, ge=1, le=1000)
+    pool_timeout: float = Field(30.0, gt=0)
+    sqlite_busy_timeout: float = Field(5.0, ge=0)
+
+    def data_dir(self) -> Path:
+        if self.home is not None:
+            return self.home.expanduser()
+        return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+
+    def default_db_url(self) -> str:
+        return f"sqlite:///{self.data_dir() / DEFAULT_DB_FILE}"
+
+    def db_url(self, explicit: str | None = None) -> str:
+        """The database URL by precedence: *explicit*, ``DURABLE_AGENT_DB``, default."""
+        return explicit or self.db or self.default_db_url()
+
+
+def load_settings() -> Settings:
+    """Read the environment now; a bad value becomes one ``ConfigError``."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"DURABLE_AGENT_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ConfigError(f"bad setting: {problems}; fix or unset the variable") from None

@@ -1,0 +1,157 @@
+"""Opening an embedded SQLite checkpoint database, safely, for sync and async use.
+
+Owns the file: its directory, its permissions (owner only), WAL and the busy
+timeout, and telling "not a database" apart from "cannot write here" before any
+byte is written. The saver is LangGraph's ``SqliteSaver`` with its async methods
+run in a worker thread, so one saver serves ``invoke`` and ``ainvoke`` alike. We
+chose that over upstream's ``AsyncSqliteSaver`` because the latter deadlocks
+when its sync methods are called on the loop thread (langgraph #7857) and holds
+its lock while an ``alist`` is paused (#8558).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+import stat
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import closing, contextmanager
+from pathlib import Path
+from typing import Any
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import (
+    ChannelVersions,
+    Checkpoint,
+    CheckpointMetadata,
+    CheckpointTuple,
+)
+from langgraph.checkpoint.serde.base import SerializerProtocol
+from langgraph.checkpoint.sqlite import SqliteSaver as _UpstreamSqliteSaver
+
+from checkpointing.errors import InvalidDatabase, UnwritableLocation
+from checkpointing.settings import Settings
+from checkpointing.urls import DatabaseURL
+
+FOREIGN_TABLE_SQL = "SELECT name FROM pragma_table_info('checkpoints') WHERE name = 'thread_id'"
+HAS_CHECKPOINTS_SQL = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'checkpoints'"
+OWNER_ONLY = 0o600
+_FIX = (
+    "choose a writable file with --db sqlite:///PATH or DURABLE_AGENT_DB, "
+    "or move the default with DURABLE_AGENT_HOME"
+)
+
+
+class SqliteSaver(_UpstreamSqliteSaver):
+    """Upstream ``SqliteSaver`` whose ``a*`` methods run the sync ones in a thread.
+
+    The sync methods already serialize on ``self.lock``; a worker thread keeps the
+    event loop free while they wait. ``alist`` materializes the page first because
+    upstream ``list`` holds the lock until its generator is exhausted.
+    """
+
+    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        return await asyncio.to_thread(self.get_tuple, config)
+
+    async def alist(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> AsyncIterator[CheckpointTuple]:
+        items = await asyncio.to_thread(
+            lambda: list(self.list(config, filter=filter, before=before, limit=limit))
+        )
+        for item in items:
+            yield item
+
+    async def aput(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        return await asyncio.to_thread(self.put, config, checkpoint, metadata, new_versions)
+
+    async def aput_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
+        await asyncio.to_thread(self.put_writes, config, writes, task_id, task_path)
+
+    async def adelete_thread(self, thread_id: str) -> None:
+        await asyncio.to_thread(self.delete_thread, thread_id)
+
+
+@contextmanager
+def open_sqlite(
+    url: DatabaseURL, settings: Settings, serde: SerializerProtocol
+) -> Iterator[SqliteSaver]:
+    """Yield a ready ``SqliteSaver`` on the file *url* names; close it on exit."""
+    assert url.path is not None
+    path = url.path.absolute()
+    _prepare_file(path)
+    try:
+        conn = sqlite3.connect(path, timeout=settings.sqlite_busy_timeout, check_same_thread=False)
+    except sqlite3.Error as exc:
+        raise UnwritableLocation(f"cannot open SQLite file {path}: {exc}; {_FIX}") from None
+    with closing(conn):
+        _check_is_checkpoint_db(conn, path)
+        saver = SqliteSaver(conn, serde=serde)
+        try:
+            with saver.lock:
+                saver.setup()
+        except sqlite3.OperationalError as exc:
+            raise UnwritableLocation(f"cannot write SQLite file {path}: {exc}; {_FIX}") from None
+        yield saver
+
+
+def _prepare_file(path: Path) -> None:
+    """Create the directory and an empty owner-only file, or tighten an existing one."""
+    if path.is_dir():
+        raise UnwritableLocation(f"{path} is a directory, not a SQLite file; {_FIX}")
+    blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise UnwritableLocation(
+            f"cannot create SQLite file {path}: {blocker} is not a directory; {_FIX}"
+        )
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, OWNER_ONLY)
+        os.close(fd)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise UnwritableLocation(f"cannot create SQLite file {path}: {reason}; {_FIX}") from None
+    # SQLite gives its -wal and -shm files the main file's mode, so this covers them.
+    for member in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            info = member.stat()
+        except FileNotFoundError:
+            continue
+        if info.st_uid == os.getuid() and stat.S_IMODE(info.st_mode) & 0o077:
+            member.chmod(stat.S_IMODE(info.st_mode) & 0o700)
+
+
+def _check_is_checkpoint_db(conn: sqlite3.Connection, path: Path) -> None:
+    """Refuse files that are not SQLite, or that hold someone else's ``checkpoints``."""
+    try:
+        conn.execute("PRAGMA schema_version").fetchone()
+        has_table = conn.execute(HAS_CHECKPOINTS_SQL).fetchone() is not None
+        ours = conn.execute(FOREIGN_TABLE_SQL).fetchone() is not None
+    except sqlite3.DatabaseError as exc:
+        raise InvalidDatabase(
+            f"{path} is not a usable SQLite database ({exc}); it was left untouched. "
+            "Point --db or DURABLE_AGENT_DB at another file, or move this one away"
+        ) from None
+    if has_table and not ours:
+        raise InvalidDatabase(
+            f"{path} has a 'checkpoints' table that is not LangGraph's; it was left "
+            "untouched. Use another file with --db sqlite:///PATH"
+        )

@@ -1,0 +1,81 @@
+"""Thread and user IDs: generating, validating, and checking who owns a thread.
+
+Thread IDs are ours: 26-character ULIDs (time-sortable, 80 random bits). IDs
+from outside are checked against one pattern before they reach a database, the
+same way for every backend. A run's config always carries ``user_id`` so that
+LangGraph records the owner in each checkpoint's metadata; a thread is only
+ever opened for the user recorded there. Listing and the per-user index are a
+later layer; this module does not scan checkpoints.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from typing import Any
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import BaseCheckpointSaver, CheckpointTuple
+
+from checkpointing.errors import InvalidIdentifier, ThreadNotFound
+
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+# Letters, digits and . _ - @ : after an alphanumeric; short enough for any btree index.
+_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@:-]{0,63}")
+
+
+def new_thread_id() -> str:
+    """A fresh ULID: 48 bits of milliseconds then 80 random bits, Crockford base32."""
+    value = (time.time_ns() // 1_000_000) << 80 | int.from_bytes(os.urandom(10), "big")
+    return "".join(_CROCKFORD[(value >> shift) & 31] for shift in range(125, -1, -5))
+
+
+def validate_id(value: object, kind: str = "thread ID") -> str:
+    """Return *value* if it is an acceptable ID string; raise ``InvalidIdentifier`` if not."""
+    if not isinstance(value, str):
+        raise InvalidIdentifier(f"{kind} must be a string, not {type(value).__name__}")
+    if not _ID_PATTERN.fullmatch(value):
+        shown = value if len(value) <= 70 else value[:67] + "..."
+        raise InvalidIdentifier(
+            f"invalid {kind} {shown!r}: use 1-64 letters, digits and . _ - @ :, "
+            "starting with a letter or digit"
+        )
+    return value
+
+
+def thread_config(thread_id: str, user_id: str, **configurable: Any) -> RunnableConfig:
+    """The config to run any graph on *thread_id* for *user_id*."""
+    return {
+        "configurable": {
+            **configurable,
+            "thread_id": validate_id(thread_id),
+            "user_id": validate_id(user_id, "user ID"),
+        }
+    }
+
+
+def _check_owner(found: CheckpointTuple | None, thread_id: str, user_id: str) -> CheckpointTuple:
+    # A foreign thread answers exactly like a missing one, so IDs cannot be probed.
+    if found is None or found.metadata.get("user_id") != user_id:
+        raise ThreadNotFound(
+            f"no conversation {thread_id!r} for user {user_id!r}; list yours or start a new "
+            f"one with 'durable-agent chat --user {user_id}'"
+        )
+    return found
+
+
+def require_thread(
+    saver: BaseCheckpointSaver[Any], thread_id: str, user_id: str
+) -> CheckpointTuple:
+    """The thread's latest checkpoint, if it exists and belongs to *user_id*."""
+    found = saver.get_tuple(thread_config(thread_id, user_id))
+    return _check_owner(found, thread_id, user_id)
+
+
+async def arequire_thread(
+    saver: BaseCheckpointSaver[Any], thread_id: str, user_id: str
+) -> CheckpointTuple:
+    """Async twin of ``require_thread``."""
+    found = await saver.aget_tuple(thread_config(thread_id, user_id))
+    return _check_owner(found, thread_id, user_id)

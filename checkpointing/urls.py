@@ -1,0 +1,89 @@
+"""Parsing database URLs, and keeping passwords out of anything printed.
+
+Owns the URL grammar (``sqlite:///PATH``, ``postgresql://...``, ``memory://``)
+and ``redact``. It does not open anything: that is ``checkpointing.saver``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+from checkpointing.errors import UnsupportedURL
+
+URL_HELP = "use sqlite:///PATH, postgresql://USER@HOST:PORT/DBNAME or memory://"
+
+POSTGRES_SCHEMES = ("postgresql", "postgres")
+_PASSWORD_IN_URL = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:/@\s]*:)[^@\s]*(?=@)", re.I)
+_PASSWORD_IN_DSN = re.compile(r"(?P<head>password\s*=\s*)('[^']*'|\S+)", re.I)
+
+
+def redact(text: str) -> str:
+    """Replace every password in *text* (URL or ``password=`` form) with ``***``."""
+    text = _PASSWORD_IN_URL.sub(r"\g<head>***", text)
+    return _PASSWORD_IN_DSN.sub(r"\g<head>***", text)
+
+
+@dataclass(frozen=True)
+class DatabaseURL:
+    """A validated database URL. ``str()`` gives the redacted form."""
+
+    raw: str
+    scheme: str  # "sqlite", "postgresql" or "memory"
+    path: Path | None = None  # SQLite only
+
+    def __str__(self) -> str:
+        return redact(self.raw)
+
+    @property
+    def password(self) -> str | None:
+        return urlsplit(self.raw).password
+
+
+def parse_url(url: str) -> DatabaseURL:
+    """Validate *url* and say what backend it names; raise ``UnsupportedURL`` if none."""
+    if not isinstance(url, str) or not url.strip():
+        raise UnsupportedURL(f"no database URL given: {URL_HELP}")
+    try:
+        parts = urlsplit(url.strip())
+        scheme = parts.scheme.lower()
+        if scheme in POSTGRES_SCHEMES:
+            parts.port  # noqa: B018 - raises ValueError on a bad port
+            if not parts.hostname and "host=" not in parts.query:
+                raise ValueError("no host")
+            return DatabaseURL(url.strip(), "postgresql")
+    except ValueError as exc:
+        raise UnsupportedURL(
+            f"malformed database URL {redact(url)!r} ({exc}): {URL_HELP}"
+        ) from None
+    if scheme == "sqlite":
+        return DatabaseURL(url.strip(), "sqlite", _sqlite_path(url.strip()))
+    if scheme == "memory":
+        return DatabaseURL(url.strip(), "memory")
+    raise UnsupportedURL(f"cannot open {redact(url)!r}: {URL_HELP}")
+
+
+def _sqlite_path(url: str) -> Path:
+    # sqlite:///relative/x.sqlite and sqlite:////absolute/x.sqlite, as SQLAlchemy reads them:
+    # everything after the third slash is the path exactly as a shell would take it.
+    parts = urlsplit(url)
+    if parts.netloc or not url.lower().startswith("sqlite:///") or parts.query or parts.fragment:
+        raise UnsupportedURL(
+            f"malformed SQLite URL {redact(url)!r}: use sqlite:///relative/path.sqlite "
+            "or sqlite:////absolute/path.sqlite"
+        )
+    raw = unquote(url[len("sqlite:///") :])
+    if not raw or raw.endswith("/") or raw == ":memory:":
+        raise UnsupportedURL(
+            f"SQLite URL {redact(url)!r} names no file: use sqlite:///path/to/file.sqlite "
+            "(or memory:// for a throwaway database)"
+        )
+    return Path(raw).expanduser()
+
+
+def with_database(url: str, dbname: str) -> str:
+    """The same PostgreSQL URL pointing at another database (used by tests and tools)."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{dbname}"))

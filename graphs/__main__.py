@@ -1,0 +1,3 @@
+from graphs.cli import main
+
+main()

@@ -1,0 +1,68 @@
+"""The agent: a LangGraph ``StateGraph`` of a model node and a tool node.
+
+The model node asks the chat model for the next message; when that message
+calls tools, the tool node runs them and the model sees their results.
+``build_agent`` returns the graph uncompiled so any checkpointer can be used;
+``compile_agent`` compiles it against one.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, TypedDict
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AnyMessage, BaseMessage, SystemMessage
+from langchain_core.runnables import RunnableLambda
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.message import add_messages
+from langgraph.graph.state import CompiledStateGraph
+from langgraph.prebuilt import ToolNode, tools_condition
+
+from graphs.models import make_model
+from graphs.tools import TOOLS
+
+SYSTEM_PROMPT = (
+    "You are a helpful assistant. Use the calculator for arithmetic, solve_quadratic for "
+    "quadratic equations and current_time for the date or time; never do sums in your head."
+)
+# A model that keeps calling tools is stopped after this many steps in one run.
+RECURSION_LIMIT = 40
+
+
+class AgentState(TypedDict):
+    messages: Annotated[list[AnyMessage], add_messages]
+
+
+def _tool_error(exc: Exception) -> str:
+    # The model gets the reason and may try again; the run does not crash.
+    return f"error: {exc}"
+
+
+def build_agent(model: BaseChatModel | None = None) -> StateGraph[AgentState]:
+    """The agent's graph, uncompiled. *model* defaults to what the environment asks for."""
+    bound = (model or make_model()).bind_tools(TOOLS)
+
+    def prompt(state: AgentState) -> list[BaseMessage]:
+        return [SystemMessage(SYSTEM_PROMPT), *state["messages"]]
+
+    def call_model(state: AgentState) -> dict[str, Any]:
+        return {"messages": [bound.invoke(prompt(state))]}
+
+    async def acall_model(state: AgentState) -> dict[str, Any]:
+        return {"messages": [await bound.ainvoke(prompt(state))]}
+
+    builder = StateGraph(AgentState)
+    builder.add_node("model", RunnableLambda(call_model, afunc=acall_model, name="model"))
+    builder.add_node("tools", ToolNode(TOOLS, handle_tool_errors=_tool_error))
+    builder.add_edge(START, "model")
+    builder.add_conditional_edges("model", tools_condition, {"tools": "tools", END: END})
+    builder.add_edge("tools", "model")
+    return builder
+
+
+def compile_agent(
+    checkpointer: BaseCheckpointSaver[Any] | None, model: BaseChatModel | None = None
+) -> CompiledStateGraph[AgentState]:
+    """The agent compiled against *checkpointer*, ready to invoke on a thread."""
+    return build_agent(model).compile(checkpointer=checkpointer, name="durable-agent")

@@ -1,0 +1,67 @@
+"""How the command line shows messages and run steps, as text or JSON.
+
+Only presentation lives here: no database, no model. One line per step, so a
+transcript reads the same whether it is streamed live or replayed by ``show``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
+
+MAX_ARG_CHARS = 60
+
+
+def _args(args: dict[str, Any]) -> str:
+    parts = []
+    for key, value in args.items():
+        shown = repr(value)
+        if len(shown) > MAX_ARG_CHARS:
+            shown = shown[: MAX_ARG_CHARS - 3] + "..."
+        parts.append(f"{key}={shown}")
+    return ", ".join(parts)
+
+
+def message_lines(message: BaseMessage) -> Iterator[str]:
+    """The transcript lines for one message."""
+    if isinstance(message, HumanMessage):
+        yield f"you: {message.text}"
+    elif isinstance(message, AIMessage):
+        for call in message.tool_calls:
+            yield f"  model → {call['name']}({_args(call['args'])})"
+        if message.text:
+            yield f"assistant: {message.text}"
+    elif isinstance(message, ToolMessage):
+        marker = "failed: " if message.status == "error" else ""
+        yield f"  {message.name or 'tool'} ← {marker}{message.text}"
+
+
+def update_lines(update: dict[str, Any]) -> Iterator[str]:
+    """Lines for one ``stream_mode="updates"`` chunk: {node: {"messages": [...]}}."""
+    for node_update in update.values():
+        if isinstance(node_update, dict):
+            for message in node_update.get("messages", []):
+                yield from message_lines(message)
+
+
+def message_dict(message: BaseMessage) -> dict[str, Any]:
+    data: dict[str, Any] = {"type": message.type, "content": message.text}
+    if isinstance(message, AIMessage) and message.tool_calls:
+        data["tool_calls"] = [{"name": c["name"], "args": c["args"]} for c in message.tool_calls]
+    if isinstance(message, ToolMessage):
+        data.update(name=message.name, status=message.status)
+    return data
+
+
+def transcript_json(thread_id: str, user_id: str, messages: Iterable[BaseMessage]) -> str:
+    return json.dumps(
+        {
+            "thread_id": thread_id,
+            "user_id": user_id,
+            "messages": [message_dict(m) for m in messages],
+        },
+        ensure_ascii=False,
+    )
