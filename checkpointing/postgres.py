@@ -10,6 +10,8 @@ Errors from psycopg become this package's typed errors, passwords redacted.
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
@@ -34,7 +36,11 @@ from checkpointing.urls import DatabaseURL, redact
 
 # Any fixed 64-bit key works; this one spells "dur-agnt" and only guards setup.
 SETUP_LOCK_KEY = 0x6475722D61676E74
-LOCK_SQL = "SELECT pg_advisory_lock(%s)"
+# Waiters poll with try-lock: a session blocked in pg_advisory_lock sits in a transaction,
+# and CREATE INDEX CONCURRENTLY in the holder waits for it, which deadlocks.
+TRY_LOCK_SQL = "SELECT pg_try_advisory_lock(%s) AS locked"
+LOCK_POLL_SECONDS = 0.05
+LOCK_WAIT_SECONDS = 120
 UNLOCK_SQL = "SELECT pg_advisory_unlock(%s)"
 HAS_MIGRATIONS_SQL = "SELECT to_regclass('checkpoint_migrations') IS NOT NULL AS present"
 SCHEMA_VERSION_SQL = "SELECT coalesce(max(v), -1) AS v FROM checkpoint_migrations"
@@ -111,12 +117,26 @@ def _migration_failed(url: DatabaseURL, exc: psycopg.Error) -> CheckpointingErro
     )
 
 
+def _lock_timeout(url: DatabaseURL) -> CheckpointingError:
+    return DatabaseUnavailable(
+        f"another process has been migrating {url} for {LOCK_WAIT_SECONDS}s; "
+        "wait for it to finish, then try again"
+    )
+
+
 def _migrate(conn: psycopg.Connection[Any], url: DatabaseURL) -> None:
     """Bring the schema up to date, once, however many processes try at the same moment."""
     try:
-        if _is_current(conn):
-            return
-        conn.execute(LOCK_SQL, (SETUP_LOCK_KEY,))
+        deadline = time.monotonic() + LOCK_WAIT_SECONDS
+        while True:
+            if _is_current(conn):
+                return
+            row = conn.execute(TRY_LOCK_SQL, (SETUP_LOCK_KEY,)).fetchone()
+            if row and row["locked"]:
+                break
+            if time.monotonic() > deadline:
+                raise _lock_timeout(url)
+            time.sleep(LOCK_POLL_SECONDS)
         try:
             PostgresSaver(conn).setup()  # idempotent once the lock serializes callers
         finally:
@@ -128,9 +148,16 @@ def _migrate(conn: psycopg.Connection[Any], url: DatabaseURL) -> None:
 async def _amigrate(conn: psycopg.AsyncConnection[Any], url: DatabaseURL) -> None:
     """Async twin of ``_migrate``."""
     try:
-        if await _ais_current(conn):
-            return
-        await conn.execute(LOCK_SQL, (SETUP_LOCK_KEY,))
+        deadline = time.monotonic() + LOCK_WAIT_SECONDS
+        while True:
+            if await _ais_current(conn):
+                return
+            row = await (await conn.execute(TRY_LOCK_SQL, (SETUP_LOCK_KEY,))).fetchone()
+            if row and row["locked"]:
+                break
+            if time.monotonic() > deadline:
+                raise _lock_timeout(url)
+            await asyncio.sleep(LOCK_POLL_SECONDS)
         try:
             await AsyncPostgresSaver(conn).setup()
         finally:

@@ -1,0 +1,59 @@
+"""Fixtures shared by the suite: isolated settings, no internet, both backends."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import throwaway_database
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """No stray settings; the default database lives in this test's own directory."""
+    for name in list(os.environ):
+        if name.startswith(("DURABLE_AGENT_", "OPENAI_")) and name != "DURABLE_AGENT_TEST_PG":
+            monkeypatch.delenv(name)
+    home = tmp_path / "home"
+    monkeypatch.setenv("DURABLE_AGENT_HOME", str(home))
+    return home
+
+
+def _is_local(address: object) -> bool:
+    if not isinstance(address, tuple):
+        return True  # a unix socket path
+    host = str(address[0])
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@pytest.fixture(autouse=True)
+def no_internet(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail any attempt to reach a real provider: only loopback connections are allowed."""
+    real_connect = socket.socket.connect
+
+    def guarded(self: socket.socket, address: object) -> None:
+        if not _is_local(address):
+            raise AssertionError(f"test tried to connect to {address!r}; only loopback is allowed")
+        return real_connect(self, address)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket.socket, "connect", guarded)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database URL on each backend: a real SQLite file, a real PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'cp.sqlite'}"
+    else:
+        with throwaway_database() as url:
+            yield url

@@ -1,0 +1,54 @@
+"""Helpers for tests: throwaway PostgreSQL databases and the real CLI in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from checkpointing.urls import with_database
+
+POSTGRES_URL = os.environ.get("DURABLE_AGENT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+CLI = str(Path(sys.executable).with_name("durable-agent"))
+
+
+@contextmanager
+def throwaway_database(base_url: str = POSTGRES_URL) -> Iterator[str]:
+    """CREATE a fresh database, yield its URL, DROP it afterwards."""
+    name = f"test_{uuid.uuid4().hex[:16]}"
+    try:
+        admin = psycopg.connect(base_url, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        pytest.fail(
+            f"PostgreSQL is not reachable at {base_url} ({exc}); start it, or set "
+            "DURABLE_AGENT_TEST_PG, or deselect with -m 'not postgres'"
+        )
+    with admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        try:
+            yield with_database(base_url, name)
+        finally:
+            admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, input: str | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """Run the installed ``durable-agent`` entry point in a new process."""
+    return subprocess.run(
+        [CLI, *args],
+        env={**os.environ, **(env or {})},
+        input=input,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
