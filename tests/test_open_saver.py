@@ -107,9 +107,11 @@ def test_file_that_is_not_a_database_is_refused_and_left_untouched(tmp_path):
     path = tmp_path / "notes.sqlite"
     path.write_text("these are my notes, not a database\n" * 100)
     before = _digest(path)
-    with pytest.raises(InvalidDatabase, match="not a usable SQLite database"):
-        with open_saver(f"sqlite:///{path}"):
-            pass
+    with (
+        pytest.raises(InvalidDatabase, match="not a usable SQLite database"),
+        open_saver(f"sqlite:///{path}"),
+    ):
+        pass
     assert _digest(path) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.sqlite"]
 
@@ -119,9 +121,8 @@ def test_sqlite_file_with_someone_elses_checkpoints_table_is_refused(tmp_path):
     with sqlite3.connect(path) as conn:
         conn.execute("CREATE TABLE checkpoints (id INTEGER PRIMARY KEY, body TEXT)")
     before = _digest(path)
-    with pytest.raises(InvalidDatabase, match="not LangGraph's"):
-        with open_saver(f"sqlite:///{path}"):
-            pass
+    with pytest.raises(InvalidDatabase, match="not LangGraph's"), open_saver(f"sqlite:///{path}"):
+        pass
     assert _digest(path) == before
 
 
@@ -134,17 +135,15 @@ def test_unwritable_sqlite_location_is_one_typed_error(tmp_path, where):
     else:
         blocker.mkdir()
         target, reason = blocker, "is a directory"
-    with pytest.raises(UnwritableLocation, match=reason):
-        with open_saver(f"sqlite:///{target}"):
-            pass
+    with pytest.raises(UnwritableLocation, match=reason), open_saver(f"sqlite:///{target}"):
+        pass
 
 
 @pytest.mark.postgres
 def test_unreachable_postgres_is_one_typed_error_without_the_password():
     url = f"postgresql://alice:hunter2@127.0.0.1:{_free_port()}/db"
-    with pytest.raises(DatabaseUnavailable) as caught:
-        with open_saver(url):
-            pass
+    with pytest.raises(DatabaseUnavailable) as caught, open_saver(url):
+        pass
     message = str(caught.value)
     assert "hunter2" not in message
     assert "start the server" in message
@@ -162,17 +161,18 @@ def test_unreachable_postgres_fails_the_same_way_for_async_callers():
 
 @pytest.mark.postgres
 def test_missing_postgres_database_is_named_with_the_fix():
-    with pytest.raises(DatabaseNotFound, match="'no_such_db_1234' does not exist.*createdb"):
-        with open_saver(with_database(POSTGRES_URL, "no_such_db_1234")):
-            pass
+    with (
+        pytest.raises(DatabaseNotFound, match=r"'no_such_db_1234' does not exist.*createdb"),
+        open_saver(with_database(POSTGRES_URL, "no_such_db_1234")),
+    ):
+        pass
 
 
 @pytest.mark.postgres
 def test_wrong_postgres_password_is_reported_without_echoing_it():
     url = POSTGRES_URL.replace("postgresql://postgres@", "postgresql://nobody_here:pw123@")
-    with pytest.raises(DatabaseUnavailable) as caught:
-        with open_saver(url):
-            pass
+    with pytest.raises(DatabaseUnavailable) as caught, open_saver(url):
+        pass
     assert "pw123" not in str(caught.value)
 
 
