@@ -28,9 +28,9 @@ from langgraph.checkpoint.postgres import PostgresSaver
 from langgraph.checkpoint.sqlite import SqliteSaver
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from checkpointing import open_saver, thread_config  # noqa: E402
-from graphs import compile_agent  # noqa: E402
-from tests.helpers import POSTGRES_URL, throwaway_database  # noqa: E402
+from checkpointing import open_saver, thread_config
+from graphs import compile_agent
+from tests.helpers import POSTGRES_URL, throwaway_database
 
 PG_SIZE_SQL = """
 SELECT coalesce(sum(pg_total_relation_size(oid)), 0) FROM pg_class
@@ -119,10 +119,8 @@ def main() -> None:
     print(f"\n{args.turns} turns, one thread, {args.repeats} interleaved repeats; medians")
     print(f"{'config':20} {'ms/turn':>9} {'bytes':>11} {'x no-checkpointer':>18}")
     for name in CONFIGS:
-        vs_none = ratio(name, "none", "ms_per_turn")
-        print(
-            f"{name:20} {median(name, 'ms_per_turn'):9.2f} {median(name, 'bytes'):11.0f} {vs_none:18.2f}"
-        )
+        ms, stored = median(name, "ms_per_turn"), median(name, "bytes")
+        print(f"{name:20} {ms:9.2f} {stored:11.0f} {ratio(name, 'none', 'ms_per_turn'):18.2f}")
     print("\nours / LangGraph's own saver, same backend (median of per-repeat ratios):")
     for backend in ("sqlite", "postgres"):
         t = ratio(f"ours-{backend}", f"langgraph-{backend}", "ms_per_turn")
