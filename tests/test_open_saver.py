@@ -2,6 +2,7 @@
 
 import asyncio
 import hashlib
+import os
 import socket
 import sqlite3
 import stat
@@ -228,3 +229,28 @@ def test_schema_setup_is_safe_when_processes_start_together(db_url):
         with psycopg.connect(db_url) as conn:
             versions = conn.execute("SELECT v FROM checkpoint_migrations ORDER BY v").fetchall()
         assert [v for (v,) in versions] == list(range(len(versions)))
+
+
+@pytest.mark.postgres
+def test_server_that_never_answers_gives_up_after_the_connect_timeout():
+    """A listener on loopback that accepts and then says nothing, like a blackholed host."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        url = f"postgresql://u:pw@127.0.0.1:{silent.getsockname()[1]}/db"
+        code = (
+            "import sys\nfrom checkpointing import open_saver, DatabaseUnavailable\n"
+            "try:\n    open_saver(sys.argv[1]).__enter__()\n"
+            "except DatabaseUnavailable as exc:\n    print(exc)\n"
+        )
+        result = subprocess.run(
+            [sys.executable, "-c", code, url],
+            env={**os.environ, "DURABLE_AGENT_CONNECT_TIMEOUT": "2"},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert result.returncode == 0, result.stderr
+    assert "cannot reach PostgreSQL" in result.stdout
+    assert "timeout" in result.stdout
