@@ -55,13 +55,17 @@ def thread_config(thread_id: str, user_id: str, **configurable: Any) -> Runnable
     }
 
 
+def thread_not_found(thread_id: str, user_id: str) -> ThreadNotFound:
+    """The one error for a thread that is missing *or* someone else's: IDs cannot be probed."""
+    return ThreadNotFound(
+        f"no conversation {thread_id!r} for user {user_id!r}; see yours with "
+        f"'durable-agent threads --user {user_id}'"
+    )
+
+
 def _check_owner(found: CheckpointTuple | None, thread_id: str, user_id: str) -> CheckpointTuple:
-    # A foreign thread answers exactly like a missing one, so IDs cannot be probed.
     if found is None or found.metadata.get("user_id") != user_id:
-        raise ThreadNotFound(
-            f"no conversation {thread_id!r} for user {user_id!r}; list yours or start a new "
-            f"one with 'durable-agent chat --user {user_id}'"
-        )
+        raise thread_not_found(thread_id, user_id)
     return found
 
 

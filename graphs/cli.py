@@ -10,49 +10,26 @@ from __future__ import annotations
 import os
 import sys
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn
 
 import click
 from langchain_core.messages import HumanMessage
 from langchain_core.runnables import RunnableConfig
-from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.errors import GraphRecursionError
 from langgraph.graph.state import CompiledStateGraph
 
-from checkpointing import (
-    CheckpointingError,
-    new_thread_id,
-    open_saver,
-    redact,
-    require_thread,
-    thread_config,
-    validate_id,
-)
+from checkpointing import CheckpointingError, ThreadNotFound, redact
+from checkpointing.conversations import Conversation, Conversations, open_conversations
 from graphs.agent import RECURSION_LIMIT, compile_agent
+from graphs.cli_options import db_option, user_option
+from graphs.cli_threads import delete, rename, show, threads
 from graphs.models import describe_model, make_model
-from graphs.offline import OfflineChatModel
-from graphs.render import message_lines, transcript_json, update_lines
+from graphs.render import update_lines
 
-F = TypeVar("F", bound=Callable[..., Any])
 EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
-
-
-def db_option(func: F) -> F:
-    return click.option(
-        "--db",
-        metavar="URL",
-        help="Database: sqlite:///PATH, postgresql://USER@HOST/DB or memory://. "
-        "Default: $DURABLE_AGENT_DB, else a SQLite file in the user data directory.",
-    )(func)
-
-
-def user_option(func: F) -> F:
-    return click.option(
-        "--user", "-u", required=True, metavar="USER", help="Whose conversation this is."
-    )(func)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -67,34 +44,35 @@ def cli() -> None:
 class ChatSession:
     """One user's side of a conversation: sends messages and prints each step."""
 
-    def __init__(self, agent: CompiledStateGraph[Any], user: str, thread_id: str | None) -> None:
-        self.agent, self.user, self.thread_id = agent, user, thread_id
-        self._resumed = thread_id is None  # a continued thread may hold a cut-off run
+    def __init__(
+        self,
+        conversations: Conversations,
+        agent: CompiledStateGraph[Any],
+        user: str,
+        conversation: Conversation | None,
+    ) -> None:
+        self.conversations, self.agent, self.user = conversations, agent, user
+        self.conversation = conversation
+        self._resumed = conversation is None  # a continued thread may hold a cut-off run
 
     def send(self, text: str) -> None:
-        if self.thread_id is None:
-            self.thread_id = new_thread_id()
-            click.echo(
-                f"new conversation {self.thread_id} (continue it with --thread {self.thread_id})"
-            )
-        if not self._resumed:
-            self._resumed = True
-            if self.agent.get_state(self._config()).next:
-                # Starting afresh would drop the unfinished step, e.g. leave a tool call unanswered.
-                click.echo("finishing the previous run first: it was cut off mid-way")
-                self._run(None)
-        self._run({"messages": [HumanMessage(text)]})
+        if self.conversation is None:
+            self.conversation = self.conversations.start(self.user)
+            thread_id = self.conversation.thread_id
+            click.echo(f"new conversation {thread_id} (continue it with --thread {thread_id})")
+        with self.conversations.track_run(self.agent, self.conversation) as run:
+            config: RunnableConfig = {**run.config, "recursion_limit": RECURSION_LIMIT}
+            if not self._resumed:
+                self._resumed = True
+                if self.agent.get_state(config).next:
+                    # Starting afresh would drop the unfinished step, e.g. a tool call's answer.
+                    click.echo("finishing the previous run first: it was cut off mid-way")
+                    self._stream(None, config)
+            self._stream({"messages": [HumanMessage(text)]}, config)
+        self.conversation = run.conversation
 
-    def _config(self) -> RunnableConfig:
-        assert self.thread_id is not None
-        config = thread_config(self.thread_id, self.user)
-        config["recursion_limit"] = RECURSION_LIMIT
-        return config
-
-    def _run(self, inputs: dict[str, Any] | None) -> None:
-        updates = self.agent.stream(
-            inputs, self._config(), stream_mode="updates", durability="sync"
-        )
+    def _stream(self, inputs: dict[str, Any] | None, config: RunnableConfig) -> None:
+        updates = self.agent.stream(inputs, config, stream_mode="updates", durability="sync")
         for update in updates:
             for line in update_lines(update):
                 click.echo(line)
@@ -102,22 +80,36 @@ class ChatSession:
 
 @cli.command()
 @user_option
+@click.option("--thread", "-t", "thread_id", metavar="THREAD_ID", help="Continue this one.")
 @click.option(
-    "--thread", "-t", "thread_id", metavar="THREAD_ID", help="Continue this conversation."
+    "--continue", "-c", "continue_latest", is_flag=True, help="Continue your latest conversation."
 )
 @db_option
 @click.argument("message", nargs=-1)
-def chat(user: str, thread_id: str | None, db: str | None, message: tuple[str, ...]) -> None:
+def chat(
+    user: str, thread_id: str | None, continue_latest: bool, db: str | None,
+    message: tuple[str, ...],
+) -> None:  # fmt: skip
     """Send MESSAGE and print the reply; with no MESSAGE, talk until 'exit' or end of input.
 
-    A new conversation prints its thread ID; --thread continues one of yours.
+    A new conversation prints its thread ID; --thread or -c continues one of yours.
     """
-    validate_id(user, "user ID")
+    if thread_id and continue_latest:
+        raise click.UsageError("give --thread or --continue, not both")
     model = make_model()
-    with open_saver(db) as saver:
+    with open_conversations(db) as conversations:
+        conversation = None
         if thread_id is not None:
-            require_thread(saver, validate_id(thread_id), user)
-        session = ChatSession(compile_agent(saver, model), user, thread_id)
+            conversation = conversations.get(thread_id, user)
+        elif continue_latest:
+            conversation = conversations.latest(user)
+            if conversation is None:
+                raise ThreadNotFound(
+                    f"{user} has no conversation to continue; start one with "
+                    f"'durable-agent chat --user {user} MESSAGE'"
+                )
+        agent = compile_agent(conversations.saver, model)
+        session = ChatSession(conversations, agent, user, conversation)
         if message:
             session.send(" ".join(message))
             return
@@ -140,30 +132,8 @@ def _prompted_lines(prompt: str) -> Iterator[str]:
             yield line.strip()
 
 
-@cli.command()
-@click.argument("thread_id")
-@user_option
-@db_option
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
-def show(thread_id: str, user: str, db: str | None, as_json: bool) -> None:
-    """Print the messages of conversation THREAD_ID."""
-    validate_id(user, "user ID")
-    with open_saver(db) as saver:
-        require_thread(saver, validate_id(thread_id), user)
-        messages = _messages(saver, thread_id, user)
-    if as_json:
-        click.echo(transcript_json(thread_id, user, messages))
-        return
-    click.echo(f"conversation {thread_id} of {user}, {len(messages)} messages")
-    for message in messages:
-        for line in message_lines(message):
-            click.echo(line)
-
-
-def _messages(saver: BaseCheckpointSaver[Any], thread_id: str, user: str) -> list[Any]:
-    # Reading state never calls the model, so the offline one is enough here.
-    agent = compile_agent(saver, OfflineChatModel())
-    return list(agent.get_state(thread_config(thread_id, user)).values.get("messages", []))
+for command in (threads, show, rename, delete):
+    cli.add_command(command)
 
 
 def _fail(message: str, code: int = EXIT_ERROR) -> NoReturn:

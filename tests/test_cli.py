@@ -115,7 +115,7 @@ def test_unknown_thread_looks_exactly_like_a_foreign_one(db_url):
     assert result.returncode == 1
     assert result.stderr == (
         "durable-agent: no conversation '01NOSUCHTHREAD0000000000000' for user 'mallory'; "
-        "list yours or start a new one with 'durable-agent chat --user mallory'\n"
+        "see yours with 'durable-agent threads --user mallory'\n"
     )
 
 

@@ -1,0 +1,102 @@
+"""The SQL of the conversation index, as named constants with ``?`` placeholders.
+
+Every value is bound; the statements are the same on SQLite and PostgreSQL
+(``sqlexec`` swaps the placeholder style). Deleting a conversation also deletes
+its rows in LangGraph's checkpoint tables, named here per backend, inside the
+same transaction, each guarded by the ownership row that is deleted last.
+"""
+
+from __future__ import annotations
+
+INSERT = """
+INSERT INTO conversations
+    (thread_id, user_id, title, title_folded, created_at, updated_at, metadata)
+VALUES (?, ?, ?, ?, ?, ?, ?)
+RETURNING
+    thread_id, user_id, title, status, created_at, updated_at,
+    message_count, tool_calls, input_tokens, output_tokens, metadata"""
+
+GET = """
+SELECT thread_id, user_id, title, status, created_at, updated_at,
+    message_count, tool_calls, input_tokens, output_tokens, metadata
+FROM conversations WHERE thread_id = ? AND user_id = ?"""
+
+# One statement for every combination of filters: a NULL filter matches everything.
+LIST = """
+SELECT c.thread_id, user_id, title, status, created_at, updated_at,
+    message_count, tool_calls, input_tokens, output_tokens, metadata
+FROM conversations c
+WHERE c.user_id = ?
+  AND (CAST(? AS TEXT) IS NULL OR c.status = ?)
+  AND (CAST(? AS TEXT) IS NULL
+       OR c.title_folded LIKE ? ESCAPE '!'
+       OR EXISTS (SELECT 1 FROM conversation_text t
+                  WHERE t.thread_id = c.thread_id AND t.folded LIKE ? ESCAPE '!'))
+ORDER BY c.updated_at DESC, c.thread_id DESC
+LIMIT ? OFFSET ?"""
+
+RENAME = """
+UPDATE conversations SET title = ?, title_folded = ?
+WHERE thread_id = ? AND user_id = ?
+RETURNING
+    thread_id, user_id, title, status, created_at, updated_at,
+    message_count, tool_calls, input_tokens, output_tokens, metadata"""
+
+SET_METADATA = """
+UPDATE conversations SET metadata = ?
+WHERE thread_id = ? AND user_id = ?
+RETURNING
+    thread_id, user_id, title, status, created_at, updated_at,
+    message_count, tool_calls, input_tokens, output_tokens, metadata"""
+
+MARK_RUNNING = """
+UPDATE conversations SET status = 'running', updated_at = ?
+WHERE thread_id = ? AND user_id = ?"""
+
+# A caller-given title is kept; an empty one is derived from the first message.
+RECORD_RUN = """
+UPDATE conversations SET
+    status = ?, updated_at = ?,
+    message_count = ?, tool_calls = ?, input_tokens = ?, output_tokens = ?,
+    title = CASE WHEN title = '' THEN ? ELSE title END,
+    title_folded = CASE WHEN title = '' THEN ? ELSE title_folded END
+WHERE thread_id = ? AND user_id = ?
+RETURNING
+    thread_id, user_id, title, status, created_at, updated_at,
+    message_count, tool_calls, input_tokens, output_tokens, metadata"""
+
+TRIM_TEXT = "DELETE FROM conversation_text WHERE thread_id = ? AND seq >= ?"
+
+UPSERT_TEXT = """
+INSERT INTO conversation_text (thread_id, seq, folded) VALUES (?, ?, ?)
+ON CONFLICT (thread_id, seq) DO UPDATE SET folded = excluded.folded"""
+
+# Children first; the ownership row goes last, so every guard still sees it. Each
+# statement takes (thread_id, thread_id, user_id).
+CHECKPOINT_DELETES: dict[str, list[str]] = {
+    "sqlite": [
+        """DELETE FROM conversation_text WHERE thread_id = ? AND EXISTS
+           (SELECT 1 FROM conversations WHERE thread_id = ? AND user_id = ?)""",
+        """DELETE FROM writes WHERE thread_id = ? AND EXISTS
+           (SELECT 1 FROM conversations WHERE thread_id = ? AND user_id = ?)""",
+        """DELETE FROM checkpoints WHERE thread_id = ? AND EXISTS
+           (SELECT 1 FROM conversations WHERE thread_id = ? AND user_id = ?)""",
+    ],
+    "postgresql": [
+        """DELETE FROM conversation_text WHERE thread_id = ? AND EXISTS
+           (SELECT 1 FROM conversations WHERE thread_id = ? AND user_id = ?)""",
+        """DELETE FROM checkpoint_writes WHERE thread_id = ? AND EXISTS
+           (SELECT 1 FROM conversations WHERE thread_id = ? AND user_id = ?)""",
+        """DELETE FROM checkpoint_blobs WHERE thread_id = ? AND EXISTS
+           (SELECT 1 FROM conversations WHERE thread_id = ? AND user_id = ?)""",
+        """DELETE FROM checkpoints WHERE thread_id = ? AND EXISTS
+           (SELECT 1 FROM conversations WHERE thread_id = ? AND user_id = ?)""",
+    ],
+    # memory://: only our text table here; the saver's own delete_thread follows.
+    "memory": [
+        """DELETE FROM conversation_text WHERE thread_id = ? AND EXISTS
+           (SELECT 1 FROM conversations WHERE thread_id = ? AND user_id = ?)""",
+    ],
+}
+
+DELETE = "DELETE FROM conversations WHERE thread_id = ? AND user_id = ? RETURNING thread_id"

@@ -1,0 +1,370 @@
+"""The per-user conversation index: who owns which thread, and what it holds.
+
+LangGraph knows only ``thread_id``. This module maps users to their
+conversations (one thread each) in a table beside the checkpoints, kept in step
+with runs by ``track_run``, so listing and searching a user's conversations
+never scans checkpoints. Every call is scoped to a user: another user's thread
+and a missing one give the same ``ThreadNotFound``. It does not run graphs.
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+import time
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager, contextmanager, suppress
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.types import StateSnapshot
+
+from checkpointing import conversation_sql as sql
+from checkpointing.errors import InvalidIdentifier
+from checkpointing.migrations import amigrate, migrate
+from checkpointing.saver import open_async_saver, open_saver
+from checkpointing.sqlexec import AsyncExecutor, Executor, Rows, Statement, executor_for
+from checkpointing.threads import new_thread_id, thread_config, thread_not_found, validate_id
+
+STATUSES = ("idle", "running", "interrupted", "failed", "done")
+TITLE_CHARS = 80
+MAX_PAGE = 500
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """One user's conversation: its thread, title, status and running totals."""
+
+    thread_id: str
+    user_id: str
+    title: str
+    status: str
+    created_at: datetime
+    updated_at: datetime
+    message_count: int = 0
+    tool_calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def config(self) -> RunnableConfig:
+        """The config to run any graph on this conversation's thread."""
+        return thread_config(self.thread_id, self.user_id)
+
+    def as_dict(self) -> dict[str, Any]:
+        data = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        data["created_at"] = self.created_at.isoformat()
+        data["updated_at"] = self.updated_at.isoformat()
+        return data
+
+
+@dataclass
+class TrackedRun:
+    """What ``track_run`` yields: the config to run with; the updated row afterwards."""
+
+    conversation: Conversation
+
+    @property
+    def config(self) -> RunnableConfig:
+        return self.conversation.config
+
+
+def _conversation(row: Mapping[str, Any]) -> Conversation:
+    return Conversation(
+        thread_id=row["thread_id"],
+        user_id=row["user_id"],
+        title=row["title"],
+        status=row["status"],
+        created_at=datetime.fromtimestamp(row["created_at"], UTC),
+        updated_at=datetime.fromtimestamp(row["updated_at"], UTC),
+        message_count=row["message_count"],
+        tool_calls=row["tool_calls"],
+        input_tokens=row["input_tokens"],
+        output_tokens=row["output_tokens"],
+        metadata=json.loads(row["metadata"]),
+    )
+
+
+def _require(rows: Rows, thread_id: str, user_id: str) -> Rows:
+    if not rows:
+        raise thread_not_found(thread_id, user_id)
+    return rows
+
+
+def _one(rows: Rows, thread_id: str, user_id: str) -> Conversation:
+    return _conversation(_require(rows, thread_id, user_id)[0])
+
+
+def _title(text: str) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= TITLE_CHARS else line[: TITLE_CHARS - 1] + "…"
+
+
+def _metadata(metadata: Mapping[str, Any] | None) -> str:
+    try:
+        return json.dumps(dict(metadata or {}), sort_keys=True, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidIdentifier(f"conversation metadata must be plain JSON: {exc}") from None
+
+
+def _text(message: Any) -> str:
+    return message.text if isinstance(message, BaseMessage) else str(message)
+
+
+def _summary(messages: Sequence[Any]) -> dict[str, int]:
+    ai = [m for m in messages if isinstance(m, AIMessage)]
+    usage = [m.usage_metadata for m in ai if m.usage_metadata]
+    return {
+        "message_count": len(messages),
+        "tool_calls": sum(len(m.tool_calls) for m in ai),
+        "input_tokens": sum(u.get("input_tokens", 0) for u in usage),
+        "output_tokens": sum(u.get("output_tokens", 0) for u in usage),
+    }
+
+
+def status_of(snapshot: StateSnapshot, *, failed: bool = False) -> str:
+    """The status a finished or stopped run leaves: failed, interrupted or done."""
+    if failed:
+        return "failed"
+    return "interrupted" if snapshot.next or snapshot.interrupts else "done"
+
+
+def _record_statements(
+    conversation: Conversation, snapshot: StateSnapshot, status: str, messages_key: str
+) -> list[Statement]:
+    messages = list(
+        snapshot.values.get(messages_key, []) if isinstance(snapshot.values, dict) else []
+    )
+    summary = _summary(messages)
+    first_human = next((m for m in messages if isinstance(m, HumanMessage)), None)
+    title = _title(first_human.text) if first_human is not None else ""
+    key = (conversation.thread_id, conversation.user_id)
+    start = min(conversation.message_count, len(messages))
+    return [
+        (sql.TRIM_TEXT, (conversation.thread_id, len(messages))),
+        *(
+            (sql.UPSERT_TEXT, (conversation.thread_id, seq, _text(messages[seq]).casefold()))
+            for seq in range(start, len(messages))
+        ),
+        (sql.RECORD_RUN, (status, time.time(), *summary.values(), title, title.casefold(), *key)),
+    ]
+
+
+def _like(text: str) -> str:
+    escaped = text.casefold().replace("!", "!!").replace("%", "!%").replace("_", "!_")
+    return f"%{escaped}%"
+
+
+def _list_statement(
+    user_id: str, status: str | None, search: str | None, limit: int, offset: int
+) -> Statement:
+    if status is not None and status not in STATUSES:
+        raise InvalidIdentifier(f"unknown status {status!r}: use one of {', '.join(STATUSES)}")
+    if not 1 <= limit <= MAX_PAGE or offset < 0:
+        raise InvalidIdentifier(f"page with a limit of 1 to {MAX_PAGE} and an offset of 0 or more")
+    pattern = _like(search) if search else None
+    params = (
+        validate_id(user_id, "user ID"),
+        status,
+        status,
+        pattern,
+        pattern,
+        pattern,
+        limit,
+        offset,
+    )
+    return sql.LIST, params
+
+
+def _start_statement(
+    user_id: str, title: str | None, metadata: Mapping[str, Any] | None
+) -> Statement:
+    now, text = time.time(), _title(title or "")
+    params = (new_thread_id(), validate_id(user_id, "user ID"), text, text.casefold(), now, now)
+    return sql.INSERT, (*params, _metadata(metadata))
+
+
+def _delete_statements(thread_id: str, user_id: str, dialect: str) -> list[Statement]:
+    owned = (thread_id, thread_id, user_id)
+    tables = sql.CHECKPOINT_DELETES[dialect]
+    return [*((statement, owned) for statement in tables), (sql.DELETE, (thread_id, user_id))]
+
+
+class Conversations:
+    """A user-scoped index of conversations in the saver's own database."""
+
+    def __init__(
+        self,
+        saver: BaseCheckpointSaver[Any],
+        db: Executor | AsyncExecutor,
+        *,
+        messages_key: str = "messages",
+    ) -> None:
+        self.saver, self._db, self.messages_key = saver, db, messages_key
+
+    def _run(self, statements: Sequence[Statement]) -> list[Rows]:
+        if not hasattr(self._db, "run"):
+            raise TypeError("this index was opened for async use: call the a* methods")
+        return self._db.run(statements)
+
+    async def _arun(self, statements: Sequence[Statement]) -> list[Rows]:
+        if not hasattr(self._db, "arun"):
+            raise TypeError("this index was opened for sync use: call the methods without 'a'")
+        return await self._db.arun(statements)
+
+    def _key(self, thread_id: object, user_id: object) -> tuple[str, str]:
+        return validate_id(thread_id), validate_id(user_id, "user ID")
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def get(self, thread_id: str, user_id: str) -> Conversation:
+        """The conversation, if it exists and belongs to *user_id*; else ``ThreadNotFound``."""
+        key = self._key(thread_id, user_id)
+        return _one(self._run([(sql.GET, key)])[0], *key)
+
+    async def aget(self, thread_id: str, user_id: str) -> Conversation:
+        key = self._key(thread_id, user_id)
+        return _one((await self._arun([(sql.GET, key)]))[0], *key)
+
+    def list(
+        self, user_id: str, *, status: str | None = None, search: str | None = None,
+        limit: int = 20, offset: int = 0,
+    ) -> builtins.list[Conversation]:  # fmt: skip
+        """*user_id*'s conversations, newest activity first; *search* matches titles and text."""
+        rows = self._run([_list_statement(user_id, status, search, limit, offset)])[0]
+        return [_conversation(row) for row in rows]
+
+    async def alist(
+        self, user_id: str, *, status: str | None = None, search: str | None = None,
+        limit: int = 20, offset: int = 0,
+    ) -> builtins.list[Conversation]:  # fmt: skip
+        rows = (await self._arun([_list_statement(user_id, status, search, limit, offset)]))[0]
+        return [_conversation(row) for row in rows]
+
+    def latest(self, user_id: str) -> Conversation | None:
+        """The user's most recently active conversation, if any."""
+        found = self.list(user_id, limit=1)
+        return found[0] if found else None
+
+    async def alatest(self, user_id: str) -> Conversation | None:
+        found = await self.alist(user_id, limit=1)
+        return found[0] if found else None
+
+    # -- changing ---------------------------------------------------------------------------
+
+    def start(
+        self, user_id: str, *, title: str | None = None, metadata: Mapping[str, Any] | None = None
+    ) -> Conversation:
+        """A new conversation (and thread) for *user_id*."""
+        statement = _start_statement(user_id, title, metadata)
+        return _conversation(self._run([statement])[0][0])
+
+    async def astart(
+        self, user_id: str, *, title: str | None = None, metadata: Mapping[str, Any] | None = None
+    ) -> Conversation:
+        statement = _start_statement(user_id, title, metadata)
+        return _conversation((await self._arun([statement]))[0][0])
+
+    def rename(self, thread_id: str, user_id: str, title: str) -> Conversation:
+        text, key = _title(title), self._key(thread_id, user_id)
+        return _one(self._run([(sql.RENAME, (text, text.casefold(), *key))])[0], *key)
+
+    async def arename(self, thread_id: str, user_id: str, title: str) -> Conversation:
+        text, key = _title(title), self._key(thread_id, user_id)
+        return _one((await self._arun([(sql.RENAME, (text, text.casefold(), *key))]))[0], *key)
+
+    def set_metadata(
+        self, thread_id: str, user_id: str, metadata: Mapping[str, Any]
+    ) -> Conversation:
+        key = self._key(thread_id, user_id)
+        return _one(self._run([(sql.SET_METADATA, (_metadata(metadata), *key))])[0], *key)
+
+    async def aset_metadata(
+        self, thread_id: str, user_id: str, metadata: Mapping[str, Any]
+    ) -> Conversation:
+        key = self._key(thread_id, user_id)
+        return _one((await self._arun([(sql.SET_METADATA, (_metadata(metadata), *key))]))[0], *key)
+
+    def delete(self, thread_id: str, user_id: str) -> None:
+        """Remove the conversation, its checkpoints and its writes, in one transaction."""
+        key = self._key(thread_id, user_id)
+        _require(self._run(_delete_statements(*key, self._db.dialect))[-1], *key)
+        if self._db.dialect == "memory":
+            self.saver.delete_thread(key[0])
+
+    async def adelete(self, thread_id: str, user_id: str) -> None:
+        key = self._key(thread_id, user_id)
+        _require((await self._arun(_delete_statements(*key, self._db.dialect)))[-1], *key)
+        if self._db.dialect == "memory":
+            await self.saver.adelete_thread(key[0])
+
+    # -- keeping in step with runs ----------------------------------------------------------
+
+    @contextmanager
+    def track_run(self, graph: Any, conversation: Conversation) -> Iterator[TrackedRun]:
+        """Mark *conversation* running for the block; then record status, counts and text.
+
+        Run *graph* inside the block with ``run.config``; afterwards ``run.conversation``
+        holds the updated row.
+        """
+        key = (conversation.thread_id, conversation.user_id)
+        self._run([(sql.MARK_RUNNING, (time.time(), *key))])
+        run = TrackedRun(conversation)
+        try:
+            yield run
+        except BaseException as exc:
+            with suppress(Exception):  # the run's own error is the one to report
+                self._record(graph.get_state(run.config), run, exc)
+            raise
+        self._record(graph.get_state(run.config), run, None)
+
+    def _record(self, snapshot: StateSnapshot, run: TrackedRun, exc: BaseException | None) -> None:
+        status = status_of(snapshot, failed=isinstance(exc, Exception))
+        statements = _record_statements(run.conversation, snapshot, status, self.messages_key)
+        run.conversation = _conversation(self._run(statements)[-1][0])
+
+    @asynccontextmanager
+    async def atrack_run(self, graph: Any, conversation: Conversation) -> AsyncIterator[TrackedRun]:
+        """Async twin of ``track_run``."""
+        key = (conversation.thread_id, conversation.user_id)
+        await self._arun([(sql.MARK_RUNNING, (time.time(), *key))])
+        run = TrackedRun(conversation)
+        try:
+            yield run
+        except BaseException as exc:
+            with suppress(Exception):
+                await self._arecord(await graph.aget_state(run.config), run, exc)
+            raise
+        await self._arecord(await graph.aget_state(run.config), run, None)
+
+    async def _arecord(
+        self, snapshot: StateSnapshot, run: TrackedRun, exc: BaseException | None
+    ) -> None:
+        status = status_of(snapshot, failed=isinstance(exc, Exception))
+        statements = _record_statements(run.conversation, snapshot, status, self.messages_key)
+        run.conversation = _conversation((await self._arun(statements))[-1][0])
+
+
+@contextmanager
+def open_conversations(url: str | None = None, **options: Any) -> Iterator[Conversations]:
+    """Open the saver for *url* and the conversation index beside it (``open_saver``'s options)."""
+    with open_saver(url, **options) as saver:
+        db = executor_for(saver)
+        migrate(db)  # type: ignore[arg-type]
+        yield Conversations(saver, db)
+
+
+@asynccontextmanager
+async def open_async_conversations(
+    url: str | None = None, **options: Any
+) -> AsyncIterator[Conversations]:
+    """Async twin of ``open_conversations``."""
+    async with open_async_saver(url, **options) as saver:
+        db = executor_for(saver)
+        await amigrate(db)  # type: ignore[arg-type]
+        yield Conversations(saver, db)

@@ -1,0 +1,99 @@
+"""Our own schema, as an ordered list of named migrations recorded once applied.
+
+LangGraph's savers create their tables themselves; the tables here are ours
+(the conversation index). Each migration runs once per database, recorded in
+``durable_agent_migrations``, inside one exclusive transaction, so two
+processes starting together apply it once. Never edit a shipped migration:
+append a new one.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from checkpointing.sqlexec import AsyncExecutor, Executor, Statement
+
+CREATE_LEDGER_SQL = """
+CREATE TABLE IF NOT EXISTS durable_agent_migrations (
+    name TEXT PRIMARY KEY,
+    applied_at DOUBLE PRECISION NOT NULL
+)"""
+APPLIED_SQL = "SELECT name FROM durable_agent_migrations"
+RECORD_SQL = "INSERT INTO durable_agent_migrations (name, applied_at) VALUES (?, ?)"
+
+# Both dialects accept this DDL as written: TEXT, BIGINT, DOUBLE PRECISION.
+M001_CONVERSATIONS = [
+    """CREATE TABLE conversations (
+        thread_id TEXT PRIMARY KEY,
+        user_id TEXT NOT NULL,
+        title TEXT NOT NULL DEFAULT '',
+        title_folded TEXT NOT NULL DEFAULT '',
+        status TEXT NOT NULL DEFAULT 'idle',
+        created_at DOUBLE PRECISION NOT NULL,
+        updated_at DOUBLE PRECISION NOT NULL,
+        message_count BIGINT NOT NULL DEFAULT 0,
+        tool_calls BIGINT NOT NULL DEFAULT 0,
+        input_tokens BIGINT NOT NULL DEFAULT 0,
+        output_tokens BIGINT NOT NULL DEFAULT 0,
+        metadata TEXT NOT NULL DEFAULT '{}'
+    )""",
+    # Listing and paging one user's conversations reads only that user's index range.
+    """CREATE INDEX conversations_user_updated
+        ON conversations (user_id, updated_at DESC, thread_id DESC)""",
+    # One row per message, case-folded, for search; appended as messages arrive.
+    """CREATE TABLE conversation_text (
+        thread_id TEXT NOT NULL,
+        seq BIGINT NOT NULL,
+        folded TEXT NOT NULL,
+        PRIMARY KEY (thread_id, seq)
+    )""",
+]
+
+MIGRATIONS: list[tuple[str, list[str]]] = [
+    ("m001_conversations", M001_CONVERSATIONS),
+]
+
+
+def _pending(applied_rows: list[dict[str, object]]) -> list[Statement]:
+    applied = {row["name"] for row in applied_rows}
+    statements: list[Statement] = []
+    for name, ddl in MIGRATIONS:
+        if name not in applied:
+            # The ledger row goes first: a second process applying the same migration
+            # fails on its primary key before any DDL, and its whole transaction rolls back.
+            statements.append((RECORD_SQL, (name, time.time())))
+            statements += [(sql, ()) for sql in ddl]
+    return statements
+
+
+CHECK: Sequence[Statement] = [(CREATE_LEDGER_SQL, ()), (APPLIED_SQL, ())]
+ATTEMPTS = 3
+
+
+def migrate(db: Executor) -> None:
+    """Apply every migration this database lacks, once, whoever else is trying."""
+    for attempt in range(ATTEMPTS):
+        pending = _pending(db.run(CHECK)[1])
+        if not pending:
+            return  # the common case: one cheap read
+        try:
+            db.run([*CHECK, *pending], exclusive=True)
+            return
+        except Exception:
+            if attempt == ATTEMPTS - 1:
+                raise  # not a lost race: the same error every time
+
+
+async def amigrate(db: AsyncExecutor) -> None:
+    """Async twin of ``migrate``."""
+    for attempt in range(ATTEMPTS):
+        pending = _pending((await db.arun(CHECK))[1])
+        if not pending:
+            return
+        try:
+            await db.arun([*CHECK, *pending], exclusive=True)
+            return
+        except Exception:
+            if attempt == ATTEMPTS - 1:
+                raise

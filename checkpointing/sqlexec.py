@@ -1,0 +1,130 @@
+"""Running our own SQL on the saver's database, in one transaction per call.
+
+Owns the small differences between backends that our SQL must see: placeholder
+style, how a transaction is opened and made exclusive, and reaching the saver's
+connection (SQLite's connection and lock, PostgreSQL's pool). Statements are
+written once with ``?`` placeholders; every value is a bound parameter.
+``memory://`` gets a private in-memory SQLite database for our tables.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from langgraph.checkpoint.base import BaseCheckpointSaver
+
+Statement = tuple[str, Sequence[Any]]
+Rows = list[dict[str, Any]]
+
+# Taken first in every PostgreSQL transaction that changes our schema (any fixed key).
+SCHEMA_LOCK_KEY = 0x6475722D73636865
+PG_SCHEMA_LOCK_SQL = "SELECT pg_advisory_xact_lock(%s)"
+
+
+def to_postgres(statement: str) -> str:
+    # Our SQL has no literal '?' or '%', so the swap is exact.
+    return statement.replace("?", "%s")
+
+
+class Executor(Protocol):
+    dialect: str  # "sqlite", "postgresql", or "memory" (our tables only, in private SQLite)
+
+    def run(self, statements: Sequence[Statement], *, exclusive: bool = False) -> list[Rows]: ...
+
+
+class AsyncExecutor(Protocol):
+    dialect: str
+
+    async def arun(
+        self, statements: Sequence[Statement], *, exclusive: bool = False
+    ) -> list[Rows]: ...
+
+
+class SqliteExecutor:
+    """Runs on a SQLite connection shared with the saver, under the saver's lock."""
+
+    def __init__(
+        self, conn: sqlite3.Connection, lock: threading.Lock | None = None, dialect: str = "sqlite"
+    ) -> None:
+        self.conn, self.lock, self.dialect = conn, lock or threading.Lock(), dialect
+
+    def run(self, statements: Sequence[Statement], *, exclusive: bool = False) -> list[Rows]:
+        with self.lock:
+            if self.conn.in_transaction:
+                self.conn.commit()
+            # IMMEDIATE takes the write lock up front, so a read-then-write cannot hit
+            # SQLITE_BUSY half way (a deferred transaction upgrading to a write can).
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                results = []
+                for sql, params in statements:
+                    cursor = self.conn.cursor()
+                    cursor.row_factory = sqlite3.Row
+                    rows = cursor.execute(sql, tuple(params)).fetchall()
+                    results.append([dict(row) for row in rows])
+                self.conn.commit()
+            except BaseException:
+                self.conn.rollback()
+                raise
+        return results
+
+    async def arun(self, statements: Sequence[Statement], *, exclusive: bool = False) -> list[Rows]:
+        return await asyncio.to_thread(self.run, statements, exclusive=exclusive)
+
+
+class PostgresExecutor:
+    """Runs on a connection borrowed from the saver's pool."""
+
+    dialect = "postgresql"
+
+    def __init__(self, pool: Any) -> None:
+        self.pool = pool
+
+    def run(self, statements: Sequence[Statement], *, exclusive: bool = False) -> list[Rows]:
+        with self.pool.connection() as conn, conn.transaction():
+            if exclusive:
+                conn.execute(PG_SCHEMA_LOCK_SQL, (SCHEMA_LOCK_KEY,))
+            results = []
+            for sql, params in statements:
+                cursor = conn.execute(to_postgres(sql), tuple(params))
+                results.append(list(cursor.fetchall()) if cursor.description else [])
+        return results
+
+
+class AsyncPostgresExecutor:
+    """Async twin of ``PostgresExecutor`` on an async pool."""
+
+    dialect = "postgresql"
+
+    def __init__(self, pool: Any) -> None:
+        self.pool = pool
+
+    async def arun(self, statements: Sequence[Statement], *, exclusive: bool = False) -> list[Rows]:
+        async with self.pool.connection() as conn, conn.transaction():
+            if exclusive:
+                await conn.execute(PG_SCHEMA_LOCK_SQL, (SCHEMA_LOCK_KEY,))
+            results = []
+            for sql, params in statements:
+                cursor = await conn.execute(to_postgres(sql), tuple(params))
+                results.append(list(await cursor.fetchall()) if cursor.description else [])
+        return results
+
+
+def executor_for(saver: BaseCheckpointSaver[Any]) -> Executor | AsyncExecutor:
+    """The executor that reaches *saver*'s own database."""
+    conn = getattr(saver, "conn", None)
+    if isinstance(conn, sqlite3.Connection):
+        return SqliteExecutor(conn, saver.lock)  # type: ignore[attr-defined]
+    from psycopg_pool import AsyncConnectionPool, ConnectionPool  # only PostgreSQL users pay
+
+    if isinstance(conn, ConnectionPool):
+        return PostgresExecutor(conn)
+    if isinstance(conn, AsyncConnectionPool):
+        return AsyncPostgresExecutor(conn)
+    # memory:// and savers we do not know: our tables live in a private database.
+    private = sqlite3.connect(":memory:", check_same_thread=False)
+    return SqliteExecutor(private, dialect="memory")

@@ -1,0 +1,29 @@
+"""Options every ``durable-agent`` command shares, declared once."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def db_option(func: F) -> F:
+    return click.option(
+        "--db",
+        metavar="URL",
+        help="Database: sqlite:///PATH, postgresql://USER@HOST/DB or memory://. "
+        "Default: $DURABLE_AGENT_DB, else a SQLite file in the user data directory.",
+    )(func)
+
+
+def user_option(func: F) -> F:
+    return click.option(
+        "--user", "-u", required=True, metavar="USER", help="Whose conversations these are."
+    )(func)
+
+
+def json_option(func: F) -> F:
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")(func)

@@ -1,0 +1,117 @@
+"""The commands that look after a user's conversations: threads, show, rename, delete.
+
+Every command is scoped to ``--user``: another user's thread is "not found".
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from checkpointing.conversations import Conversation, open_conversations
+from graphs.agent import compile_agent
+from graphs.cli_options import db_option, json_option, user_option
+from graphs.offline import OfflineChatModel
+from graphs.render import message_dict, message_lines
+
+STATUS_CHOICE = click.Choice(["idle", "running", "interrupted", "failed", "done"])
+
+
+def _row(conversation: Conversation) -> str:
+    updated = conversation.updated_at.astimezone().strftime("%Y-%m-%d %H:%M")
+    return (
+        f"{conversation.thread_id:26}  {updated:16}  {conversation.status:11}  "
+        f"{conversation.message_count:>5}  {conversation.title}"
+    )
+
+
+@click.command()
+@user_option
+@click.option("--status", type=STATUS_CHOICE, help="Only conversations with this status.")
+@click.option("--search", metavar="TEXT", help="Only those whose title or messages contain TEXT.")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 500))
+@click.option("--offset", default=0, type=click.IntRange(0), help="Skip this many (paging).")
+@json_option
+@db_option
+def threads(
+    user: str, status: str | None, search: str | None, limit: int, offset: int,
+    as_json: bool, db: str | None,
+) -> None:  # fmt: skip
+    """List USER's conversations, most recently active first."""
+    with open_conversations(db) as conversations:
+        found = conversations.list(user, status=status, search=search, limit=limit, offset=offset)
+    if as_json:
+        for conversation in found:
+            click.echo(json.dumps(conversation.as_dict(), ensure_ascii=False))
+        return
+    if not found:
+        click.echo(f"no conversations for {user}" + (" match" if status or search else ""))
+        return
+    click.echo(f"{'THREAD':26}  {'UPDATED':16}  {'STATUS':11}  {'MSGS':>5}  TITLE")
+    for conversation in found:
+        click.echo(_row(conversation))
+
+
+def _waiting_for(snapshot: Any) -> list[str]:
+    waiting = [f"approval: {interrupt.value!r}" for interrupt in snapshot.interrupts]
+    return waiting or [f"step {name!r} (the last run stopped before it)" for name in snapshot.next]
+
+
+@click.command()
+@click.argument("thread_id")
+@user_option
+@json_option
+@db_option
+def show(thread_id: str, user: str, as_json: bool, db: str | None) -> None:
+    """Print conversation THREAD_ID: messages, status, what it waits for, and stats."""
+    with open_conversations(db) as conversations:
+        conversation = conversations.get(thread_id, user)
+        # Reading state never calls the model, so the offline one is enough here.
+        agent = compile_agent(conversations.saver, OfflineChatModel())
+        snapshot = agent.get_state(conversation.config)
+    messages = snapshot.values.get("messages", [])
+    waiting = _waiting_for(snapshot)
+    if as_json:
+        data = {**conversation.as_dict(), "waiting_for": waiting}
+        data["messages"] = [message_dict(m) for m in messages]
+        click.echo(json.dumps(data, ensure_ascii=False))
+        return
+    c = conversation
+    click.echo(f"{c.title or '(untitled)'}  [{c.thread_id}, {c.user_id}, {c.status}]")
+    click.echo(
+        f"{c.message_count} messages, {c.tool_calls} tool calls, "
+        f"tokens in/out {c.input_tokens}/{c.output_tokens}; "
+        f"started {c.created_at.astimezone():%Y-%m-%d %H:%M}, "
+        f"last active {c.updated_at.astimezone():%Y-%m-%d %H:%M}"
+    )
+    for line in waiting:
+        click.echo(f"waiting for {line}")
+    click.echo("")
+    for message in messages:
+        for line in message_lines(message):
+            click.echo(line)
+
+
+@click.command()
+@click.argument("thread_id")
+@user_option
+@click.argument("title", nargs=-1, required=True)
+@db_option
+def rename(thread_id: str, user: str, title: tuple[str, ...], db: str | None) -> None:
+    """Give conversation THREAD_ID a new TITLE."""
+    with open_conversations(db) as conversations:
+        renamed = conversations.rename(thread_id, user, " ".join(title))
+    click.echo(f"renamed {renamed.thread_id} to {renamed.title!r}")
+
+
+@click.command()
+@click.argument("thread_id")
+@user_option
+@db_option
+def delete(thread_id: str, user: str, db: str | None) -> None:
+    """Delete conversation THREAD_ID with all its checkpoints; it cannot be undone."""
+    with open_conversations(db) as conversations:
+        conversations.delete(thread_id, user)
+    click.echo(f"deleted {thread_id}")
