@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 import uuid
@@ -52,3 +53,32 @@ def run_cli(
         timeout=timeout,
         check=False,
     )
+
+
+TABLES = {
+    "sqlite": ["checkpoints", "writes", "conversations", "conversation_text"],
+    "postgresql": [
+        "checkpoints",
+        "checkpoint_blobs",
+        "checkpoint_writes",
+        "conversations",
+        "conversation_text",
+    ],
+}
+
+
+def rows_for(db_url: str, thread_id: str) -> dict[str, int]:
+    """Rows mentioning *thread_id* in every table, read straight from the database."""
+    backend = "sqlite" if db_url.startswith("sqlite") else "postgresql"
+    counts = {}
+    if backend == "sqlite":
+        with sqlite3.connect(db_url.removeprefix("sqlite:///")) as conn:
+            for table in TABLES[backend]:
+                query = f"SELECT count(*) FROM {table} WHERE thread_id = ?"
+                counts[table] = conn.execute(query, (thread_id,)).fetchone()[0]
+    else:
+        with psycopg.connect(db_url) as conn:
+            for table in TABLES[backend]:
+                query = f"SELECT count(*) FROM {table} WHERE thread_id = %s"
+                counts[table] = conn.execute(query, (thread_id,)).fetchone()[0]
+    return counts
