@@ -1,10 +1,17 @@
 """Durability for any compiled LangGraph graph: a checkpointer chosen by one URL.
 
 ``open_saver(url)`` / ``open_async_saver(url)`` yield a ready, migrated saver for
-``sqlite:///PATH``, ``postgresql://...`` or ``memory://``. Nothing in this
-package knows about a particular graph.
+``sqlite:///PATH``, ``postgresql://...`` or ``memory://``; ``open_conversations``
+adds the per-user conversation index beside it. Nothing in this package knows
+about a particular graph.
 """
 
+from checkpointing.conversations import (
+    Conversation,
+    Conversations,
+    open_async_conversations,
+    open_conversations,
+)
 from checkpointing.errors import (
     CheckpointingError,
     ConfigError,
@@ -31,6 +38,8 @@ from checkpointing.urls import parse_url, redact
 __all__ = [
     "CheckpointingError",
     "ConfigError",
+    "Conversation",
+    "Conversations",
     "DatabaseNotFound",
     "DatabaseUnavailable",
     "InvalidDatabase",
@@ -42,7 +51,9 @@ __all__ = [
     "arequire_thread",
     "load_settings",
     "new_thread_id",
+    "open_async_conversations",
     "open_async_saver",
+    "open_conversations",
     "open_saver",
     "parse_url",
     "redact",

@@ -74,9 +74,10 @@ ATTEMPTS = 3
 def migrate(db: Executor) -> None:
     """Apply every migration this database lacks, once, whoever else is trying."""
     for attempt in range(ATTEMPTS):
-        pending = _pending(db.run(CHECK)[1])
+        # Exclusive even to look: concurrent CREATE TABLE IF NOT EXISTS races on PostgreSQL.
+        pending = _pending(db.run(CHECK, exclusive=True)[1])
         if not pending:
-            return  # the common case: one cheap read
+            return  # the common case: one short transaction
         try:
             db.run([*CHECK, *pending], exclusive=True)
             return
@@ -88,7 +89,7 @@ def migrate(db: Executor) -> None:
 async def amigrate(db: AsyncExecutor) -> None:
     """Async twin of ``migrate``."""
     for attempt in range(ATTEMPTS):
-        pending = _pending((await db.arun(CHECK))[1])
+        pending = _pending((await db.arun(CHECK, exclusive=True))[1])
         if not pending:
             return
         try:

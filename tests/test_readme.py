@@ -34,6 +34,7 @@ def test_python_examples_run_in_order_and_share_the_thread(tmp_path):
     assert "ai: (offline model) 12*7 = 84." in history
     assert "ai: (offline model) 84/4 = 21." in history
     assert history.count("human: ") == 2
+    assert history.strip().splitlines()[-1].endswith(" done 8 Arithmetic")
 
 
 def test_ci_runs_the_readme_commands():
