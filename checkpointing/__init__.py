@@ -27,9 +27,7 @@ from checkpointing.saver import open_async_saver, open_saver, resolve_url
 from checkpointing.serde import strict_serializer
 from checkpointing.settings import Settings, load_settings
 from checkpointing.threads import (
-    arequire_thread,
     new_thread_id,
-    require_thread,
     thread_config,
     validate_id,
 )
@@ -48,7 +46,6 @@ __all__ = [
     "ThreadNotFound",
     "UnsupportedURL",
     "UnwritableLocation",
-    "arequire_thread",
     "load_settings",
     "new_thread_id",
     "open_async_conversations",
@@ -57,7 +54,6 @@ __all__ = [
     "open_saver",
     "parse_url",
     "redact",
-    "require_thread",
     "resolve_url",
     "strict_serializer",
     "thread_config",

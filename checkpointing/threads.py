@@ -3,9 +3,8 @@
 Thread IDs are ours: 26-character ULIDs (time-sortable, 80 random bits). IDs
 from outside are checked against one pattern before they reach a database, the
 same way for every backend. A run's config always carries ``user_id`` so that
-LangGraph records the owner in each checkpoint's metadata; a thread is only
-ever opened for the user recorded there. Listing and the per-user index are a
-later layer; this module does not scan checkpoints.
+LangGraph records the owner in each checkpoint's metadata too. Who owns which
+thread is decided by the conversation index (``conversations``), not here.
 """
 
 from __future__ import annotations
@@ -16,7 +15,6 @@ import time
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
-from langgraph.checkpoint.base import BaseCheckpointSaver, CheckpointTuple
 
 from checkpointing.errors import InvalidIdentifier, ThreadNotFound
 
@@ -61,25 +59,3 @@ def thread_not_found(thread_id: str, user_id: str) -> ThreadNotFound:
         f"no conversation {thread_id!r} for user {user_id!r}; see yours with "
         f"'durable-agent threads --user {user_id}'"
     )
-
-
-def _check_owner(found: CheckpointTuple | None, thread_id: str, user_id: str) -> CheckpointTuple:
-    if found is None or found.metadata.get("user_id") != user_id:
-        raise thread_not_found(thread_id, user_id)
-    return found
-
-
-def require_thread(
-    saver: BaseCheckpointSaver[Any], thread_id: str, user_id: str
-) -> CheckpointTuple:
-    """The thread's latest checkpoint, if it exists and belongs to *user_id*."""
-    found = saver.get_tuple(thread_config(thread_id, user_id))
-    return _check_owner(found, thread_id, user_id)
-
-
-async def arequire_thread(
-    saver: BaseCheckpointSaver[Any], thread_id: str, user_id: str
-) -> CheckpointTuple:
-    """Async twin of ``require_thread``."""
-    found = await saver.aget_tuple(thread_config(thread_id, user_id))
-    return _check_owner(found, thread_id, user_id)

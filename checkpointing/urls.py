@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit
 
 from checkpointing.errors import UnsupportedURL
 
@@ -81,9 +81,3 @@ def _sqlite_path(url: str) -> Path:
             "(or memory:// for a throwaway database)"
         )
     return Path(raw).expanduser()
-
-
-def with_database(url: str, dbname: str) -> str:
-    """The same PostgreSQL URL pointing at another database (used by tests and tools)."""
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path=f"/{dbname}"))

@@ -6,8 +6,7 @@ transcript reads the same whether it is streamed live or replayed by ``show``.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
@@ -54,14 +53,3 @@ def message_dict(message: BaseMessage) -> dict[str, Any]:
     if isinstance(message, ToolMessage):
         data.update(name=message.name, status=message.status)
     return data
-
-
-def transcript_json(thread_id: str, user_id: str, messages: Iterable[BaseMessage]) -> str:
-    return json.dumps(
-        {
-            "thread_id": thread_id,
-            "user_id": user_id,
-            "messages": [message_dict(m) for m in messages],
-        },
-        ensure_ascii=False,
-    )

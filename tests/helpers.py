@@ -10,15 +10,19 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
 from psycopg import sql
 
-from checkpointing.urls import with_database
-
 POSTGRES_URL = os.environ.get("DURABLE_AGENT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 CLI = str(Path(sys.executable).with_name("durable-agent"))
+
+
+def with_database(url: str, dbname: str) -> str:
+    """The same PostgreSQL URL pointing at another database."""
+    return urlunsplit(urlsplit(url)._replace(path=f"/{dbname}"))
 
 
 @contextmanager

@@ -24,9 +24,8 @@ from checkpointing import (
     open_saver,
     thread_config,
 )
-from checkpointing.urls import with_database
 from graphs import compile_agent
-from tests.helpers import POSTGRES_URL, throwaway_database
+from tests.helpers import POSTGRES_URL, throwaway_database, with_database
 
 
 def _digest(path: Path) -> str:
