@@ -14,17 +14,17 @@ INSERT INTO conversations
 VALUES (?, ?, ?, ?, ?, ?, ?)
 RETURNING
     thread_id, user_id, title, status, created_at, updated_at,
-    message_count, tool_calls, input_tokens, output_tokens, metadata"""
+    message_count, tool_calls, input_tokens, output_tokens, metadata, attempts, last_error"""
 
 GET = """
 SELECT thread_id, user_id, title, status, created_at, updated_at,
-    message_count, tool_calls, input_tokens, output_tokens, metadata
+    message_count, tool_calls, input_tokens, output_tokens, metadata, attempts, last_error
 FROM conversations WHERE thread_id = ? AND user_id = ?"""
 
 # One statement for every combination of filters: a NULL filter matches everything.
 LIST = """
 SELECT c.thread_id, user_id, title, status, created_at, updated_at,
-    message_count, tool_calls, input_tokens, output_tokens, metadata
+    message_count, tool_calls, input_tokens, output_tokens, metadata, attempts, last_error
 FROM conversations c
 WHERE c.user_id = ?
   AND (CAST(? AS TEXT) IS NULL OR c.status = ?)
@@ -40,30 +40,59 @@ UPDATE conversations SET title = ?, title_folded = ?
 WHERE thread_id = ? AND user_id = ?
 RETURNING
     thread_id, user_id, title, status, created_at, updated_at,
-    message_count, tool_calls, input_tokens, output_tokens, metadata"""
+    message_count, tool_calls, input_tokens, output_tokens, metadata, attempts, last_error"""
 
 SET_METADATA = """
 UPDATE conversations SET metadata = ?
 WHERE thread_id = ? AND user_id = ?
 RETURNING
     thread_id, user_id, title, status, created_at, updated_at,
-    message_count, tool_calls, input_tokens, output_tokens, metadata"""
+    message_count, tool_calls, input_tokens, output_tokens, metadata, attempts, last_error"""
 
 MARK_RUNNING = """
 UPDATE conversations SET status = 'running', updated_at = ?
 WHERE thread_id = ? AND user_id = ?"""
 
-# A caller-given title is kept; an empty one is derived from the first message.
+# A caller-given title is kept; an empty one is derived from the first message. A run that
+# did not fail resets the recovery attempts; any pause request has now been served.
 RECORD_RUN = """
 UPDATE conversations SET
     status = ?, updated_at = ?,
     message_count = ?, tool_calls = ?, input_tokens = ?, output_tokens = ?,
+    attempts = CASE WHEN ? = 'failed' THEN attempts ELSE 0 END,
+    last_error = ?, pause_requested = 0,
     title = CASE WHEN title = '' THEN ? ELSE title END,
     title_folded = CASE WHEN title = '' THEN ? ELSE title_folded END
 WHERE thread_id = ? AND user_id = ?
 RETURNING
     thread_id, user_id, title, status, created_at, updated_at,
-    message_count, tool_calls, input_tokens, output_tokens, metadata"""
+    message_count, tool_calls, input_tokens, output_tokens, metadata, attempts, last_error"""
+
+# Counted before a resume runs, so a run that kills its process still counts.
+COUNT_ATTEMPT = """
+UPDATE conversations SET attempts = attempts + 1
+WHERE thread_id = ? AND user_id = ?
+RETURNING attempts"""
+
+GIVE_UP = """
+UPDATE conversations SET status = 'failed', last_error = ?
+WHERE thread_id = ? AND user_id = ?"""
+
+REQUEST_PAUSE = """
+UPDATE conversations SET pause_requested = 1
+WHERE thread_id = ? AND user_id = ? AND status = 'running'
+RETURNING thread_id"""
+
+PAUSE_REQUESTED = "SELECT pause_requested FROM conversations WHERE thread_id = ?"
+
+# Threads a resume could continue, for one user or (NULL) for everyone.
+RESUMABLE = """
+SELECT thread_id, user_id, title, status, created_at, updated_at,
+    message_count, tool_calls, input_tokens, output_tokens, metadata, attempts, last_error
+FROM conversations
+WHERE status IN ('running', 'interrupted', 'paused', 'failed')
+  AND (CAST(? AS TEXT) IS NULL OR user_id = ?)
+ORDER BY updated_at DESC"""
 
 TRIM_TEXT = "DELETE FROM conversation_text WHERE thread_id = ? AND seq >= ?"
 

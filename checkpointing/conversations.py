@@ -21,6 +21,7 @@ from typing import Any
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.errors import GraphDrained
 from langgraph.types import StateSnapshot
 
 from checkpointing import conversation_sql as sql
@@ -30,7 +31,7 @@ from checkpointing.saver import open_async_saver, open_saver
 from checkpointing.sqlexec import AsyncExecutor, Executor, Rows, Statement, executor_for
 from checkpointing.threads import new_thread_id, thread_config, thread_not_found, validate_id
 
-STATUSES = ("idle", "running", "interrupted", "failed", "done")
+STATUSES = ("idle", "running", "interrupted", "paused", "failed", "done")
 TITLE_CHARS = 80
 MAX_PAGE = 500
 
@@ -50,6 +51,8 @@ class Conversation:
     input_tokens: int = 0
     output_tokens: int = 0
     metadata: dict[str, Any] = field(default_factory=dict)
+    attempts: int = 0  # resumes tried since the last run that did not fail
+    last_error: str = ""
 
     @property
     def config(self) -> RunnableConfig:
@@ -87,6 +90,8 @@ def _conversation(row: Mapping[str, Any]) -> Conversation:
         input_tokens=row["input_tokens"],
         output_tokens=row["output_tokens"],
         metadata=json.loads(row["metadata"]),
+        attempts=row["attempts"],
+        last_error=row["last_error"],
     )
 
 
@@ -127,16 +132,33 @@ def _summary(messages: Sequence[Any]) -> dict[str, int]:
     }
 
 
-def status_of(snapshot: StateSnapshot, *, failed: bool = False) -> str:
-    """The status a finished or stopped run leaves: failed, interrupted or done."""
-    if failed:
+def status_of(snapshot: StateSnapshot, exc: BaseException | None = None) -> str:
+    """The status a run leaves behind, from its last checkpoint and how it ended.
+
+    interrupted: waiting for a human (``interrupt()``); paused: stopped between steps
+    (a drain, Ctrl-C) with work left; failed: a node raised; done: nothing left to run.
+    """
+    if isinstance(exc, Exception) and not isinstance(exc, GraphDrained):
         return "failed"
-    return "interrupted" if snapshot.next or snapshot.interrupts else "done"
+    if snapshot.interrupts:
+        return "interrupted"
+    return "paused" if snapshot.next else "done"
+
+
+def _error_text(exc: BaseException | None) -> str:
+    if exc is None or not isinstance(exc, Exception) or isinstance(exc, GraphDrained):
+        return ""
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {first}"[:500]
 
 
 def _record_statements(
-    conversation: Conversation, snapshot: StateSnapshot, status: str, messages_key: str
+    conversation: Conversation,
+    snapshot: StateSnapshot,
+    exc: BaseException | None,
+    messages_key: str,
 ) -> list[Statement]:
+    status = status_of(snapshot, exc)
     messages = list(
         snapshot.values.get(messages_key, []) if isinstance(snapshot.values, dict) else []
     )
@@ -151,7 +173,19 @@ def _record_statements(
             (sql.UPSERT_TEXT, (conversation.thread_id, seq, _text(messages[seq]).casefold()))
             for seq in range(start, len(messages))
         ),
-        (sql.RECORD_RUN, (status, time.time(), *summary.values(), title, title.casefold(), *key)),
+        (
+            sql.RECORD_RUN,
+            (
+                status,
+                time.time(),
+                *summary.values(),
+                status,
+                _error_text(exc),
+                title,
+                title.casefold(),
+                *key,
+            ),
+        ),
     ]
 
 
@@ -324,8 +358,7 @@ class Conversations:
         self._record(graph.get_state(run.config), run, None)
 
     def _record(self, snapshot: StateSnapshot, run: TrackedRun, exc: BaseException | None) -> None:
-        status = status_of(snapshot, failed=isinstance(exc, Exception))
-        statements = _record_statements(run.conversation, snapshot, status, self.messages_key)
+        statements = _record_statements(run.conversation, snapshot, exc, self.messages_key)
         run.conversation = _conversation(self._run(statements)[-1][0])
 
     @asynccontextmanager
@@ -345,8 +378,7 @@ class Conversations:
     async def _arecord(
         self, snapshot: StateSnapshot, run: TrackedRun, exc: BaseException | None
     ) -> None:
-        status = status_of(snapshot, failed=isinstance(exc, Exception))
-        statements = _record_statements(run.conversation, snapshot, status, self.messages_key)
+        statements = _record_statements(run.conversation, snapshot, exc, self.messages_key)
         run.conversation = _conversation((await self._arun(statements))[-1][0])
 
 

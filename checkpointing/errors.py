@@ -43,3 +43,11 @@ class ThreadNotFound(CheckpointingError, LookupError):
 
 class UnwritableLocation(CheckpointingError, PermissionError):
     """The database file or its directory cannot be created or written."""
+
+
+class ThreadBusy(CheckpointingError):
+    """Another run holds this thread right now."""
+
+
+class NothingToResume(CheckpointingError):
+    """The thread is finished, idle, or has given up: resume has nothing to continue."""

@@ -50,8 +50,18 @@ M001_CONVERSATIONS = [
     )""",
 ]
 
+# Run bookkeeping for resume: how often recovery tried, and a pause asked for by another
+# process. Resumable threads are found by status across all users.
+M002_RUNS = [
+    "ALTER TABLE conversations ADD COLUMN attempts BIGINT NOT NULL DEFAULT 0",
+    "ALTER TABLE conversations ADD COLUMN pause_requested BIGINT NOT NULL DEFAULT 0",
+    "ALTER TABLE conversations ADD COLUMN last_error TEXT NOT NULL DEFAULT ''",
+    "CREATE INDEX conversations_status ON conversations (status, updated_at)",
+]
+
 MIGRATIONS: list[tuple[str, list[str]]] = [
     ("m001_conversations", M001_CONVERSATIONS),
+    ("m002_runs", M002_RUNS),
 ]
 
 

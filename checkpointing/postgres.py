@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
@@ -20,6 +20,7 @@ import psycopg
 from langgraph.checkpoint.postgres import PostgresSaver
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.checkpoint.serde.base import SerializerProtocol
+from langgraph.store.postgres import PostgresStore
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
@@ -124,12 +125,17 @@ def _lock_timeout(url: DatabaseURL) -> CheckpointingError:
     )
 
 
-def _migrate(conn: psycopg.Connection[Any], url: DatabaseURL) -> None:
-    """Bring the schema up to date, once, however many processes try at the same moment."""
+def _under_setup_lock(
+    conn: psycopg.Connection[Any],
+    url: DatabaseURL,
+    is_current: Callable[[], bool],
+    setup: Callable[[], None],
+) -> None:
+    """Run *setup* once, however many processes try at the same moment."""
     try:
         deadline = time.monotonic() + LOCK_WAIT_SECONDS
         while True:
-            if _is_current(conn):
+            if is_current():
                 return
             row = conn.execute(TRY_LOCK_SQL, (SETUP_LOCK_KEY,)).fetchone()
             if row and row["locked"]:
@@ -138,11 +144,37 @@ def _migrate(conn: psycopg.Connection[Any], url: DatabaseURL) -> None:
                 raise _lock_timeout(url)
             time.sleep(LOCK_POLL_SECONDS)
         try:
-            PostgresSaver(conn).setup()  # idempotent once the lock serializes callers
+            setup()  # idempotent once the lock serializes callers
         finally:
             conn.execute(UNLOCK_SQL, (SETUP_LOCK_KEY,))
     except psycopg.Error as exc:
         raise _migration_failed(url, exc) from None
+
+
+def _migrate(conn: psycopg.Connection[Any], url: DatabaseURL) -> None:
+    """Bring LangGraph's checkpoint tables up to date."""
+    _under_setup_lock(conn, url, lambda: _is_current(conn), PostgresSaver(conn).setup)
+
+
+@contextmanager
+def open_postgres_store(pool: Any, settings: Settings) -> Iterator[PostgresStore]:
+    """A ``PostgresStore`` on the saver's database, its tables set up once.
+
+    It needs a sync pool; beside an async saver it gets a small one of its own.
+    """
+    url = DatabaseURL(pool.conninfo, "postgresql")
+    with psycopg.connect(pool.conninfo, **pool.kwargs) as conn:
+        # The store's own migrations skip what is done; under the lock they cannot race.
+        _under_setup_lock(conn, url, lambda: False, PostgresStore(conn).setup)
+    if isinstance(pool, ConnectionPool):
+        yield PostgresStore(pool)
+        return
+    own = ConnectionPool(check=ConnectionPool.check_connection, **_pool_kwargs(url, settings))
+    own.open(wait=True, timeout=settings.connect_timeout + settings.pool_timeout)
+    try:
+        yield PostgresStore(own)
+    finally:
+        own.close()
 
 
 async def _amigrate(conn: psycopg.AsyncConnection[Any], url: DatabaseURL) -> None:

@@ -10,13 +10,13 @@ from typing import Any
 
 import click
 
-from checkpointing.conversations import Conversation, open_conversations
+from checkpointing.conversations import STATUSES, Conversation, open_conversations
 from graphs.agent import compile_agent
 from graphs.cli_options import db_option, json_option, user_option
 from graphs.offline import OfflineChatModel
 from graphs.render import message_dict, message_lines
 
-STATUS_CHOICE = click.Choice(["idle", "running", "interrupted", "failed", "done"])
+STATUS_CHOICE = click.Choice(list(STATUSES))
 
 
 def _row(conversation: Conversation) -> str:

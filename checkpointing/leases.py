@@ -1,0 +1,142 @@
+"""One writer per thread: a lease held for the length of a run, across processes.
+
+PostgreSQL: a session advisory lock on a connection of its own, keyed by a hash
+of the thread ID; the server drops it when the holder's connection dies, so a
+killed process frees its threads. SQLite: ``flock`` on a per-thread lock file
+beside the database; the kernel drops it when the holder dies (local disks
+only, as SQLite itself requires). ``memory://``: a lock in this process.
+Being able to take the lease is what tells a crashed run from one still running.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Protocol
+
+from checkpointing.errors import ThreadBusy
+
+PG_TRY_LOCK_SQL = "SELECT pg_try_advisory_lock(hashtextextended(%s, 7)) AS locked"
+PG_UNLOCK_SQL = "SELECT pg_advisory_unlock(hashtextextended(%s, 7))"
+POLL_SECONDS = 0.1
+
+
+class Leases(Protocol):
+    def try_acquire(self, thread_id: str) -> Callable[[], None] | None:
+        """Take the lease and return its release function, or None if someone holds it."""
+        ...
+
+
+def _busy(thread_id: str) -> ThreadBusy:
+    return ThreadBusy(
+        f"conversation {thread_id!r} is running in another process; wait for it to finish, "
+        "pause it with 'durable-agent pause', or try again with --wait"
+    )
+
+
+@contextmanager
+def hold(leases: Leases, thread_id: str, *, wait: float = 0.0) -> Iterator[None]:
+    """Hold *thread_id*'s lease for the block; ``ThreadBusy`` if it stays taken for *wait* s."""
+    deadline = time.monotonic() + wait
+    while (release := leases.try_acquire(thread_id)) is None:
+        if time.monotonic() >= deadline:
+            raise _busy(thread_id)
+        time.sleep(POLL_SECONDS)
+    try:
+        yield
+    finally:
+        release()
+
+
+def is_free(leases: Leases, thread_id: str) -> bool:
+    """True if nobody runs *thread_id* now (taking and dropping the lease to find out)."""
+    release = leases.try_acquire(thread_id)
+    if release is None:
+        return False
+    release()
+    return True
+
+
+class FileLeases:
+    """``flock`` on ``<database>.locks/<thread_id>``; thread IDs are validated file names."""
+
+    def __init__(self, database: Path) -> None:
+        self.directory = database.with_name(database.name + ".locks")
+
+    def try_acquire(self, thread_id: str) -> Callable[[], None] | None:
+        self.directory.mkdir(mode=0o700, exist_ok=True)
+        fd = os.open(self.directory / thread_id, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        return lambda: os.close(fd)  # closing the descriptor drops the lock
+
+
+class PostgresLeases:
+    """A session advisory lock on a dedicated connection per held lease."""
+
+    def __init__(self, connect: Callable[[], Any]) -> None:
+        self.connect = connect
+
+    def try_acquire(self, thread_id: str) -> Callable[[], None] | None:
+        conn = self.connect()
+        try:
+            row = conn.execute(PG_TRY_LOCK_SQL, (thread_id,)).fetchone()
+        except BaseException:
+            conn.close()
+            raise
+        if not row["locked"]:
+            conn.close()
+            return None
+
+        def release() -> None:
+            try:
+                conn.execute(PG_UNLOCK_SQL, (thread_id,))
+            finally:
+                conn.close()  # closing alone would drop it; unlocking first is tidier
+
+        return release
+
+
+class LocalLeases:
+    """For ``memory://``: nothing outlives the process, so a process-wide lock suffices."""
+
+    def __init__(self) -> None:
+        self._held: set[str] = set()
+        self._guard = threading.Lock()
+
+    def try_acquire(self, thread_id: str) -> Callable[[], None] | None:
+        with self._guard:
+            if thread_id in self._held:
+                return None
+            self._held.add(thread_id)
+
+        def release() -> None:
+            with self._guard:
+                self._held.discard(thread_id)
+
+        return release
+
+
+def leases_for(saver: Any) -> Leases:
+    """The lease kind that reaches every process using *saver*'s database."""
+    import sqlite3
+
+    conn = getattr(saver, "conn", None)
+    if isinstance(conn, sqlite3.Connection):
+        with saver.lock:
+            path = conn.execute("PRAGMA database_list").fetchone()[2]
+        return FileLeases(Path(path))
+    pool: Any = conn
+    if hasattr(pool, "conninfo") and hasattr(pool, "kwargs"):  # a psycopg pool, sync or async
+        import psycopg
+
+        return PostgresLeases(lambda: psycopg.connect(pool.conninfo, **pool.kwargs))
+    return LocalLeases()
