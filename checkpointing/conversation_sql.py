@@ -68,32 +68,6 @@ RETURNING
     thread_id, user_id, title, status, created_at, updated_at,
     message_count, tool_calls, input_tokens, output_tokens, metadata, attempts, last_error"""
 
-# Counted before a resume runs, so a run that kills its process still counts.
-COUNT_ATTEMPT = """
-UPDATE conversations SET attempts = attempts + 1
-WHERE thread_id = ? AND user_id = ?
-RETURNING attempts"""
-
-GIVE_UP = """
-UPDATE conversations SET status = 'failed', last_error = ?
-WHERE thread_id = ? AND user_id = ?"""
-
-REQUEST_PAUSE = """
-UPDATE conversations SET pause_requested = 1
-WHERE thread_id = ? AND user_id = ? AND status = 'running'
-RETURNING thread_id"""
-
-PAUSE_REQUESTED = "SELECT pause_requested FROM conversations WHERE thread_id = ?"
-
-# Threads a resume could continue, for one user or (NULL) for everyone.
-RESUMABLE = """
-SELECT thread_id, user_id, title, status, created_at, updated_at,
-    message_count, tool_calls, input_tokens, output_tokens, metadata, attempts, last_error
-FROM conversations
-WHERE status IN ('running', 'interrupted', 'paused', 'failed')
-  AND (CAST(? AS TEXT) IS NULL OR user_id = ?)
-ORDER BY updated_at DESC"""
-
 TRIM_TEXT = "DELETE FROM conversation_text WHERE thread_id = ? AND seq >= ?"
 
 UPSERT_TEXT = """

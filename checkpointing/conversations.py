@@ -77,7 +77,7 @@ class TrackedRun:
         return self.conversation.config
 
 
-def _conversation(row: Mapping[str, Any]) -> Conversation:
+def conversation_from_row(row: Mapping[str, Any]) -> Conversation:
     return Conversation(
         thread_id=row["thread_id"],
         user_id=row["user_id"],
@@ -102,7 +102,7 @@ def _require(rows: Rows, thread_id: str, user_id: str) -> Rows:
 
 
 def _one(rows: Rows, thread_id: str, user_id: str) -> Conversation:
-    return _conversation(_require(rows, thread_id, user_id)[0])
+    return conversation_from_row(_require(rows, thread_id, user_id)[0])
 
 
 def _title(text: str) -> str:
@@ -241,12 +241,14 @@ class Conversations:
     ) -> None:
         self.saver, self._db, self.messages_key = saver, db, messages_key
 
-    def _run(self, statements: Sequence[Statement]) -> list[Rows]:
+    def execute(self, statements: Sequence[Statement]) -> list[Rows]:
+        """Run *statements* (``?`` placeholders) in one transaction on this database."""
         if not hasattr(self._db, "run"):
             raise TypeError("this index was opened for async use: call the a* methods")
         return self._db.run(statements)
 
-    async def _arun(self, statements: Sequence[Statement]) -> list[Rows]:
+    async def aexecute(self, statements: Sequence[Statement]) -> list[Rows]:
+        """Async twin of ``execute``."""
         if not hasattr(self._db, "arun"):
             raise TypeError("this index was opened for sync use: call the methods without 'a'")
         return await self._db.arun(statements)
@@ -259,26 +261,26 @@ class Conversations:
     def get(self, thread_id: str, user_id: str) -> Conversation:
         """The conversation, if it exists and belongs to *user_id*; else ``ThreadNotFound``."""
         key = self._key(thread_id, user_id)
-        return _one(self._run([(sql.GET, key)])[0], *key)
+        return _one(self.execute([(sql.GET, key)])[0], *key)
 
     async def aget(self, thread_id: str, user_id: str) -> Conversation:
         key = self._key(thread_id, user_id)
-        return _one((await self._arun([(sql.GET, key)]))[0], *key)
+        return _one((await self.aexecute([(sql.GET, key)]))[0], *key)
 
     def list(
         self, user_id: str, *, status: str | None = None, search: str | None = None,
         limit: int = 20, offset: int = 0,
     ) -> builtins.list[Conversation]:  # fmt: skip
         """*user_id*'s conversations, newest activity first; *search* matches titles and text."""
-        rows = self._run([_list_statement(user_id, status, search, limit, offset)])[0]
-        return [_conversation(row) for row in rows]
+        rows = self.execute([_list_statement(user_id, status, search, limit, offset)])[0]
+        return [conversation_from_row(row) for row in rows]
 
     async def alist(
         self, user_id: str, *, status: str | None = None, search: str | None = None,
         limit: int = 20, offset: int = 0,
     ) -> builtins.list[Conversation]:  # fmt: skip
-        rows = (await self._arun([_list_statement(user_id, status, search, limit, offset)]))[0]
-        return [_conversation(row) for row in rows]
+        rows = (await self.aexecute([_list_statement(user_id, status, search, limit, offset)]))[0]
+        return [conversation_from_row(row) for row in rows]
 
     def latest(self, user_id: str) -> Conversation | None:
         """The user's most recently active conversation, if any."""
@@ -296,44 +298,46 @@ class Conversations:
     ) -> Conversation:
         """A new conversation (and thread) for *user_id*."""
         statement = _start_statement(user_id, title, metadata)
-        return _conversation(self._run([statement])[0][0])
+        return conversation_from_row(self.execute([statement])[0][0])
 
     async def astart(
         self, user_id: str, *, title: str | None = None, metadata: Mapping[str, Any] | None = None
     ) -> Conversation:
         statement = _start_statement(user_id, title, metadata)
-        return _conversation((await self._arun([statement]))[0][0])
+        return conversation_from_row((await self.aexecute([statement]))[0][0])
 
     def rename(self, thread_id: str, user_id: str, title: str) -> Conversation:
         text, key = _title(title), self._key(thread_id, user_id)
-        return _one(self._run([(sql.RENAME, (text, text.casefold(), *key))])[0], *key)
+        return _one(self.execute([(sql.RENAME, (text, text.casefold(), *key))])[0], *key)
 
     async def arename(self, thread_id: str, user_id: str, title: str) -> Conversation:
         text, key = _title(title), self._key(thread_id, user_id)
-        return _one((await self._arun([(sql.RENAME, (text, text.casefold(), *key))]))[0], *key)
+        return _one((await self.aexecute([(sql.RENAME, (text, text.casefold(), *key))]))[0], *key)
 
     def set_metadata(
         self, thread_id: str, user_id: str, metadata: Mapping[str, Any]
     ) -> Conversation:
         key = self._key(thread_id, user_id)
-        return _one(self._run([(sql.SET_METADATA, (_metadata(metadata), *key))])[0], *key)
+        return _one(self.execute([(sql.SET_METADATA, (_metadata(metadata), *key))])[0], *key)
 
     async def aset_metadata(
         self, thread_id: str, user_id: str, metadata: Mapping[str, Any]
     ) -> Conversation:
         key = self._key(thread_id, user_id)
-        return _one((await self._arun([(sql.SET_METADATA, (_metadata(metadata), *key))]))[0], *key)
+        return _one(
+            (await self.aexecute([(sql.SET_METADATA, (_metadata(metadata), *key))]))[0], *key
+        )
 
     def delete(self, thread_id: str, user_id: str) -> None:
         """Remove the conversation, its checkpoints and its writes, in one transaction."""
         key = self._key(thread_id, user_id)
-        _require(self._run(_delete_statements(*key, self._db.dialect))[-1], *key)
+        _require(self.execute(_delete_statements(*key, self._db.dialect))[-1], *key)
         if self._db.dialect == "memory":
             self.saver.delete_thread(key[0])
 
     async def adelete(self, thread_id: str, user_id: str) -> None:
         key = self._key(thread_id, user_id)
-        _require((await self._arun(_delete_statements(*key, self._db.dialect)))[-1], *key)
+        _require((await self.aexecute(_delete_statements(*key, self._db.dialect)))[-1], *key)
         if self._db.dialect == "memory":
             await self.saver.adelete_thread(key[0])
 
@@ -347,7 +351,7 @@ class Conversations:
         holds the updated row.
         """
         key = (conversation.thread_id, conversation.user_id)
-        self._run([(sql.MARK_RUNNING, (time.time(), *key))])
+        self.execute([(sql.MARK_RUNNING, (time.time(), *key))])
         run = TrackedRun(conversation)
         try:
             yield run
@@ -359,13 +363,13 @@ class Conversations:
 
     def _record(self, snapshot: StateSnapshot, run: TrackedRun, exc: BaseException | None) -> None:
         statements = _record_statements(run.conversation, snapshot, exc, self.messages_key)
-        run.conversation = _conversation(self._run(statements)[-1][0])
+        run.conversation = conversation_from_row(self.execute(statements)[-1][0])
 
     @asynccontextmanager
     async def atrack_run(self, graph: Any, conversation: Conversation) -> AsyncIterator[TrackedRun]:
         """Async twin of ``track_run``."""
         key = (conversation.thread_id, conversation.user_id)
-        await self._arun([(sql.MARK_RUNNING, (time.time(), *key))])
+        await self.aexecute([(sql.MARK_RUNNING, (time.time(), *key))])
         run = TrackedRun(conversation)
         try:
             yield run
@@ -379,7 +383,7 @@ class Conversations:
         self, snapshot: StateSnapshot, run: TrackedRun, exc: BaseException | None
     ) -> None:
         statements = _record_statements(run.conversation, snapshot, exc, self.messages_key)
-        run.conversation = _conversation((await self._arun(statements))[-1][0])
+        run.conversation = conversation_from_row((await self.aexecute(statements))[-1][0])
 
 
 @contextmanager
