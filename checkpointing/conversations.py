@@ -12,7 +12,7 @@ from __future__ import annotations
 import builtins
 import json
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -22,13 +22,17 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.errors import GraphDrained
+from langgraph.store.base import BaseStore
 from langgraph.types import StateSnapshot
 
 from checkpointing import conversation_sql as sql
 from checkpointing.errors import InvalidIdentifier
 from checkpointing.migrations import amigrate, migrate
 from checkpointing.saver import open_async_saver, open_saver
+from checkpointing.serde import TypeKey
+from checkpointing.settings import Settings, load_settings
 from checkpointing.sqlexec import AsyncExecutor, Executor, Rows, Statement, executor_for
+from checkpointing.store import open_store_for
 from checkpointing.threads import new_thread_id, thread_config, thread_not_found, validate_id
 
 STATUSES = ("idle", "running", "interrupted", "paused", "failed", "done")
@@ -237,9 +241,10 @@ class Conversations:
         saver: BaseCheckpointSaver[Any],
         db: Executor | AsyncExecutor,
         *,
+        store: BaseStore | None = None,
         messages_key: str = "messages",
     ) -> None:
-        self.saver, self._db, self.messages_key = saver, db, messages_key
+        self.saver, self._db, self.store, self.messages_key = saver, db, store, messages_key
 
     def execute(self, statements: Sequence[Statement]) -> list[Rows]:
         """Run *statements* (``?`` placeholders) in one transaction on this database."""
@@ -387,20 +392,34 @@ class Conversations:
 
 
 @contextmanager
-def open_conversations(url: str | None = None, **options: Any) -> Iterator[Conversations]:
-    """Open the saver for *url* and the conversation index beside it (``open_saver``'s options)."""
-    with open_saver(url, **options) as saver:
+def open_conversations(
+    url: str | None = None,
+    *,
+    allowed_types: Iterable[type | TypeKey] = (),
+    settings: Settings | None = None,
+) -> Iterator[Conversations]:
+    """Open *url*'s saver, the conversation index beside it, and its Store (``.store``)."""
+    settings = settings or load_settings()
+    with (
+        open_saver(url, allowed_types=allowed_types, settings=settings) as saver,
+        open_store_for(saver, settings) as store,
+    ):
         db = executor_for(saver)
         migrate(db)  # type: ignore[arg-type]
-        yield Conversations(saver, db)
+        yield Conversations(saver, db, store=store)
 
 
 @asynccontextmanager
 async def open_async_conversations(
-    url: str | None = None, **options: Any
+    url: str | None = None,
+    *,
+    allowed_types: Iterable[type | TypeKey] = (),
+    settings: Settings | None = None,
 ) -> AsyncIterator[Conversations]:
     """Async twin of ``open_conversations``."""
-    async with open_async_saver(url, **options) as saver:
-        db = executor_for(saver)
-        await amigrate(db)  # type: ignore[arg-type]
-        yield Conversations(saver, db)
+    settings = settings or load_settings()
+    async with open_async_saver(url, allowed_types=allowed_types, settings=settings) as saver:
+        with open_store_for(saver, settings) as store:
+            db = executor_for(saver)
+            await amigrate(db)  # type: ignore[arg-type]
+            yield Conversations(saver, db, store=store)

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from langchain_core.runnables import RunnableConfig
 from langgraph.runtime import RunControl
 from langgraph.types import Command, Interrupt
 
@@ -114,6 +115,12 @@ def _resume_input(
     return None  # crashed, paused, failed: continue from the last checkpoint
 
 
+def _with_limit(config: RunnableConfig, recursion_limit: int | None) -> RunnableConfig:
+    if recursion_limit is None:
+        return config
+    return {**config, "recursion_limit": recursion_limit}
+
+
 class Runner:
     """Runs a compiled graph on conversations, one writer per thread, resumably."""
 
@@ -156,6 +163,7 @@ class Runner:
         *,
         control: RunControl | None = None,
         wait: float = 0.0,
+        recursion_limit: int | None = None,
         **stream_kwargs: Any,
     ) -> Iterator[Any]:
         """Run the graph on *conversation* under its lease, yielding what ``stream`` yields.
@@ -171,8 +179,9 @@ class Runner:
             self.conversations.track_run(self.graph, conversation) as run,
         ):
             stop = self._watch_for_pause(conversation.thread_id, control)
+            config = _with_limit(run.config, recursion_limit)
             try:
-                yield from self.graph.stream(inputs, run.config, control=control, **stream_kwargs)
+                yield from self.graph.stream(inputs, config, control=control, **stream_kwargs)
             finally:
                 stop.set()
 
@@ -261,6 +270,7 @@ class Runner:
         *,
         control: RunControl | None = None,
         wait: float = 0.0,
+        recursion_limit: int | None = None,
         **stream_kwargs: Any,
     ) -> AsyncIterator[Any]:
         """Async twin of ``stream``."""
@@ -275,7 +285,10 @@ class Runner:
                 )
                 try:
                     async for chunk in self.graph.astream(
-                        inputs, run.config, control=control, **stream_kwargs
+                        inputs,
+                        _with_limit(run.config, recursion_limit),
+                        control=control,
+                        **stream_kwargs,
                     ):
                         yield chunk
                 finally:

@@ -13,13 +13,18 @@ import asyncio
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import closing, contextmanager
+from pathlib import Path
 from typing import Any
 
 from langgraph.store.base import BaseStore, Op, Result
 from langgraph.store.memory import InMemoryStore
 from langgraph.store.sqlite import SqliteStore as _UpstreamSqliteStore
 
+from checkpointing.leases import FileLeases, hold
 from checkpointing.settings import Settings
+
+SETUP_LOCK_NAME = ".store-setup"  # starts with a dot: never a valid thread ID
+SETUP_WAIT_SECONDS = 120
 
 
 class SqliteStore(_UpstreamSqliteStore):
@@ -36,12 +41,20 @@ def open_store_for(saver: Any, settings: Settings) -> Iterator[BaseStore]:
     if isinstance(conn, sqlite3.Connection):
         with saver.lock:
             path = conn.execute("PRAGMA database_list").fetchone()[2]
+        # Autocommit, as upstream's from_conn_string opens it: the store commits nothing
+        # itself, and an open transaction would lock out the saver's connection.
         store_conn = sqlite3.connect(
-            path, timeout=settings.sqlite_busy_timeout, check_same_thread=False
+            path,
+            timeout=settings.sqlite_busy_timeout,
+            check_same_thread=False,
+            isolation_level=None,
         )
         with closing(store_conn):
             sqlite_store = SqliteStore(store_conn)
-            sqlite_store.setup()
+            # Upstream's store migrations race between processes ("duplicate column name"),
+            # so they run under a file lock beside the database.
+            with hold(FileLeases(Path(path)), SETUP_LOCK_NAME, wait=SETUP_WAIT_SECONDS):
+                sqlite_store.setup()
             yield sqlite_store
     elif hasattr(conn, "conninfo"):  # PostgreSQL: share the saver's pool
         from checkpointing.postgres import open_postgres_store

@@ -18,14 +18,19 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import add_messages
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.prebuilt import ToolNode, tools_condition
+from langgraph.store.base import BaseStore
 
+from graphs.memory_tools import recall, remember
 from graphs.models import make_model
-from graphs.tools import TOOLS
+from graphs.tools import BASIC_TOOLS
 
 SYSTEM_PROMPT = (
     "You are a helpful assistant. Use the calculator for arithmetic, solve_quadratic for "
-    "quadratic equations and current_time for the date or time; never do sums in your head."
+    "quadratic equations and current_time for the date or time; never do sums in your head. "
+    "Use remember to save a fact the user tells you about themselves (they approve it first) "
+    "and recall to read those facts back."
 )
+TOOLS = [*BASIC_TOOLS, remember, recall]
 # A model that keeps calling tools is stopped after this many steps in one run.
 RECURSION_LIMIT = 40
 
@@ -62,7 +67,9 @@ def build_agent(model: BaseChatModel | None = None) -> StateGraph[AgentState]:
 
 
 def compile_agent(
-    checkpointer: BaseCheckpointSaver[Any] | None, model: BaseChatModel | None = None
+    checkpointer: BaseCheckpointSaver[Any] | None,
+    model: BaseChatModel | None = None,
+    store: BaseStore | None = None,
 ) -> CompiledStateGraph[AgentState]:
-    """The agent compiled against *checkpointer*, ready to invoke on a thread."""
-    return build_agent(model).compile(checkpointer=checkpointer, name="durable-agent")
+    """The agent compiled against *checkpointer* (and *store*, for its memory tools)."""
+    return build_agent(model).compile(checkpointer=checkpointer, store=store, name="durable-agent")

@@ -12,21 +12,20 @@ import sys
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, NoReturn
+from typing import NoReturn
 
 import click
-from langchain_core.messages import HumanMessage
-from langchain_core.runnables import RunnableConfig
 from langgraph.errors import GraphRecursionError
-from langgraph.graph.state import CompiledStateGraph
 
 from checkpointing import CheckpointingError, ThreadNotFound, redact
-from checkpointing.conversations import Conversation, Conversations, open_conversations
+from checkpointing.conversations import open_conversations
+from checkpointing.resume import Runner
 from graphs.agent import RECURSION_LIMIT, compile_agent
 from graphs.cli_options import db_option, user_option
+from graphs.cli_resume import pause, pending, recover, resume
 from graphs.cli_threads import delete, rename, show, threads
 from graphs.models import describe_model, make_model
-from graphs.render import update_lines
+from graphs.session import SIGNAL_PAUSE, Session, prompt_line
 
 EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
@@ -39,43 +38,6 @@ def cli() -> None:
 
     Conversations are stored in SQLite by default, or PostgreSQL with --db.
     """
-
-
-class ChatSession:
-    """One user's side of a conversation: sends messages and prints each step."""
-
-    def __init__(
-        self,
-        conversations: Conversations,
-        agent: CompiledStateGraph[Any],
-        user: str,
-        conversation: Conversation | None,
-    ) -> None:
-        self.conversations, self.agent, self.user = conversations, agent, user
-        self.conversation = conversation
-        self._resumed = conversation is None  # a continued thread may hold a cut-off run
-
-    def send(self, text: str) -> None:
-        if self.conversation is None:
-            self.conversation = self.conversations.start(self.user)
-            thread_id = self.conversation.thread_id
-            click.echo(f"new conversation {thread_id} (continue it with --thread {thread_id})")
-        with self.conversations.track_run(self.agent, self.conversation) as run:
-            config: RunnableConfig = {**run.config, "recursion_limit": RECURSION_LIMIT}
-            if not self._resumed:
-                self._resumed = True
-                if self.agent.get_state(config).next:
-                    # Starting afresh would drop the unfinished step, e.g. a tool call's answer.
-                    click.echo("finishing the previous run first: it was cut off mid-way")
-                    self._stream(None, config)
-            self._stream({"messages": [HumanMessage(text)]}, config)
-        self.conversation = run.conversation
-
-    def _stream(self, inputs: dict[str, Any] | None, config: RunnableConfig) -> None:
-        updates = self.agent.stream(inputs, config, stream_mode="updates", durability="sync")
-        for update in updates:
-            for line in update_lines(update):
-                click.echo(line)
 
 
 @cli.command()
@@ -108,31 +70,30 @@ def chat(
                     f"{user} has no conversation to continue; start one with "
                     f"'durable-agent chat --user {user} MESSAGE'"
                 )
-        agent = compile_agent(conversations.saver, model)
-        session = ChatSession(conversations, agent, user, conversation)
+        agent = compile_agent(conversations.saver, model, store=conversations.store)
+        interactive = not message
+        session = Session(
+            Runner(conversations, agent),
+            user,
+            conversation,
+            ask=prompt_line if interactive else None,
+        )
         if message:
             session.send(" ".join(message))
-            return
-        click.echo(f"talking to the {describe_model(model)}; 'exit' or Ctrl-D to leave", err=True)
-        for line in _prompted_lines("you> "):
-            if line.lower() in ("exit", "quit"):
-                break
-            session.send(line)
+        else:
+            click.echo(
+                f"talking to the {describe_model(model)}; 'exit' or Ctrl-D to leave", err=True
+            )
+            while session.paused_by is None and (line := prompt_line("you> ")) is not None:
+                if line.strip().lower() in ("exit", "quit"):
+                    break
+                if line.strip():
+                    session.send(line.strip())
+    if session.paused_by == SIGNAL_PAUSE:
+        sys.exit(EXIT_INTERRUPTED)
 
 
-def _prompted_lines(prompt: str) -> Iterator[str]:
-    interactive = sys.stdin.isatty()
-    while True:
-        if interactive:
-            click.echo(prompt, nl=False, err=True)
-        line = sys.stdin.readline()
-        if not line:
-            return
-        if line.strip():
-            yield line.strip()
-
-
-for command in (threads, show, rename, delete):
+for command in (threads, show, rename, delete, pending, resume, recover, pause):
     cli.add_command(command)
 
 

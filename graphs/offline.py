@@ -27,7 +27,9 @@ PREFIX = "(offline model)"
 HELP = (
     f"{PREFIX} I am the offline scripted model, not a real language model. I can do "
     "arithmetic ('what is 12*7?'), solve quadratics ('solve x^2 - 5x + 6 = 0') and tell "
-    "the time ('what time is it in Europe/Paris?'). Set OPENAI_API_KEY to talk to a real model."
+    "the time ('what time is it in Europe/Paris?'), and remember facts about you once you "
+    "approve ('remember that my favourite colour is green', 'what do you remember?'). "
+    "Set OPENAI_API_KEY to talk to a real model."
 )
 
 _WORDS = [
@@ -82,8 +84,18 @@ def _quadratic(text: str) -> dict[str, float] | None:
     return coefficients if coefficients["a"] else None
 
 
+_REMEMBER = re.compile(r"\bremember\s+(?:that\s+)?(?P<fact>.+?)[.!]*$", re.IGNORECASE | re.DOTALL)
+_RECALL = re.compile(
+    r"\b(recall|what do you (remember|know) about me)\b|^what do you remember", re.IGNORECASE
+)
+
+
 def plan_tool_call(text: str) -> tuple[str, dict[str, Any]] | None:
     """Which tool the scripted model calls for *text*, with what arguments."""
+    if _RECALL.search(text):
+        return "recall", {}
+    if (found := _REMEMBER.search(text)) is not None:
+        return "remember", {"fact": found.group("fact").strip()}
     if (coefficients := _quadratic(text)) is not None:
         return "solve_quadratic", coefficients
     if re.search(r"\b(time|date|clock|today)\b", text, re.IGNORECASE):
@@ -97,6 +109,8 @@ def plan_tool_call(text: str) -> tuple[str, dict[str, Any]] | None:
 def _describe(name: str, args: dict[str, Any]) -> str:
     if name == "calculator":
         return str(args["expression"])
+    if name in ("remember", "recall"):
+        return ""
     if name == "solve_quadratic":
         terms = [(args["a"], "x^2"), (args["b"], "x"), (args["c"], "")]
         text = "".join(
@@ -129,12 +143,12 @@ def respond(messages: Sequence[BaseMessage]) -> AIMessage:
                 lines.append(
                     f"the {call['name']} tool could not answer {subject}: {message.content}"
                 )
+            elif not subject:  # memory tools: their result is the sentence
+                lines.append(message.text)
+            elif call["name"] == "calculator":
+                lines.append(f"{subject} = {message.content}")
             else:
-                lines.append(
-                    f"{subject}: {message.content}"
-                    if call["name"] != "calculator"
-                    else f"{subject} = {message.content}"
-                )
+                lines.append(f"{subject}: {message.content}")
         return AIMessage(f"{PREFIX} " + "; ".join(lines) + ".")
     if isinstance(last, HumanMessage):
         planned = plan_tool_call(last.text)

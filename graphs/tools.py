@@ -134,4 +134,4 @@ def current_time(timezone: str = "UTC") -> str:
     return datetime.now(zone).isoformat(timespec="seconds")
 
 
-TOOLS: list[BaseTool] = [calculator, solve_quadratic, current_time]
+BASIC_TOOLS: list[BaseTool] = [calculator, solve_quadratic, current_time]

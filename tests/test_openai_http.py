@@ -49,11 +49,11 @@ def test_tool_call_round_trip_over_http(db_url, monkeypatch):
     assert result["messages"][-1].text == "It is 84."
     first, second = server.requests
     assert first["_authorization"] == f"Bearer {SECRET}"
-    assert {t["function"]["name"] for t in first["tools"]} == {
-        "calculator",
-        "solve_quadratic",
-        "current_time",
-    }
+    tools = {t["function"]["name"]: t["function"]["parameters"] for t in first["tools"]}
+    assert set(tools) == {"calculator", "solve_quadratic", "current_time", "remember", "recall"}
+    # Injected arguments (store, config, call ID) never reach the model's schema.
+    assert set(tools["remember"]["properties"]) == {"fact"}
+    assert tools["recall"]["properties"] == {}
     tool_result = second["messages"][-1]
     assert tool_result == {"role": "tool", "content": "84", "tool_call_id": "call_1"}
     assert second["messages"][0]["role"] == "system"

@@ -1,0 +1,100 @@
+"""The commands that continue cut-off conversations: pending, resume, recover, pause."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from checkpointing.conversations import open_conversations
+from checkpointing.resume import NO_ANSWER, Runner, ThreadState
+from graphs.agent import compile_agent
+from graphs.cli_options import db_option, json_option, user_option
+from graphs.models import make_model
+from graphs.session import SIGNAL_PAUSE, Session, questions
+
+EXIT_INTERRUPTED = 130
+
+
+def _what(thread: ThreadState) -> str:
+    asked = questions(thread)
+    if asked:
+        return "; ".join(asked)
+    if thread.next:
+        return "next step: " + ", ".join(thread.next)
+    return thread.conversation.last_error
+
+
+@click.command()
+@click.option("--user", "-u", metavar="USER", help="Only this user's conversations.")
+@json_option
+@db_option
+def pending(user: str | None, as_json: bool, db: str | None) -> None:
+    """List conversations that are running or can be resumed, and what each waits for."""
+    with open_conversations(db) as conversations:
+        threads = Runner(conversations, compile_agent(conversations.saver)).pending(user)
+    if as_json:
+        for thread in threads:
+            click.echo(json.dumps(thread.as_dict(), ensure_ascii=False, default=str))
+        return
+    if not threads:
+        click.echo("nothing to resume")
+        return
+    click.echo(f"{'THREAD':26}  {'USER':12}  {'STATE':8}  {'TRIES':>5}  WAITING FOR")
+    for t in threads:
+        user_id = t.conversation.user_id
+        click.echo(
+            f"{t.thread_id:26}  {user_id:12}  {t.state:8}  {t.conversation.attempts:>5}  {_what(t)}"
+        )
+
+
+@click.command()
+@click.argument("thread_id")
+@user_option
+@click.option("--approve", "decision", flag_value="approve", help="Approve what it asks.")
+@click.option("--reject", "decision", flag_value="reject", help="Refuse what it asks.")
+@click.option("--answer", metavar="TEXT", help="Answer with TEXT (e.g. a corrected fact).")
+@db_option
+def resume(
+    thread_id: str, user: str, decision: str | None, answer: str | None, db: str | None
+) -> None:
+    """Continue THREAD_ID: after a crash, a pause or a failure, or with a human's answer."""
+    if decision and answer is not None:
+        raise click.UsageError("give one of --approve, --reject and --answer")
+    reply = {"action": decision} if decision else NO_ANSWER
+    if answer is not None:
+        reply = {"action": "edit", "fact": answer}
+    with open_conversations(db) as conversations:
+        agent = compile_agent(conversations.saver, make_model(), store=conversations.store)
+        runner = Runner(conversations, agent)
+        session = Session(runner, user, conversations.get(thread_id, user))
+        session.resume(reply)
+        click.echo(f"conversation {thread_id} is {runner.state(thread_id, user).state}")
+    if session.paused_by == SIGNAL_PAUSE:
+        sys.exit(EXIT_INTERRUPTED)
+
+
+@click.command()
+@click.option("--user", "-u", metavar="USER", help="Only this user's conversations.")
+@db_option
+def recover(user: str | None, db: str | None) -> None:
+    """Resume every crashed conversation (those running elsewhere are left alone)."""
+    with open_conversations(db) as conversations:
+        agent = compile_agent(conversations.saver, make_model(), store=conversations.store)
+        outcomes = Runner(conversations, agent).recover(user)
+    if not outcomes:
+        click.echo("no crashed conversations")
+    for thread_id, outcome in outcomes:
+        click.echo(f"{thread_id}: {outcome}")
+
+
+@click.command()
+@click.argument("thread_id")
+@user_option
+@db_option
+def pause(thread_id: str, user: str, db: str | None) -> None:
+    """Ask the process running THREAD_ID to stop after its current step."""
+    with open_conversations(db) as conversations:
+        Runner(conversations, compile_agent(conversations.saver)).request_pause(thread_id, user)
+    click.echo(f"asked {thread_id} to pause after its current step")
