@@ -19,10 +19,13 @@ from checkpointing.errors import (
     DatabaseUnavailable,
     InvalidDatabase,
     InvalidIdentifier,
+    NothingToResume,
+    ThreadBusy,
     ThreadNotFound,
     UnsupportedURL,
     UnwritableLocation,
 )
+from checkpointing.resume import Runner, ThreadState
 from checkpointing.saver import open_async_saver, open_saver, resolve_url
 from checkpointing.serde import strict_serializer
 from checkpointing.settings import Settings, load_settings
@@ -42,8 +45,12 @@ __all__ = [
     "DatabaseUnavailable",
     "InvalidDatabase",
     "InvalidIdentifier",
+    "NothingToResume",
+    "Runner",
     "Settings",
+    "ThreadBusy",
     "ThreadNotFound",
+    "ThreadState",
     "UnsupportedURL",
     "UnwritableLocation",
     "load_settings",

@@ -32,7 +32,7 @@ class Leases(Protocol):
         ...
 
 
-def _busy(thread_id: str) -> ThreadBusy:
+def busy_error(thread_id: str) -> ThreadBusy:
     return ThreadBusy(
         f"conversation {thread_id!r} is running in another process; wait for it to finish, "
         "pause it with 'durable-agent pause', or try again with --wait"
@@ -45,7 +45,7 @@ def hold(leases: Leases, thread_id: str, *, wait: float = 0.0) -> Iterator[None]
     deadline = time.monotonic() + wait
     while (release := leases.try_acquire(thread_id)) is None:
         if time.monotonic() >= deadline:
-            raise _busy(thread_id)
+            raise busy_error(thread_id)
         time.sleep(POLL_SECONDS)
     try:
         yield

@@ -22,15 +22,19 @@ from langgraph.types import Command, Interrupt
 
 from checkpointing.conversations import Conversation, Conversations, conversation_from_row
 from checkpointing.errors import NothingToResume, ThreadBusy
-from checkpointing.leases import Leases, hold, is_free, leases_for
+from checkpointing.leases import Leases, busy_error, hold, is_free, leases_for
 
-# Counted before a resume runs, so a resume that kills its process still counts.
+# Counted before a resume runs, so a resume that kills its process still counts. Attempts
+# from the same checkpoint add up; progress since the last attempt starts the count afresh.
 COUNT_ATTEMPT_SQL = """
-UPDATE conversations SET attempts = attempts + 1
+UPDATE conversations
+SET attempts = CASE WHEN attempt_checkpoint = ? THEN attempts + 1 ELSE 1 END,
+    attempt_checkpoint = ?
 WHERE thread_id = ? AND user_id = ?
 RETURNING attempts"""
 GIVE_UP_SQL = """
-UPDATE conversations SET status = 'failed', last_error = ?
+UPDATE conversations
+SET status = 'failed', last_error = CASE WHEN last_error = '' THEN ? ELSE last_error END
 WHERE thread_id = ? AND user_id = ?"""
 REQUEST_PAUSE_SQL = """
 UPDATE conversations SET pause_requested = 1
@@ -47,6 +51,7 @@ WHERE status IN ('running', 'interrupted', 'paused', 'failed')
 ORDER BY updated_at DESC"""
 
 NO_ANSWER: Any = object()
+DIED = "the process running it died"
 RETRIED = ("crashed", "failed")  # states whose resume counts as an attempt
 
 
@@ -59,6 +64,7 @@ class ThreadState:
     state: str
     waiting_for: tuple[Interrupt, ...] = ()
     next: tuple[str, ...] = ()
+    checkpoint_id: str = ""  # the latest checkpoint, where a resume starts
 
     @property
     def thread_id(self) -> str:
@@ -81,34 +87,64 @@ def _state_name(conversation: Conversation, lease_free: bool) -> str:
     )
 
 
+def _thread_state(conversation: Conversation, lease_free: bool, snapshot: Any) -> ThreadState:
+    checkpoint_id = (snapshot.config or {}).get("configurable", {}).get("checkpoint_id", "")
+    return ThreadState(
+        conversation,
+        _state_name(conversation, lease_free),
+        tuple(snapshot.interrupts),
+        tuple(snapshot.next),
+        checkpoint_id or "",
+    )
+
+
+def _count_attempt(thread: ThreadState) -> tuple[str, tuple[str, ...]]:
+    key = (
+        thread.checkpoint_id,
+        thread.checkpoint_id,
+        thread.thread_id,
+        thread.conversation.user_id,
+    )
+    return COUNT_ATTEMPT_SQL, key
+
+
+def _given_up(thread: ThreadState, attempts: int) -> NothingToResume:
+    return NothingToResume(
+        f"conversation {thread.thread_id!r} was given up: {attempts - 1} attempts from the same "
+        f"step ended the same way ({thread.conversation.last_error or DIED}); "
+        "start a new conversation"
+    )
+
+
 def _resume_input(
-    thread: ThreadState, answer: Any, answers: Mapping[str, Any] | None, max_attempts: int
+    thread: ThreadState, answer: Any, answers: Mapping[str, Any] | None
 ) -> Command[Any] | None:
     """What to send the graph to continue *thread*, or why it cannot be continued."""
     tid, user = thread.thread_id, thread.conversation.user_id
     if thread.state == "running":
-        raise ThreadBusy(f"conversation {tid!r} is running now; pause it or wait for it")
+        raise busy_error(tid)
     if thread.state in ("done", "idle"):
         raise NothingToResume(
             f"conversation {tid!r} has nothing to resume ({thread.state}); send it a new "
             f"message with 'durable-agent chat --user {user} --thread {tid} MESSAGE'"
-        )
-    if thread.state in RETRIED and thread.conversation.attempts >= max_attempts:
-        raise NothingToResume(
-            f"conversation {tid!r} was given up after {thread.conversation.attempts} attempts "
-            f"({thread.conversation.last_error or 'it kept crashing'}); start a new conversation"
         )
     if thread.state == "waiting":
         if answers:
             unknown = set(answers) - {i.id for i in thread.waiting_for}
             if unknown:
                 raise NothingToResume(f"no question {sorted(unknown)} pending in {tid!r}")
+            if len(thread.waiting_for) == 1:
+                return Command(resume=answers[thread.waiting_for[0].id])  # durable, see below
             return Command(resume=dict(answers))
         if answer is NO_ANSWER:
             raise NothingToResume(
                 f"conversation {tid!r} is waiting for an answer; resume it with --approve, "
                 "--reject or --answer TEXT"
             )
+        if len(thread.waiting_for) == 1:
+            # A bare value is saved as a pending write before the task runs, so a crash
+            # after the answer keeps it. (Upstream keeps a by-ID map only in memory.)
+            return Command(resume=answer)
         return Command(resume={i.id: answer for i in thread.waiting_for})
     if answer is not NO_ANSWER or answers:
         raise NothingToResume(f"conversation {tid!r} is not waiting for an answer ({thread.state})")
@@ -142,8 +178,7 @@ class Runner:
     def _thread_state(self, conversation: Conversation) -> ThreadState:
         free = is_free(self.leases, conversation.thread_id)
         snapshot = self.graph.get_state(conversation.config)
-        name = _state_name(conversation, free)
-        return ThreadState(conversation, name, tuple(snapshot.interrupts), tuple(snapshot.next))
+        return _thread_state(conversation, free, snapshot)
 
     def state(self, thread_id: str, user_id: str) -> ThreadState:
         """Where *thread_id* stands; ``ThreadNotFound`` if it is not *user_id*'s."""
@@ -214,9 +249,13 @@ class Runner:
         used up their attempts.
         """
         thread = self.state(thread_id, user_id)
-        inputs = _resume_input(thread, answer, answers, self.max_attempts)
+        inputs = _resume_input(thread, answer, answers)
         if thread.state in RETRIED:
-            self.conversations.execute([(COUNT_ATTEMPT_SQL, (thread_id, user_id))])
+            attempts = self.conversations.execute([_count_attempt(thread)])[0][0]["attempts"]
+            if attempts > self.max_attempts:
+                error = _given_up(thread, attempts)
+                self.conversations.execute([(GIVE_UP_SQL, (DIED, thread_id, user_id))])
+                raise error
         yield from self.stream(thread.conversation, inputs, **stream_kwargs)
 
     def request_pause(self, thread_id: str, user_id: str) -> None:
@@ -231,25 +270,22 @@ class Runner:
     def recover(self, user_id: str | None = None) -> list[tuple[str, str]]:
         """Resume every crashed thread (for one user or all), as a service does at start-up.
 
-        Threads running elsewhere are skipped; a thread out of attempts is marked failed and
-        left alone. Returns (thread_id, outcome) pairs.
+        Threads running elsewhere are skipped; a thread that keeps dying at the same step is
+        marked failed after ``max_attempts`` and left alone. Returns (thread_id, outcome).
         """
         outcomes = []
         for thread in self.pending(user_id):
             if thread.state != "crashed":
                 continue
             key = (thread.thread_id, thread.conversation.user_id)
-            if thread.conversation.attempts >= self.max_attempts:
-                reason = f"gave up after {thread.conversation.attempts} attempts"
-                self.conversations.execute([(GIVE_UP_SQL, (reason, *key))])
-                outcomes.append((thread.thread_id, reason))
-                continue
             try:
                 for _ in self.resume(*key):
                     pass
                 outcomes.append((thread.thread_id, self.state(*key).state))
             except ThreadBusy:
                 outcomes.append((thread.thread_id, "running elsewhere"))
+            except NothingToResume as refused:
+                outcomes.append((thread.thread_id, str(refused)))
             except Exception as exc:  # one bad thread must not stop the others
                 outcomes.append((thread.thread_id, f"failed: {type(exc).__name__}: {exc}"))
         return outcomes
@@ -260,8 +296,7 @@ class Runner:
         conversation = await self.conversations.aget(thread_id, user_id)
         free = await asyncio.to_thread(is_free, self.leases, thread_id)
         snapshot = await self.graph.aget_state(conversation.config)
-        name = _state_name(conversation, free)
-        return ThreadState(conversation, name, tuple(snapshot.interrupts), tuple(snapshot.next))
+        return _thread_state(conversation, free, snapshot)
 
     async def astream(
         self,
@@ -315,8 +350,12 @@ class Runner:
     ) -> AsyncIterator[Any]:
         """Async twin of ``resume``."""
         thread = await self.astate(thread_id, user_id)
-        inputs = _resume_input(thread, answer, answers, self.max_attempts)
+        inputs = _resume_input(thread, answer, answers)
         if thread.state in RETRIED:
-            await self.conversations.aexecute([(COUNT_ATTEMPT_SQL, (thread_id, user_id))])
+            rows = (await self.conversations.aexecute([_count_attempt(thread)]))[0]
+            if rows[0]["attempts"] > self.max_attempts:
+                error = _given_up(thread, rows[0]["attempts"])
+                await self.conversations.aexecute([(GIVE_UP_SQL, (DIED, thread_id, user_id))])
+                raise error
         async for chunk in self.astream(thread.conversation, inputs, **stream_kwargs):
             yield chunk
