@@ -151,6 +151,41 @@ def _resume_input(
     return None  # crashed, paused, failed: continue from the last checkpoint
 
 
+def pending_nodes(checkpoint: Mapping[str, Any]) -> set[str]:
+    """Nodes a checkpoint has triggered but not yet run, read without any graph.
+
+    LangGraph triggers node N through channels ``branch:to:N`` (emptied once N runs) and
+    ``join:...:N`` (a barrier, reset to an empty set once N runs); a live trigger newer
+    than what N has seen means N is due.
+    """
+    seen = checkpoint.get("versions_seen", {})
+    values = checkpoint.get("channel_values", {})
+    due = set()
+    for channel, version in checkpoint.get("channel_versions", {}).items():
+        if channel not in values or values[channel] in (set(), frozenset()):
+            continue
+        if channel.startswith("branch:to:"):
+            node = channel.removeprefix("branch:to:")
+        elif channel.startswith("join:"):
+            node = channel.rsplit(":", 1)[1]
+        else:
+            continue
+        if str(version) > str(seen.get(node, {}).get(channel, "")):
+            due.add(node)
+    return due
+
+
+def _check_graph_has(thread_id: str, found: Any, graph: Any) -> None:
+    # Upstream resumes a thread whose next step the graph lacks by running nothing and
+    # calling it finished: the rest of the run would be lost without a word.
+    missing = sorted(pending_nodes(found.checkpoint) - set(graph.nodes)) if found else []
+    if missing:
+        raise NothingToResume(
+            f"conversation {thread_id!r} stopped before step {', '.join(missing)}, which "
+            "this graph does not have; resume it with the graph (and version) that started it"
+        )
+
+
 def _with_limit(config: RunnableConfig, recursion_limit: int | None) -> RunnableConfig:
     if recursion_limit is None:
         return config
@@ -250,6 +285,8 @@ class Runner:
         """
         thread = self.state(thread_id, user_id)
         inputs = _resume_input(thread, answer, answers)
+        found = self.conversations.saver.get_tuple(thread.conversation.config)
+        _check_graph_has(thread_id, found, self.graph)
         if thread.state in RETRIED:
             attempts = self.conversations.execute([_count_attempt(thread)])[0][0]["attempts"]
             if attempts > self.max_attempts:
@@ -351,6 +388,8 @@ class Runner:
         """Async twin of ``resume``."""
         thread = await self.astate(thread_id, user_id)
         inputs = _resume_input(thread, answer, answers)
+        found = await self.conversations.saver.aget_tuple(thread.conversation.config)
+        _check_graph_has(thread_id, found, self.graph)
         if thread.state in RETRIED:
             rows = (await self.conversations.aexecute([_count_attempt(thread)]))[0]
             if rows[0]["attempts"] > self.max_attempts:

@@ -1,6 +1,6 @@
 """A child process for crash tests: runs a small graph on a thread, to be killed at will.
 
-    python -m tests.crash_child URL THREAD_ID USER COUNTER_FILE (start|resume) [MAX_ATTEMPTS]
+    python -m tests.crash_child URL THREAD_ID USER COUNTER_FILE (start|resume|recover) [MAX]
 
 The graph is ``a -> (b, c in parallel) -> d -> e``, plus ``STEPS`` extra steps when set.
 Every node appends "<name>:start" and "<name>:end" to COUNTER_FILE, so the parent can
@@ -70,6 +70,10 @@ def main() -> int:
         runner = Runner(conversations, graph, max_attempts=max_attempts, pause_poll=0.05)
         print("running", flush=True)
         try:
+            if mode == "recover":
+                for outcome in runner.recover(user):
+                    print(*outcome, sep=": ", flush=True)
+                return 0
             if mode == "start":
                 updates = runner.stream(conversations.get(thread_id, user), {"log": []})
             else:

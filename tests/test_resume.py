@@ -274,3 +274,54 @@ def test_a_raising_node_is_marked_failed_and_retried_a_bounded_number_of_times(d
         with pytest.raises(NothingToResume, match="given up"):
             list(runner.resume(conversation.thread_id, "alice"))
     assert len(calls) == 3
+
+
+def test_recover_resumes_crashed_threads_and_leaves_running_ones_alone(db_url, tmp_path):
+    crashed = []
+    for i in range(2):
+        counter = tmp_path / f"crashed{i}.txt"
+        thread_id = _new_thread(db_url)
+        child = Child(db_url, thread_id, counter, "start")
+        _wait_for(counter, "d:start")
+        child.kill()
+        crashed.append(thread_id)
+    live_counter = tmp_path / "live.txt"
+    live_id = _new_thread(db_url)
+    live = Child(db_url, live_id, live_counter, "start", STEP_DELAY=0.5)
+    _wait_for(live_counter, "a:start")
+
+    pending = run_cli("pending", "--db", db_url)
+    for thread_id in crashed:
+        assert f"{thread_id}  alice         crashed" in pending.stdout
+    assert f"{live_id}  alice         running" in pending.stdout
+
+    # The agent's own command refuses threads of a graph it does not have, and says why.
+    wrong_graph = run_cli("recover", "--db", db_url)
+    assert wrong_graph.returncode == 0, wrong_graph.stderr
+    for thread_id in crashed:
+        assert (
+            f"{thread_id}: conversation '{thread_id}' stopped before step d" in wrong_graph.stdout
+        )
+
+    recover = Child(db_url, "-", tmp_path / "unused.txt", "recover")
+    code, out = recover.finish()
+    assert code == 0
+    assert sorted(out.splitlines()) == sorted(f"{t}: done" for t in crashed)
+    assert live.finish()[0] == 0  # the running one was never touched
+    assert _counts(live_counter)["a:start"] == 1
+    for thread_id in crashed:
+        assert sorted(_final(db_url, thread_id)[0]) == UNINTERRUPTED
+
+
+@pytest.mark.parametrize("stop", [["a"], ["b"], ["d"], ["e"], []])
+def test_pending_steps_read_without_the_graph_match_langgraphs_own_view(db_url, stop):
+    from checkpointing.resume import pending_nodes
+
+    with open_conversations(db_url) as conversations:
+        graph = build("/dev/null", 0, 0).compile(
+            checkpointer=conversations.saver, interrupt_before=stop
+        )
+        conversation = conversations.start("alice")
+        graph.invoke({"log": []}, conversation.config)
+        checkpoint = conversations.saver.get_tuple(conversation.config).checkpoint
+        assert pending_nodes(checkpoint) == set(graph.get_state(conversation.config).next)
