@@ -25,10 +25,11 @@ from checkpointing.errors import (
     UnsupportedURL,
     UnwritableLocation,
 )
-from checkpointing.resume import Runner, ThreadState
+from checkpointing.resume import Runner
 from checkpointing.saver import open_async_saver, open_saver, resolve_url
 from checkpointing.serde import strict_serializer
 from checkpointing.settings import Settings, load_settings
+from checkpointing.thread_state import ThreadState
 from checkpointing.threads import (
     new_thread_id,
     thread_config,

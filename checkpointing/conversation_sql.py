@@ -54,13 +54,13 @@ UPDATE conversations SET status = 'running', updated_at = ?
 WHERE thread_id = ? AND user_id = ?"""
 
 # A caller-given title is kept; an empty one is derived from the first message. A run that
-# did not fail resets the recovery attempts; any pause request has now been served.
+# did not fail resets the recovery attempts; a pause request and an answer have been used.
 RECORD_RUN = """
 UPDATE conversations SET
     status = ?, updated_at = ?,
     message_count = ?, tool_calls = ?, input_tokens = ?, output_tokens = ?,
     attempts = CASE WHEN ? = 'failed' THEN attempts ELSE 0 END,
-    last_error = ?, pause_requested = 0,
+    last_error = ?, pause_requested = 0, pending_answer = '',
     title = CASE WHEN title = '' THEN ? ELSE title END,
     title_folded = CASE WHEN title = '' THEN ? ELSE title_folded END
 WHERE thread_id = ? AND user_id = ?

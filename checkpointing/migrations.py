@@ -52,11 +52,13 @@ M001_CONVERSATIONS = [
 
 # Run bookkeeping for resume: how often a resume was tried from the same checkpoint (a thread
 # that keeps dying at one step is given up; one that progresses between crashes is not),
-# and a pause asked for by another process. Resumable threads are found by status across all users.
+# a pause asked for by another process, and a human's answer until a run has used it.
+# Resumable threads are found by status across all users.
 M002_RUNS = [
     "ALTER TABLE conversations ADD COLUMN attempts BIGINT NOT NULL DEFAULT 0",
     "ALTER TABLE conversations ADD COLUMN attempt_checkpoint TEXT NOT NULL DEFAULT ''",
     "ALTER TABLE conversations ADD COLUMN pause_requested BIGINT NOT NULL DEFAULT 0",
+    "ALTER TABLE conversations ADD COLUMN pending_answer TEXT NOT NULL DEFAULT ''",
     "ALTER TABLE conversations ADD COLUMN last_error TEXT NOT NULL DEFAULT ''",
     "CREATE INDEX conversations_status ON conversations (status, updated_at)",
 ]

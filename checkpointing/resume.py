@@ -11,18 +11,28 @@ with nothing to answer silently starts a fresh run; here it is refused.
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 from collections.abc import AsyncIterator, Iterator, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.runtime import RunControl
-from langgraph.types import Command, Interrupt
+from langgraph.types import Command
 
 from checkpointing.conversations import Conversation, Conversations, conversation_from_row
 from checkpointing.errors import NothingToResume, ThreadBusy
-from checkpointing.leases import Leases, busy_error, hold, is_free, leases_for
+from checkpointing.leases import Leases, hold, is_free, leases_for
+from checkpointing.thread_state import (
+    DIED,
+    NO_ANSWER,
+    RETRIED,
+    ThreadState,
+    check_graph_has,
+    given_up,
+    resume_input,
+    thread_state,
+)
 
 # Counted before a resume runs, so a resume that kills its process still counts. Attempts
 # from the same checkpoint add up; progress since the last attempt starts the count afresh.
@@ -40,6 +50,10 @@ REQUEST_PAUSE_SQL = """
 UPDATE conversations SET pause_requested = 1
 WHERE thread_id = ? AND user_id = ? AND status = 'running'
 RETURNING thread_id"""
+# A human's answer, kept until a run has consumed it: LangGraph writes a resume value in
+# the background (and a by-ID map not at all), so a crash right after can lose it.
+SAVE_ANSWER_SQL = "UPDATE conversations SET pending_answer = ? WHERE thread_id = ? AND user_id = ?"
+SAVED_ANSWER_SQL = "SELECT pending_answer FROM conversations WHERE thread_id = ?"
 PAUSE_REQUESTED_SQL = "SELECT pause_requested FROM conversations WHERE thread_id = ?"
 # Threads a resume could continue, for one user or (NULL) for everyone.
 RESUMABLE_SQL = """
@@ -49,53 +63,6 @@ FROM conversations
 WHERE status IN ('running', 'interrupted', 'paused', 'failed')
   AND (CAST(? AS TEXT) IS NULL OR user_id = ?)
 ORDER BY updated_at DESC"""
-
-NO_ANSWER: Any = object()
-DIED = "the process running it died"
-RETRIED = ("crashed", "failed")  # states whose resume counts as an attempt
-
-
-@dataclass(frozen=True)
-class ThreadState:
-    """Where a thread stands: ``state`` is one of running, crashed, waiting, paused,
-    failed, done or idle; ``waiting_for`` holds the questions a human must answer."""
-
-    conversation: Conversation
-    state: str
-    waiting_for: tuple[Interrupt, ...] = ()
-    next: tuple[str, ...] = ()
-    checkpoint_id: str = ""  # the latest checkpoint, where a resume starts
-
-    @property
-    def thread_id(self) -> str:
-        return self.conversation.thread_id
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            **self.conversation.as_dict(),
-            "state": self.state,
-            "next": list(self.next),
-            "waiting_for": [{"id": i.id, "value": i.value} for i in self.waiting_for],
-        }
-
-
-def _state_name(conversation: Conversation, lease_free: bool) -> str:
-    if not lease_free:
-        return "running"
-    return {"running": "crashed", "interrupted": "waiting"}.get(
-        conversation.status, conversation.status
-    )
-
-
-def _thread_state(conversation: Conversation, lease_free: bool, snapshot: Any) -> ThreadState:
-    checkpoint_id = (snapshot.config or {}).get("configurable", {}).get("checkpoint_id", "")
-    return ThreadState(
-        conversation,
-        _state_name(conversation, lease_free),
-        tuple(snapshot.interrupts),
-        tuple(snapshot.next),
-        checkpoint_id or "",
-    )
 
 
 def _count_attempt(thread: ThreadState) -> tuple[str, tuple[str, ...]]:
@@ -108,82 +75,16 @@ def _count_attempt(thread: ThreadState) -> tuple[str, tuple[str, ...]]:
     return COUNT_ATTEMPT_SQL, key
 
 
-def _given_up(thread: ThreadState, attempts: int) -> NothingToResume:
-    return NothingToResume(
-        f"conversation {thread.thread_id!r} was given up: {attempts - 1} attempts from the same "
-        f"step ended the same way ({thread.conversation.last_error or DIED}); "
-        "start a new conversation"
-    )
+def _not_running(thread_id: str) -> NothingToResume:
+    return NothingToResume(f"conversation {thread_id!r} is not running; nothing to pause")
 
 
-def _resume_input(
-    thread: ThreadState, answer: Any, answers: Mapping[str, Any] | None
-) -> Command[Any] | None:
-    """What to send the graph to continue *thread*, or why it cannot be continued."""
-    tid, user = thread.thread_id, thread.conversation.user_id
-    if thread.state == "running":
-        raise busy_error(tid)
-    if thread.state in ("done", "idle"):
-        raise NothingToResume(
-            f"conversation {tid!r} has nothing to resume ({thread.state}); send it a new "
-            f"message with 'durable-agent chat --user {user} --thread {tid} MESSAGE'"
-        )
-    if thread.state == "waiting":
-        if answers:
-            unknown = set(answers) - {i.id for i in thread.waiting_for}
-            if unknown:
-                raise NothingToResume(f"no question {sorted(unknown)} pending in {tid!r}")
-            if len(thread.waiting_for) == 1:
-                return Command(resume=answers[thread.waiting_for[0].id])  # durable, see below
-            return Command(resume=dict(answers))
-        if answer is NO_ANSWER:
-            raise NothingToResume(
-                f"conversation {tid!r} is waiting for an answer; resume it with --approve, "
-                "--reject or --answer TEXT"
-            )
-        if len(thread.waiting_for) == 1:
-            # A bare value is saved as a pending write before the task runs, so a crash
-            # after the answer keeps it. (Upstream keeps a by-ID map only in memory.)
-            return Command(resume=answer)
-        return Command(resume={i.id: answer for i in thread.waiting_for})
-    if answer is not NO_ANSWER or answers:
-        raise NothingToResume(f"conversation {tid!r} is not waiting for an answer ({thread.state})")
-    return None  # crashed, paused, failed: continue from the last checkpoint
-
-
-def pending_nodes(checkpoint: Mapping[str, Any]) -> set[str]:
-    """Nodes a checkpoint has triggered but not yet run, read without any graph.
-
-    LangGraph triggers node N through channels ``branch:to:N`` (emptied once N runs) and
-    ``join:...:N`` (a barrier, reset to an empty set once N runs); a live trigger newer
-    than what N has seen means N is due.
-    """
-    seen = checkpoint.get("versions_seen", {})
-    values = checkpoint.get("channel_values", {})
-    due = set()
-    for channel, version in checkpoint.get("channel_versions", {}).items():
-        if channel not in values or values[channel] in (set(), frozenset()):
-            continue
-        if channel.startswith("branch:to:"):
-            node = channel.removeprefix("branch:to:")
-        elif channel.startswith("join:"):
-            node = channel.rsplit(":", 1)[1]
-        else:
-            continue
-        if str(version) > str(seen.get(node, {}).get(channel, "")):
-            due.add(node)
-    return due
-
-
-def _check_graph_has(thread_id: str, found: Any, graph: Any) -> None:
-    # Upstream resumes a thread whose next step the graph lacks by running nothing and
-    # calling it finished: the rest of the run would be lost without a word.
-    missing = sorted(pending_nodes(found.checkpoint) - set(graph.nodes)) if found else []
-    if missing:
-        raise NothingToResume(
-            f"conversation {thread_id!r} stopped before step {', '.join(missing)}, which "
-            "this graph does not have; resume it with the graph (and version) that started it"
-        )
+def _outcome(thread_id: str, exc: Exception) -> tuple[str, str]:
+    if isinstance(exc, ThreadBusy):
+        return thread_id, "running elsewhere"
+    if isinstance(exc, NothingToResume):
+        return thread_id, str(exc)
+    return thread_id, f"failed: {type(exc).__name__}: {exc}"
 
 
 def _with_limit(config: RunnableConfig, recursion_limit: int | None) -> RunnableConfig:
@@ -213,7 +114,7 @@ class Runner:
     def _thread_state(self, conversation: Conversation) -> ThreadState:
         free = is_free(self.leases, conversation.thread_id)
         snapshot = self.graph.get_state(conversation.config)
-        return _thread_state(conversation, free, snapshot)
+        return thread_state(conversation, free, snapshot)
 
     def state(self, thread_id: str, user_id: str) -> ThreadState:
         """Where *thread_id* stands; ``ThreadNotFound`` if it is not *user_id*'s."""
@@ -284,25 +185,38 @@ class Runner:
         used up their attempts.
         """
         thread = self.state(thread_id, user_id)
-        inputs = _resume_input(thread, answer, answers)
+        inputs = resume_input(thread, answer, answers)
         found = self.conversations.saver.get_tuple(thread.conversation.config)
-        _check_graph_has(thread_id, found, self.graph)
+        check_graph_has(thread_id, found, self.graph)
+        inputs = self._with_saved_answer(thread, inputs)
         if thread.state in RETRIED:
             attempts = self.conversations.execute([_count_attempt(thread)])[0][0]["attempts"]
             if attempts > self.max_attempts:
-                error = _given_up(thread, attempts)
+                error = given_up(thread, attempts)
                 self.conversations.execute([(GIVE_UP_SQL, (DIED, thread_id, user_id))])
                 raise error
         yield from self.stream(thread.conversation, inputs, **stream_kwargs)
+
+    def _with_saved_answer(self, thread: ThreadState, inputs: Command[Any] | None) -> Any:
+        """Save a fresh answer before running; reuse a saved one after a crash."""
+        key = (thread.thread_id, thread.conversation.user_id)
+        if isinstance(inputs, Command):
+            saved = json.dumps({"resume": inputs.resume})
+            self.conversations.execute([(SAVE_ANSWER_SQL, (saved, *key))])
+            return inputs
+        if thread.state == "crashed" and thread.waiting_for:
+            rows = self.conversations.execute([(SAVED_ANSWER_SQL, key[:1])])[0]
+            if rows and rows[0]["pending_answer"]:
+                return Command(resume=json.loads(rows[0]["pending_answer"])["resume"])
+        return inputs
 
     def request_pause(self, thread_id: str, user_id: str) -> None:
         """Ask the process running *thread_id* to stop at its next step boundary."""
         key = (thread_id, user_id)
         self.conversations.get(*key)  # not-found first, for foreign threads
-        if not self.conversations.execute([(REQUEST_PAUSE_SQL, key)])[0] or is_free(
-            self.leases, thread_id
-        ):
-            raise NothingToResume(f"conversation {thread_id!r} is not running; nothing to pause")
+        asked = self.conversations.execute([(REQUEST_PAUSE_SQL, key)])[0]
+        if not asked or is_free(self.leases, thread_id):
+            raise _not_running(thread_id)
 
     def recover(self, user_id: str | None = None) -> list[tuple[str, str]]:
         """Resume every crashed thread (for one user or all), as a service does at start-up.
@@ -319,21 +233,15 @@ class Runner:
                 for _ in self.resume(*key):
                     pass
                 outcomes.append((thread.thread_id, self.state(*key).state))
-            except ThreadBusy:
-                outcomes.append((thread.thread_id, "running elsewhere"))
-            except NothingToResume as refused:
-                outcomes.append((thread.thread_id, str(refused)))
             except Exception as exc:  # one bad thread must not stop the others
-                outcomes.append((thread.thread_id, f"failed: {type(exc).__name__}: {exc}"))
+                outcomes.append(_outcome(thread.thread_id, exc))
         return outcomes
 
     # -- async twins --------------------------------------------------------------------------
 
     async def astate(self, thread_id: str, user_id: str) -> ThreadState:
-        conversation = await self.conversations.aget(thread_id, user_id)
-        free = await asyncio.to_thread(is_free, self.leases, thread_id)
-        snapshot = await self.graph.aget_state(conversation.config)
-        return _thread_state(conversation, free, snapshot)
+        """Async twin of ``state``."""
+        return await self._athread_state(await self.conversations.aget(thread_id, user_id))
 
     async def astream(
         self,
@@ -387,14 +295,60 @@ class Runner:
     ) -> AsyncIterator[Any]:
         """Async twin of ``resume``."""
         thread = await self.astate(thread_id, user_id)
-        inputs = _resume_input(thread, answer, answers)
+        inputs = resume_input(thread, answer, answers)
         found = await self.conversations.saver.aget_tuple(thread.conversation.config)
-        _check_graph_has(thread_id, found, self.graph)
+        check_graph_has(thread_id, found, self.graph)
+        inputs = await self._awith_saved_answer(thread, inputs)
         if thread.state in RETRIED:
             rows = (await self.conversations.aexecute([_count_attempt(thread)]))[0]
             if rows[0]["attempts"] > self.max_attempts:
-                error = _given_up(thread, rows[0]["attempts"])
+                error = given_up(thread, rows[0]["attempts"])
                 await self.conversations.aexecute([(GIVE_UP_SQL, (DIED, thread_id, user_id))])
                 raise error
         async for chunk in self.astream(thread.conversation, inputs, **stream_kwargs):
             yield chunk
+
+    async def _awith_saved_answer(self, thread: ThreadState, inputs: Command[Any] | None) -> Any:
+        key = (thread.thread_id, thread.conversation.user_id)
+        if isinstance(inputs, Command):
+            saved = json.dumps({"resume": inputs.resume})
+            await self.conversations.aexecute([(SAVE_ANSWER_SQL, (saved, *key))])
+            return inputs
+        if thread.state == "crashed" and thread.waiting_for:
+            rows = (await self.conversations.aexecute([(SAVED_ANSWER_SQL, key[:1])]))[0]
+            if rows and rows[0]["pending_answer"]:
+                return Command(resume=json.loads(rows[0]["pending_answer"])["resume"])
+        return inputs
+
+    async def apending(self, user_id: str | None = None) -> list[ThreadState]:
+        """Async twin of ``pending``."""
+        rows = (await self.conversations.aexecute([(RESUMABLE_SQL, (user_id, user_id))]))[0]
+        return [await self._athread_state(conversation_from_row(row)) for row in rows]
+
+    async def _athread_state(self, conversation: Conversation) -> ThreadState:
+        free = await asyncio.to_thread(is_free, self.leases, conversation.thread_id)
+        snapshot = await self.graph.aget_state(conversation.config)
+        return thread_state(conversation, free, snapshot)
+
+    async def arequest_pause(self, thread_id: str, user_id: str) -> None:
+        """Async twin of ``request_pause``."""
+        key = (thread_id, user_id)
+        await self.conversations.aget(*key)
+        asked = (await self.conversations.aexecute([(REQUEST_PAUSE_SQL, key)]))[0]
+        if not asked or await asyncio.to_thread(is_free, self.leases, thread_id):
+            raise _not_running(thread_id)
+
+    async def arecover(self, user_id: str | None = None) -> list[tuple[str, str]]:
+        """Async twin of ``recover``."""
+        outcomes = []
+        for thread in await self.apending(user_id):
+            if thread.state != "crashed":
+                continue
+            key = (thread.thread_id, thread.conversation.user_id)
+            try:
+                async for _ in self.aresume(*key):
+                    pass
+                outcomes.append((thread.thread_id, (await self.astate(*key)).state))
+            except Exception as exc:
+                outcomes.append(_outcome(thread.thread_id, exc))
+        return outcomes

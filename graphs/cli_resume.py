@@ -8,7 +8,8 @@ import sys
 import click
 
 from checkpointing.conversations import open_conversations
-from checkpointing.resume import NO_ANSWER, Runner, ThreadState
+from checkpointing.resume import Runner
+from checkpointing.thread_state import NO_ANSWER, ThreadState
 from graphs.agent import compile_agent
 from graphs.cli_options import db_option, json_option, user_option
 from graphs.models import make_model

@@ -21,7 +21,8 @@ from langgraph.errors import GraphDrained
 from langgraph.runtime import RunControl
 
 from checkpointing.conversations import Conversation
-from checkpointing.resume import NO_ANSWER, Runner, ThreadState
+from checkpointing.resume import Runner
+from checkpointing.thread_state import NO_ANSWER, ThreadState
 from graphs.agent import RECURSION_LIMIT
 from graphs.render import update_lines
 

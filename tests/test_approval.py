@@ -126,3 +126,23 @@ def test_several_pending_questions_are_answered_by_id(db_url):
         final = graph.get_state(conversation.config).values["answers"]
         assert sorted(final) == ["x=one", "y=two"]
         assert runner.state(conversation.thread_id, "alice").state == "done"
+
+
+def test_an_answer_whose_write_langgraph_never_made_is_not_lost(db_url):
+    """The process died after the answer was saved but before LangGraph stored it."""
+    from checkpointing.resume import SAVE_ANSWER_SQL
+
+    thread_id = _ask(db_url, "alice", "remember that I like tea")
+    with open_conversations(db_url) as conversations:
+        conversations.execute([
+            (SAVE_ANSWER_SQL, ('{"resume": {"action": "approve"}}', thread_id, "alice")),
+            ("UPDATE conversations SET status = 'running' WHERE thread_id = ?", (thread_id,)),
+        ])  # fmt: skip
+    assert (
+        '"state": "crashed"' in run_cli("pending", "-u", "alice", "--db", db_url, "--json").stdout
+    )
+    finished = run_cli("resume", thread_id, "-u", "alice", "--db", db_url)
+    assert finished.returncode == 0, finished.stderr
+    assert "waiting for your approval" not in finished.stdout
+    assert "remembered: I like tea" in finished.stdout
+    assert _facts(db_url, "alice") == ["I like tea"]

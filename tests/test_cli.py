@@ -177,3 +177,28 @@ def test_a_run_killed_mid_way_is_finished_before_the_next_message(db_url):
     messages = _transcript(db_url, thread_id, "alice")
     assert [m["type"] for m in messages] == ["human", "ai", "tool", "ai"] * 2
     assert messages[3]["content"] == "(offline model) 12*7 = 84."
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_or_sigterm_pauses_at_a_step_boundary_and_resume_finishes(db_url, sig):
+    env = {**os.environ, "DURABLE_AGENT_OFFLINE_DELAY": "1"}
+    proc = subprocess.Popen(
+        [CLI, "chat", "-u", "alice", "--db", db_url, "what is 12*7?"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    thread_id = _thread_id(proc.stdout.readline())
+    assert proc.stdout.readline().startswith("  model → calculator")
+    proc.send_signal(sig)  # during the tool step or the second model call
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert "pausing after the current step" in err
+    assert f"paused (stopped by a signal); continue with 'durable-agent resume {thread_id}" in out
+    assert "Traceback" not in err
+    shown = json.loads(run_cli("show", thread_id, "-u", "alice", "--db", db_url, "--json").stdout)
+    assert shown["status"] == "paused"
+    assert shown["messages"][-1]["type"] != "ai" or shown["messages"][-1].get("tool_calls")
+
+    resumed = run_cli("resume", thread_id, "-u", "alice", "--db", db_url)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "assistant: (offline model) 12*7 = 84." in resumed.stdout
+    assert resumed.stdout.endswith(f"conversation {thread_id} is done\n")

@@ -315,7 +315,7 @@ def test_recover_resumes_crashed_threads_and_leaves_running_ones_alone(db_url, t
 
 @pytest.mark.parametrize("stop", [["a"], ["b"], ["d"], ["e"], []])
 def test_pending_steps_read_without_the_graph_match_langgraphs_own_view(db_url, stop):
-    from checkpointing.resume import pending_nodes
+    from checkpointing.thread_state import pending_nodes
 
     with open_conversations(db_url) as conversations:
         graph = build("/dev/null", 0, 0).compile(
@@ -325,3 +325,43 @@ def test_pending_steps_read_without_the_graph_match_langgraphs_own_view(db_url, 
         graph.invoke({"log": []}, conversation.config)
         checkpoint = conversations.saver.get_tuple(conversation.config).checkpoint
         assert pending_nodes(checkpoint) == set(graph.get_state(conversation.config).next)
+
+
+def test_async_twins_pause_resume_and_recover(db_url, tmp_path):
+    import asyncio
+
+    from langgraph.errors import GraphDrained
+
+    counter = tmp_path / "counter.txt"
+
+    async def scenario() -> None:
+        from checkpointing.conversations import open_async_conversations
+
+        async with open_async_conversations(db_url) as conversations:
+            graph = build(str(counter), 0.2, 0).compile(checkpointer=conversations.saver)
+            runner = Runner(conversations, graph, pause_poll=0.05)
+            conversation = await conversations.astart("alice")
+
+            async def pause_when_started() -> None:
+                while "a:start" not in (counter.read_text() if counter.exists() else ""):
+                    await asyncio.sleep(0.01)
+                await runner.arequest_pause(conversation.thread_id, "alice")
+
+            pauser = asyncio.create_task(pause_when_started())
+            with pytest.raises(GraphDrained):
+                async for _ in runner.astream(conversation, {"log": []}):
+                    pass
+            await pauser
+            assert [t.state for t in await runner.apending("alice")] == ["paused"]
+            async for _ in runner.aresume(conversation.thread_id, "alice"):
+                pass
+            assert (await runner.astate(conversation.thread_id, "alice")).state == "done"
+            assert await runner.arecover("alice") == []
+            with pytest.raises(NothingToResume):
+                await runner.arequest_pause(conversation.thread_id, "alice")
+
+    asyncio.run(scenario())
+    assert (
+        sorted(line.split(":")[0] for line in counter.read_text().splitlines() if "end" in line)
+        == UNINTERRUPTED
+    )

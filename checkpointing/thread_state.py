@@ -1,0 +1,143 @@
+"""What a thread's state is, and what resuming it means: decisions, no I/O.
+
+Owns the names of thread states (running, crashed, waiting, paused, failed, done,
+idle), the input a resume sends the graph, and reading which steps a checkpoint
+still owes without the graph that wrote it. ``resume`` acts on these decisions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from langgraph.types import Command, Interrupt
+
+from checkpointing.conversations import Conversation
+from checkpointing.errors import NothingToResume
+from checkpointing.leases import busy_error
+
+NO_ANSWER: Any = object()
+DIED = "the process running it died"
+RETRIED = ("crashed", "failed")  # states whose resume counts as an attempt
+
+
+@dataclass(frozen=True)
+class ThreadState:
+    """Where a thread stands: ``state`` is one of running, crashed, waiting, paused,
+    failed, done or idle; ``waiting_for`` holds the questions a human must answer."""
+
+    conversation: Conversation
+    state: str
+    waiting_for: tuple[Interrupt, ...] = ()
+    next: tuple[str, ...] = ()
+    checkpoint_id: str = ""  # the latest checkpoint, where a resume starts
+
+    @property
+    def thread_id(self) -> str:
+        return self.conversation.thread_id
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            **self.conversation.as_dict(),
+            "state": self.state,
+            "next": list(self.next),
+            "waiting_for": [{"id": i.id, "value": i.value} for i in self.waiting_for],
+        }
+
+
+def _state_name(conversation: Conversation, lease_free: bool) -> str:
+    if not lease_free:
+        return "running"
+    return {"running": "crashed", "interrupted": "waiting"}.get(
+        conversation.status, conversation.status
+    )
+
+
+def thread_state(conversation: Conversation, lease_free: bool, snapshot: Any) -> ThreadState:
+    checkpoint_id = (snapshot.config or {}).get("configurable", {}).get("checkpoint_id", "")
+    return ThreadState(
+        conversation,
+        _state_name(conversation, lease_free),
+        tuple(snapshot.interrupts),
+        tuple(snapshot.next),
+        checkpoint_id or "",
+    )
+
+
+def given_up(thread: ThreadState, attempts: int) -> NothingToResume:
+    return NothingToResume(
+        f"conversation {thread.thread_id!r} was given up: {attempts - 1} attempts from the same "
+        f"step ended the same way ({thread.conversation.last_error or DIED}); "
+        "start a new conversation"
+    )
+
+
+def resume_input(
+    thread: ThreadState, answer: Any, answers: Mapping[str, Any] | None
+) -> Command[Any] | None:
+    """What to send the graph to continue *thread*, or why it cannot be continued."""
+    tid, user = thread.thread_id, thread.conversation.user_id
+    if thread.state == "running":
+        raise busy_error(tid)
+    if thread.state in ("done", "idle"):
+        raise NothingToResume(
+            f"conversation {tid!r} has nothing to resume ({thread.state}); send it a new "
+            f"message with 'durable-agent chat --user {user} --thread {tid} MESSAGE'"
+        )
+    if thread.state == "waiting":
+        if answers:
+            unknown = set(answers) - {i.id for i in thread.waiting_for}
+            if unknown:
+                raise NothingToResume(f"no question {sorted(unknown)} pending in {tid!r}")
+            if len(thread.waiting_for) == 1:
+                return Command(resume=answers[thread.waiting_for[0].id])  # durable, see below
+            return Command(resume=dict(answers))
+        if answer is NO_ANSWER:
+            raise NothingToResume(
+                f"conversation {tid!r} is waiting for an answer; resume it with --approve, "
+                "--reject or --answer TEXT"
+            )
+        if len(thread.waiting_for) == 1:
+            # A bare value is saved as a pending write before the task runs, so a crash
+            # after the answer keeps it. (Upstream keeps a by-ID map only in memory.)
+            return Command(resume=answer)
+        return Command(resume={i.id: answer for i in thread.waiting_for})
+    if answer is not NO_ANSWER or answers:
+        raise NothingToResume(f"conversation {tid!r} is not waiting for an answer ({thread.state})")
+    return None  # crashed, paused, failed: continue from the last checkpoint
+
+
+def pending_nodes(checkpoint: Mapping[str, Any]) -> set[str]:
+    """Nodes a checkpoint has triggered but not yet run, read without any graph.
+
+    LangGraph triggers node N through channels ``branch:to:N`` (emptied once N runs) and
+    ``join:...:N`` (a barrier, reset to an empty set once N runs); a live trigger newer
+    than what N has seen means N is due.
+    """
+    seen = checkpoint.get("versions_seen", {})
+    values = checkpoint.get("channel_values", {})
+    due = set()
+    for channel, version in checkpoint.get("channel_versions", {}).items():
+        if channel not in values or values[channel] in (set(), frozenset()):
+            continue
+        if channel.startswith("branch:to:"):
+            node = channel.removeprefix("branch:to:")
+        elif channel.startswith("join:"):
+            node = channel.rsplit(":", 1)[1]
+        else:
+            continue
+        if str(version) > str(seen.get(node, {}).get(channel, "")):
+            due.add(node)
+    return due
+
+
+def check_graph_has(thread_id: str, found: Any, graph: Any) -> None:
+    # Upstream resumes a thread whose next step the graph lacks by running nothing and
+    # calling it finished: the rest of the run would be lost without a word.
+    missing = sorted(pending_nodes(found.checkpoint) - set(graph.nodes)) if found else []
+    if missing:
+        raise NothingToResume(
+            f"conversation {thread_id!r} stopped before step {', '.join(missing)}, which "
+            "this graph does not have; resume it with the graph (and version) that started it"
+        )
