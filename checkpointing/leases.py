@@ -80,27 +80,29 @@ class FileLeases:
 
 
 class PostgresLeases:
-    """A session advisory lock on a dedicated connection per held lease."""
+    """A session advisory lock on a connection held for as long as the lease."""
 
-    def __init__(self, connect: Callable[[], Any]) -> None:
-        self.connect = connect
+    def __init__(self, borrow: Callable[[], Any], give_back: Callable[[Any], None]) -> None:
+        self.borrow, self.give_back = borrow, give_back
 
     def try_acquire(self, thread_id: str) -> Callable[[], None] | None:
-        conn = self.connect()
+        conn = self.borrow()
         try:
             row = conn.execute(PG_TRY_LOCK_SQL, (thread_id,)).fetchone()
         except BaseException:
-            conn.close()
+            self.give_back(conn)
             raise
         if not row["locked"]:
-            conn.close()
+            self.give_back(conn)
             return None
 
         def release() -> None:
             try:
                 conn.execute(PG_UNLOCK_SQL, (thread_id,))
             finally:
-                conn.close()  # closing alone would drop it; unlocking first is tidier
+                # Unlocked first, so a pooled connection goes back clean; if this process
+                # dies instead, the server drops the connection and its lock with it.
+                self.give_back(conn)
 
         return release
 
@@ -135,8 +137,12 @@ def leases_for(saver: Any) -> Leases:
             path = conn.execute("PRAGMA database_list").fetchone()[2]
         return FileLeases(Path(path))
     pool: Any = conn
-    if hasattr(pool, "conninfo") and hasattr(pool, "kwargs"):  # a psycopg pool, sync or async
+    if hasattr(pool, "getconn") and not hasattr(pool, "__aenter__"):  # a sync psycopg pool
+        return PostgresLeases(pool.getconn, pool.putconn)
+    if hasattr(pool, "conninfo") and hasattr(pool, "kwargs"):  # an async pool: own connections
         import psycopg
 
-        return PostgresLeases(lambda: psycopg.connect(pool.conninfo, **pool.kwargs))
+        return PostgresLeases(
+            lambda: psycopg.connect(pool.conninfo, **pool.kwargs), lambda c: c.close()
+        )
     return LocalLeases()

@@ -45,6 +45,8 @@ LOCK_WAIT_SECONDS = 120
 UNLOCK_SQL = "SELECT pg_advisory_unlock(%s)"
 HAS_MIGRATIONS_SQL = "SELECT to_regclass('checkpoint_migrations') IS NOT NULL AS present"
 SCHEMA_VERSION_SQL = "SELECT coalesce(max(v), -1) AS v FROM checkpoint_migrations"
+HAS_STORE_MIGRATIONS_SQL = "SELECT to_regclass('store_migrations') IS NOT NULL AS present"
+STORE_VERSION_SQL = "SELECT coalesce(max(v), -1) AS v FROM store_migrations"
 LATEST_VERSION = len(PostgresSaver.MIGRATIONS) - 1
 
 
@@ -163,10 +165,18 @@ def open_postgres_store(pool: Any, settings: Settings) -> Iterator[PostgresStore
     It needs a sync pool; beside an async saver it gets a small one of its own.
     """
     url = DatabaseURL(pool.conninfo, "postgresql")
-    with psycopg.connect(pool.conninfo, **pool.kwargs) as conn:
-        # The store's own migrations skip what is done; under the lock they cannot race.
-        _under_setup_lock(conn, url, lambda: False, PostgresStore(conn).setup)
-    if isinstance(pool, ConnectionPool):
+    sync_pool = isinstance(pool, ConnectionPool)
+    with pool.connection() if sync_pool else psycopg.connect(pool.conninfo, **pool.kwargs) as conn:
+
+        def is_current() -> bool:
+            present = conn.execute(HAS_STORE_MIGRATIONS_SQL).fetchone()
+            if not (present and present["present"]):
+                return False
+            row = conn.execute(STORE_VERSION_SQL).fetchone()
+            return row is not None and row["v"] >= len(PostgresStore.MIGRATIONS) - 1
+
+        _under_setup_lock(conn, url, is_current, PostgresStore(conn).setup)
+    if sync_pool:
         yield PostgresStore(pool)
         return
     own = ConnectionPool(check=ConnectionPool.check_connection, **_pool_kwargs(url, settings))

@@ -1,0 +1,166 @@
+"""Cold resume: continue a paused 10-turn and 500-turn thread in a fresh process.
+
+Each thread is built with the agent (offline model), its last turn paused before the
+tool step. A new process then opens the database, compiles the graph and resumes:
+through our ``Runner.resume`` (lease, index, state checks) and through LangGraph's own
+saver with ``invoke(None)``, side by side in one run, on SQLite and PostgreSQL. The
+time is taken inside the child after its imports. Between repeats the thread is put
+back where it was by deleting what the resume wrote.
+Usage: ``python bench/resume.py [--turns 10 500] [--repeats 5]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from langchain_core.messages import HumanMessage
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from checkpointing.conversations import open_conversations
+from checkpointing.resume import Runner
+from graphs import compile_agent
+from tests.helpers import POSTGRES_URL, throwaway_database
+
+USER = "bench"
+# Undo a resume: drop what it wrote after (and onto) the paused checkpoint.
+RESET_SQL = {
+    "sqlite": [
+        "DELETE FROM checkpoints WHERE thread_id = ? AND checkpoint_id > ?",
+        "DELETE FROM writes WHERE thread_id = ? AND checkpoint_id >= ?",
+    ],
+    "postgresql": [
+        "DELETE FROM checkpoints WHERE thread_id = ? AND checkpoint_id > ?",
+        "DELETE FROM checkpoint_writes WHERE thread_id = ? AND checkpoint_id >= ?",
+    ],
+}
+PAUSED_SQL = "UPDATE conversations SET status = 'paused', attempts = 0 WHERE thread_id = ?"
+
+CHILD = """
+import sys, time
+sys.path.insert(0, sys.argv[4])
+from langgraph.checkpoint.postgres import PostgresSaver
+from langgraph.checkpoint.sqlite import SqliteSaver
+from checkpointing.conversations import open_conversations
+from checkpointing.resume import Runner
+from graphs import compile_agent
+flavour, url, thread_id = sys.argv[1:4]
+start = time.perf_counter()
+if flavour == "ours":
+    with open_conversations(url) as conversations:
+        agent = compile_agent(conversations.saver, store=conversations.store)
+        for _ in Runner(conversations, agent).resume(thread_id, "bench"):
+            pass
+        n = len(agent.get_state({"configurable": {"thread_id": thread_id}}).values["messages"])
+else:
+    if url.startswith("sqlite"):
+        opened = SqliteSaver.from_conn_string(url.removeprefix("sqlite:///"))
+    else:
+        opened = PostgresSaver.from_conn_string(url)
+    with opened as saver:
+        agent = compile_agent(saver)
+        config = {"configurable": {"thread_id": thread_id, "user_id": "bench"}}
+        agent.invoke(None, config, durability="sync")
+        n = len(agent.get_state(config).values["messages"])
+elapsed = (time.perf_counter() - start) * 1000
+print(f"{elapsed:.2f} {n}")
+"""
+
+
+def _build(url: str, turns: int) -> tuple[str, str]:
+    """Two threads of *turns* turns, the last paused before its tool step: ours, LangGraph's."""
+    ids = []
+    with open_conversations(url) as conversations:
+        agent = compile_agent(conversations.saver, store=conversations.store)
+        paused = agent.copy(update={"interrupt_before_nodes": ["tools"]})
+        for _ in range(2):
+            conversation = conversations.start(USER)
+            for turn in range(turns):
+                graph = paused if turn == turns - 1 else agent
+                with conversations.track_run(graph, conversation) as run:
+                    graph.invoke({"messages": [HumanMessage(f"what is {turn}*7?")]}, run.config)
+                conversation = run.conversation
+            assert conversation.status == "paused", conversation.status
+            ids.append(conversation.thread_id)
+        state = Runner(conversations, agent).state(ids[0], USER)
+        assert (state.state, state.next) == ("paused", ("tools",)), state
+    return ids[0], ids[1]
+
+
+def _paused_checkpoint(url: str, thread_id: str) -> str:
+    with open_conversations(url) as conversations:
+        found = conversations.saver.get_tuple({"configurable": {"thread_id": thread_id}})
+        return found.config["configurable"]["checkpoint_id"]
+
+
+def _reset(url: str, thread_id: str, checkpoint_id: str) -> None:
+    with open_conversations(url) as conversations:
+        dialect = "sqlite" if url.startswith("sqlite") else "postgresql"
+        statements = [(sql, (thread_id, checkpoint_id)) for sql in RESET_SQL[dialect]]
+        conversations.execute([*statements, (PAUSED_SQL, (thread_id,))])
+
+
+def _cold_resume(flavour: str, url: str, thread_id: str) -> tuple[float, int]:
+    root = str(Path(__file__).resolve().parent.parent)
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, flavour, url, thread_id, root],
+        capture_output=True, text=True, check=True, timeout=300,
+    ).stdout.split()  # fmt: skip
+    return float(out[0]), int(out[1])
+
+
+@contextmanager
+def _database(backend: str) -> Iterator[str]:
+    if backend == "sqlite":
+        with tempfile.TemporaryDirectory() as tmp:
+            yield f"sqlite:///{tmp}/resume.sqlite"
+    else:
+        with throwaway_database(POSTGRES_URL) as url:
+            yield url
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--turns", type=int, nargs="+", default=[10, 500])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--backends", nargs="+", default=["sqlite", "postgres"])
+    args = parser.parse_args()
+    print(f"cold resume in a fresh process, ms, median of {args.repeats} (min-max)")
+    print(f"{'backend':9} {'turns':>5} {'ours':>22} {'LangGraph':>22} {'ours/LG':>8}")
+    for backend in args.backends:
+        for turns in args.turns:
+            with _database(backend) as url:
+                started = time.perf_counter()
+                threads = dict(zip(("ours", "langgraph"), _build(url, turns), strict=True))
+                print(
+                    f"  built {turns} turns on {backend} in {time.perf_counter() - started:.0f}s",
+                    file=sys.stderr,
+                )
+                marks = {f: _paused_checkpoint(url, t) for f, t in threads.items()}
+                times: dict[str, list[float]] = {"ours": [], "langgraph": []}
+                ratios = []
+                for _ in range(args.repeats):
+                    for flavour in ("ours", "langgraph"):
+                        ms, messages = _cold_resume(flavour, url, threads[flavour])
+                        assert messages == 4 * turns, (flavour, messages)
+                        times[flavour].append(ms)
+                        _reset(url, threads[flavour], marks[flavour])
+                    ratios.append(times["ours"][-1] / times["langgraph"][-1])
+
+                def cell(xs: list[float]) -> str:
+                    return f"{statistics.median(xs):.1f} ({min(xs):.1f}-{max(xs):.1f})"
+
+                ours, theirs = cell(times["ours"]), cell(times["langgraph"])
+                ratio = statistics.median(ratios)
+                print(f"{backend:9} {turns:5} {ours:>22} {theirs:>22} {ratio:7.2f}x")
+
+
+if __name__ == "__main__":
+    main()
