@@ -15,7 +15,7 @@ def _blocks(language: str) -> list[str]:
 def test_python_examples_run_in_order_and_share_the_thread(tmp_path):
     """Each block runs in a fresh process; a block gets the previous one's last line as argv[1]."""
     blocks = _blocks("python")
-    assert len(blocks) >= 2
+    assert len(blocks) == 3
     previous_line: list[str] = []
     outputs = []
     for block in blocks:
@@ -30,11 +30,14 @@ def test_python_examples_run_in_order_and_share_the_thread(tmp_path):
         assert result.returncode == 0, f"{block}\n{result.stderr}"
         outputs.append(result.stdout)
         previous_line = result.stdout.strip().splitlines()[-1:]
-    history = outputs[-1]
+    history = outputs[1]
     assert "ai: (offline model) 12*7 = 84." in history
     assert "ai: (offline model) 84/4 = 21." in history
     assert history.count("human: ") == 2
     assert history.strip().splitlines()[-1].endswith(" done 8 Arithmetic")
+    resumed = outputs[2]
+    assert "waiting [\"May I remember this about you: 'I like tea'?\"]" in resumed
+    assert resumed.strip().splitlines()[-1] == "{'fact': 'I like tea'}"
 
 
 def test_ci_runs_the_readme_commands():
