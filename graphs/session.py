@@ -103,6 +103,7 @@ class Session:
                 if not self.resume():
                     return
             elif thread.state == "waiting" and not self._settle(thread):
+                click.echo("your message was not sent: answer the question first")
                 return
         inputs = {"messages": [HumanMessage(text)]}
         self._drive(self.runner.stream(self.conversation, inputs, **self._options()))

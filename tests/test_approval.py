@@ -50,6 +50,15 @@ def test_approval_answered_in_another_process_stores_the_fact(db_url):
     assert "recall ← my favourite colour is green" in recalled.stdout
 
 
+def test_a_new_message_to_a_waiting_thread_is_held_back_until_the_question_is_answered(db_url):
+    thread_id = _ask(db_url, "alice", "remember that I like tea")
+    held = run_cli("chat", "-u", "alice", "-t", thread_id, "--db", db_url, "what is 1+1")
+    assert held.returncode == 0, held.stderr
+    assert "your message was not sent: answer the question first" in held.stdout
+    assert "1+1" not in held.stdout
+    assert _state(db_url, thread_id, "alice") == "waiting"
+
+
 def test_rejected_and_edited_answers(db_url):
     rejected = _ask(db_url, "alice", "remember that I hate mornings")
     result = run_cli("resume", rejected, "-u", "alice", "--reject", "--db", db_url)
