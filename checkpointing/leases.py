@@ -129,14 +129,12 @@ class LocalLeases:
 
 def leases_for(saver: Any) -> Leases:
     """The lease kind that reaches every process using *saver*'s database."""
-    import sqlite3
+    from checkpointing.sqlite import database_path
 
-    conn = getattr(saver, "conn", None)
-    if isinstance(conn, sqlite3.Connection):
-        with saver.lock:
-            path = conn.execute("PRAGMA database_list").fetchone()[2]
-        return FileLeases(Path(path))
-    pool: Any = conn
+    path = database_path(saver)
+    if path is not None:
+        return FileLeases(path)
+    pool: Any = getattr(saver, "conn", None)
     if hasattr(pool, "getconn") and not hasattr(pool, "__aenter__"):  # a sync psycopg pool
         return PostgresLeases(pool.getconn, pool.putconn)
     if hasattr(pool, "conninfo") and hasattr(pool, "kwargs"):  # an async pool: own connections

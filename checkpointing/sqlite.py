@@ -37,6 +37,17 @@ from checkpointing.urls import DatabaseURL
 FOREIGN_TABLE_SQL = "SELECT name FROM pragma_table_info('checkpoints') WHERE name = 'thread_id'"
 HAS_CHECKPOINTS_SQL = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'checkpoints'"
 OWNER_ONLY = 0o600
+
+
+def database_path(saver: object) -> Path | None:
+    """The file behind *saver* if it is a SQLite saver, else None."""
+    conn = getattr(saver, "conn", None)
+    if not isinstance(conn, sqlite3.Connection):
+        return None
+    with saver.lock:  # type: ignore[attr-defined]
+        return Path(conn.execute("PRAGMA database_list").fetchone()[2])
+
+
 _FIX = (
     "choose a writable file with --db sqlite:///PATH or DURABLE_AGENT_DB, "
     "or move the default with DURABLE_AGENT_HOME"

@@ -13,7 +13,6 @@ import asyncio
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import closing, contextmanager
-from pathlib import Path
 from typing import Any
 
 from langgraph.store.base import BaseStore, Op, Result
@@ -22,6 +21,7 @@ from langgraph.store.sqlite import SqliteStore as _UpstreamSqliteStore
 
 from checkpointing.leases import FileLeases, hold
 from checkpointing.settings import Settings
+from checkpointing.sqlite import database_path
 
 SETUP_LOCK_NAME = ".store-setup"  # starts with a dot: never a valid thread ID
 SETUP_WAIT_SECONDS = 120
@@ -38,9 +38,8 @@ class SqliteStore(_UpstreamSqliteStore):
 def open_store_for(saver: Any, settings: Settings) -> Iterator[BaseStore]:
     """A ready store in *saver*'s database; closed on exit."""
     conn = getattr(saver, "conn", None)
-    if isinstance(conn, sqlite3.Connection):
-        with saver.lock:
-            path = conn.execute("PRAGMA database_list").fetchone()[2]
+    path = database_path(saver)
+    if path is not None:
         # Autocommit, as upstream's from_conn_string opens it: the store commits nothing
         # itself, and an open transaction would lock out the saver's connection.
         store_conn = sqlite3.connect(
@@ -53,7 +52,7 @@ def open_store_for(saver: Any, settings: Settings) -> Iterator[BaseStore]:
             sqlite_store = SqliteStore(store_conn)
             # Upstream's store migrations race between processes ("duplicate column name"),
             # so they run under a file lock beside the database.
-            with hold(FileLeases(Path(path)), SETUP_LOCK_NAME, wait=SETUP_WAIT_SECONDS):
+            with hold(FileLeases(path), SETUP_LOCK_NAME, wait=SETUP_WAIT_SECONDS):
                 sqlite_store.setup()
             yield sqlite_store
     elif hasattr(conn, "conninfo"):  # PostgreSQL: share the saver's pool

@@ -105,28 +105,25 @@ class Session:
             elif thread.state == "waiting" and not self._settle(thread):
                 click.echo("your message was not sent: answer the question first")
                 return
-        inputs = {"messages": [HumanMessage(text)]}
-        self._drive(self.runner.stream(self.conversation, inputs, **self._options()))
+        conversation, inputs = self.conversation, {"messages": [HumanMessage(text)]}
+        self._drive(lambda options: self.runner.stream(conversation, inputs, **options))
 
     def resume(self, answer: Any = NO_ANSWER) -> bool:
         """Continue the thread (with *answer* if it waits for one); True if it is settled."""
         return self._drive(
-            self.runner.resume(self.thread_id, self.user, answer=answer, **self._options())
+            lambda options: self.runner.resume(self.thread_id, self.user, answer=answer, **options)
         )
 
-    def _options(self) -> dict[str, Any]:
-        self.control = RunControl()
-        return {
-            "control": self.control,
-            "stream_mode": "updates",
-            "recursion_limit": RECURSION_LIMIT,
-        }
+    def _drive(self, start: Callable[[dict[str, Any]], Iterator[Any]]) -> bool:
+        """Run *start*(options), printing each step; then deal with a pause or a question.
 
-    def _drive(self, updates: Iterator[Any]) -> bool:
-        """Print a run's steps; afterwards deal with a pause or a question. True if settled."""
+        True if the thread is settled (not paused, not waiting for an answer).
+        """
+        control = RunControl()
+        options = {"control": control, "stream_mode": "updates", "recursion_limit": RECURSION_LIMIT}
         try:
-            with pausing_on_signals(self.control):
-                for update in updates:
+            with pausing_on_signals(control):
+                for update in start(options):
                     for line in update_lines(update):
                         click.echo(line)
         except GraphDrained as drained:
