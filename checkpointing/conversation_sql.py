@@ -84,6 +84,8 @@ CHECKPOINT_DELETES: dict[str, list[str]] = {
            (SELECT 1 FROM conversations WHERE thread_id = ? AND user_id = ?)""",
         """DELETE FROM checkpoints WHERE thread_id = ? AND EXISTS
            (SELECT 1 FROM conversations WHERE thread_id = ? AND user_id = ?)""",
+        """DELETE FROM durable_agent_items WHERE thread_id = ? AND EXISTS
+           (SELECT 1 FROM conversations WHERE thread_id = ? AND user_id = ?)""",
     ],
     "postgresql": [
         """DELETE FROM conversation_text WHERE thread_id = ? AND EXISTS
@@ -93,6 +95,8 @@ CHECKPOINT_DELETES: dict[str, list[str]] = {
         """DELETE FROM checkpoint_blobs WHERE thread_id = ? AND EXISTS
            (SELECT 1 FROM conversations WHERE thread_id = ? AND user_id = ?)""",
         """DELETE FROM checkpoints WHERE thread_id = ? AND EXISTS
+           (SELECT 1 FROM conversations WHERE thread_id = ? AND user_id = ?)""",
+        """DELETE FROM durable_agent_items WHERE thread_id = ? AND EXISTS
            (SELECT 1 FROM conversations WHERE thread_id = ? AND user_id = ?)""",
     ],
     # memory://: only our text table here; the saver's own delete_thread follows.

@@ -246,6 +246,15 @@ class Conversations:
     ) -> None:
         self.saver, self._db, self.store, self.messages_key = saver, db, store, messages_key
 
+    def run_many(self, statement: str, rows: Sequence[Sequence[Any]]) -> None:
+        """One statement over many rows, in one transaction (bulk copies)."""
+        self._db.run_many(statement, rows)  # type: ignore[union-attr]
+
+    @property
+    def dialect(self) -> str:
+        """Which SQL our tables speak here: "sqlite", "postgresql" or "memory"."""
+        return self._db.dialect
+
     def execute(self, statements: Sequence[Statement]) -> list[Rows]:
         """Run *statements* (``?`` placeholders) in one transaction on this database."""
         if not hasattr(self._db, "run"):
@@ -337,12 +346,19 @@ class Conversations:
         """Remove the conversation, its checkpoints and its writes, in one transaction."""
         key = self._key(thread_id, user_id)
         _require(self.execute(_delete_statements(*key, self._db.dialect))[-1], *key)
+        self._forget_items(key[0])
         if self._db.dialect == "memory":
             self.saver.delete_thread(key[0])
+
+    def _forget_items(self, thread_id: str) -> None:
+        items = getattr(self.saver, "items", None)
+        if items is not None:
+            items.forget(thread_id)
 
     async def adelete(self, thread_id: str, user_id: str) -> None:
         key = self._key(thread_id, user_id)
         _require((await self.aexecute(_delete_statements(*key, self._db.dialect)))[-1], *key)
+        self._forget_items(key[0])
         if self._db.dialect == "memory":
             await self.saver.adelete_thread(key[0])
 
@@ -405,7 +421,7 @@ def open_conversations(
         open_store_for(saver, settings) as store,
     ):
         db = executor_for(saver)
-        migrate(db)  # type: ignore[arg-type]
+        migrate(db)
         yield Conversations(saver, db, store=store)
 
 
@@ -421,5 +437,5 @@ async def open_async_conversations(
     async with open_async_saver(url, allowed_types=allowed_types, settings=settings) as saver:
         with open_store_for(saver, settings) as store:
             db = executor_for(saver)
-            await amigrate(db)  # type: ignore[arg-type]
+            await amigrate(db)
             yield Conversations(saver, db, store=store)

@@ -63,13 +63,27 @@ M002_RUNS = [
     "CREATE INDEX conversations_status ON conversations (status, updated_at)",
 ]
 
-MIGRATIONS: list[tuple[str, list[str]]] = [
-    ("m001_conversations", M001_CONVERSATIONS),
-    ("m002_runs", M002_RUNS),
+# Items of long lists, stored once each (items.py). {blob} is BLOB or BYTEA by dialect.
+M003_ITEMS = [
+    """CREATE TABLE durable_agent_items (
+        thread_id TEXT NOT NULL,
+        seq BIGINT NOT NULL,
+        type TEXT NOT NULL,
+        blob {blob} NOT NULL,
+        PRIMARY KEY (thread_id, seq)
+    )""",
 ]
 
+Migration = list[str | dict[str, str]]  # a dict holds SQL for some dialects only
+MIGRATIONS: list[tuple[str, Migration]] = [
+    ("m001_conversations", M001_CONVERSATIONS),  # type: ignore[list-item]
+    ("m002_runs", M002_RUNS),  # type: ignore[list-item]
+    ("m003_items", M003_ITEMS),  # type: ignore[list-item]
+]
+BLOB_TYPES = {"postgresql": "BYTEA"}
 
-def _pending(applied_rows: list[dict[str, object]]) -> list[Statement]:
+
+def _pending(applied_rows: list[dict[str, object]], dialect: str) -> list[Statement]:
     applied = {row["name"] for row in applied_rows}
     statements: list[Statement] = []
     for name, ddl in MIGRATIONS:
@@ -77,7 +91,11 @@ def _pending(applied_rows: list[dict[str, object]]) -> list[Statement]:
             # The ledger row goes first: a second process applying the same migration
             # fails on its primary key before any DDL, and its whole transaction rolls back.
             statements.append((RECORD_SQL, (name, time.time())))
-            statements += [(sql, ()) for sql in ddl]
+            blob = BLOB_TYPES.get(dialect, "BLOB")
+            for sql in ddl:
+                text = sql.get(dialect) if isinstance(sql, dict) else sql
+                if text:
+                    statements.append((text.replace("{blob}", blob), ()))
     return statements
 
 
@@ -89,7 +107,7 @@ def migrate(db: Executor) -> None:
     """Apply every migration this database lacks, once, whoever else is trying."""
     for attempt in range(ATTEMPTS):
         # Exclusive even to look: concurrent CREATE TABLE IF NOT EXISTS races on PostgreSQL.
-        pending = _pending(db.run(CHECK, exclusive=True)[1])
+        pending = _pending(db.run(CHECK, exclusive=True)[1], db.dialect)
         if not pending:
             return  # the common case: one short transaction
         try:
@@ -103,7 +121,7 @@ def migrate(db: Executor) -> None:
 async def amigrate(db: AsyncExecutor) -> None:
     """Async twin of ``migrate``."""
     for attempt in range(ATTEMPTS):
-        pending = _pending((await db.arun(CHECK, exclusive=True))[1])
+        pending = _pending((await db.arun(CHECK, exclusive=True))[1], db.dialect)
         if not pending:
             return
         try:

@@ -8,38 +8,29 @@ a SQLite user never loads psycopg. What the savers do once open is LangGraph's.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
-from contextlib import (
-    AbstractAsyncContextManager,
-    AbstractContextManager,
-    asynccontextmanager,
-    contextmanager,
-)
+from contextlib import AbstractContextManager, asynccontextmanager, contextmanager
 from typing import Any
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.memory import InMemorySaver
-from langgraph.checkpoint.serde.base import SerializerProtocol
 
-from checkpointing.serde import TypeKey, strict_serializer
+from checkpointing.serde import DurableSerializer, TypeKey, strict_serializer
 from checkpointing.settings import Settings, load_settings
 from checkpointing.urls import DatabaseURL, parse_url
 
-Opener = Callable[[DatabaseURL, Settings, SerializerProtocol], AbstractContextManager[Any]]
-AsyncOpener = Callable[
-    [DatabaseURL, Settings, SerializerProtocol], AbstractAsyncContextManager[Any]
-]
+Opener = Callable[[DatabaseURL, Settings, DurableSerializer], AbstractContextManager[Any]]
 
 
 @contextmanager
 def open_memory(
-    url: DatabaseURL, settings: Settings, serde: SerializerProtocol
+    url: DatabaseURL, settings: Settings, serde: DurableSerializer
 ) -> Iterator[InMemorySaver]:
     """A throwaway in-process saver: nothing survives the process."""
     yield InMemorySaver(serde=serde)
 
 
 def _open_sqlite(
-    url: DatabaseURL, settings: Settings, serde: SerializerProtocol
+    url: DatabaseURL, settings: Settings, serde: DurableSerializer
 ) -> AbstractContextManager[Any]:
     from checkpointing.sqlite import open_sqlite
 
@@ -47,19 +38,11 @@ def _open_sqlite(
 
 
 def _open_postgres(
-    url: DatabaseURL, settings: Settings, serde: SerializerProtocol
+    url: DatabaseURL, settings: Settings, serde: DurableSerializer
 ) -> AbstractContextManager[Any]:
     from checkpointing.postgres import open_postgres
 
     return open_postgres(url, settings, serde)
-
-
-def _aopen_postgres(
-    url: DatabaseURL, settings: Settings, serde: SerializerProtocol
-) -> AbstractAsyncContextManager[Any]:
-    from checkpointing.postgres import aopen_postgres
-
-    return aopen_postgres(url, settings, serde)
 
 
 _OPENERS: dict[str, Opener] = {
@@ -67,8 +50,6 @@ _OPENERS: dict[str, Opener] = {
     "postgresql": _open_postgres,
     "memory": open_memory,
 }
-# Backends missing here serve async callers with their sync opener's saver.
-_ASYNC_OPENERS: dict[str, AsyncOpener] = {"postgresql": _aopen_postgres}
 
 
 def resolve_url(url: str | None = None, settings: Settings | None = None) -> DatabaseURL:
@@ -105,11 +86,6 @@ async def open_async_saver(
     """Async twin of ``open_saver``: the saver it yields works under ``ainvoke``."""
     settings = settings or load_settings()
     target = resolve_url(url, settings)
-    serde = strict_serializer(allowed_types)
-    aopener = _ASYNC_OPENERS.get(target.scheme)
-    if aopener is None:
-        with _OPENERS[target.scheme](target, settings, serde) as saver:
-            yield saver
-    else:
-        async with aopener(target, settings, serde) as saver:
-            yield saver
+    # Our savers' ``a*`` methods run their sync twins in a worker thread (compact.py).
+    with _OPENERS[target.scheme](target, settings, strict_serializer(allowed_types)) as saver:
+        yield saver

@@ -10,18 +10,70 @@ is never imported. This module owns that choice and nothing else.
 
 from __future__ import annotations
 
+import struct
+import zlib
 from collections.abc import Iterable
+from typing import Any
 
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 
+from checkpointing.items import ItemRefs
+
 TypeKey = tuple[str, str]
+ITEM_REFS: TypeKey = ("checkpointing.items", "ItemRefs")
 
 
 def type_key(cls: type) -> TypeKey:
     return (cls.__module__, cls.__qualname__)
 
 
-def strict_serializer(allowed_types: Iterable[type | TypeKey] = ()) -> JsonPlusSerializer:
+REFS_TYPE = "da-refs"
+ZIPPED_TYPE = "da-zmsgpack1"
+# A fixed preset dictionary for zlib: what every checkpoint's bookkeeping repeats. Changing
+# it would make stored rows unreadable; a new one needs a new type name.
+ZDICT = (
+    b"versions_seen\x80updated_channels\x91channel_versions\x84channel_values\x82"
+    b"__start__\xb5000000000000.00000000__input__\x80__interrupt__branch:to:"
+    b"\xa8messages\xd9 checkpointing.items\xa8ItemRefs\x81\xa4runs\x91\x92\xcf"
+    b"\xa2ts\xa2id\xa1v\x04\xb92026-01-01T00:00:00.000000+00:00"
+    b"\xd9$1f000000-0000-6000-8000-000000000000000000000000.00000000"
+)
+
+
+class DurableSerializer(JsonPlusSerializer):
+    """LangGraph's serializer plus our two compact forms, read back by type name.
+
+    ``ItemRefs`` on its own (a PostgreSQL channel blob) packs to 16 bytes per run; a
+    whole checkpoint (a SQLite row) can be zlib-compressed with a preset dictionary.
+    Message content is never compressed here.
+    """
+
+    def dumps_typed(self, obj: Any) -> tuple[str, bytes]:
+        if type(obj) is ItemRefs:
+            flat = [n for run in obj.runs for n in run]
+            return REFS_TYPE, struct.pack(f"<{len(flat)}q", *flat)
+        return super().dumps_typed(obj)
+
+    def dumps_zipped(self, obj: Any) -> tuple[str, bytes]:
+        type_, data = super().dumps_typed(obj)
+        if type_ != "msgpack":
+            return type_, data
+        packer = zlib.compressobj(6, zdict=ZDICT)
+        return ZIPPED_TYPE, packer.compress(data) + packer.flush()
+
+    def loads_typed(self, data: tuple[str, bytes]) -> Any:
+        type_, payload = data
+        if type_ == REFS_TYPE:
+            flat = struct.unpack(f"<{len(payload) // 8}q", payload)
+            return ItemRefs([list(flat[i : i + 2]) for i in range(0, len(flat), 2)])
+        if type_ == ZIPPED_TYPE:
+            unpacker = zlib.decompressobj(zdict=ZDICT)
+            raw = unpacker.decompress(bytes(payload)) + unpacker.flush()
+            return super().loads_typed(("msgpack", raw))
+        return super().loads_typed(data)
+
+
+def strict_serializer(allowed_types: Iterable[type | TypeKey] = ()) -> DurableSerializer:
     """A serializer that revives only LangGraph's safe types plus *allowed_types*.
 
     ``allowed_msgpack_modules=None`` means "safe types only" regardless of the
@@ -29,7 +81,8 @@ def strict_serializer(allowed_types: Iterable[type | TypeKey] = ()) -> JsonPlusS
     legacy JSON constructors stay off.
     """
     keys = [t if isinstance(t, tuple) else type_key(t) for t in allowed_types]
-    serde = JsonPlusSerializer(
+    keys.append(ITEM_REFS)  # our own stored-list marker (items.py)
+    serde = DurableSerializer(
         pickle_fallback=False, allowed_json_modules=None, allowed_msgpack_modules=None
     )
-    return serde.with_msgpack_allowlist(keys) if keys else serde
+    return serde.with_msgpack_allowlist(keys)  # type: ignore[return-value]

@@ -35,6 +35,8 @@ class Executor(Protocol):
 
     def run(self, statements: Sequence[Statement], *, exclusive: bool = False) -> list[Rows]: ...
 
+    def run_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...
+
 
 class AsyncExecutor(Protocol):
     dialect: str
@@ -72,6 +74,19 @@ class SqliteExecutor:
                 raise
         return results
 
+    def run_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """One statement over many rows, in one transaction."""
+        with self.lock:
+            if self.conn.in_transaction:
+                self.conn.commit()
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                self.conn.executemany(sql, rows)
+                self.conn.commit()
+            except BaseException:
+                self.conn.rollback()
+                raise
+
     async def arun(self, statements: Sequence[Statement], *, exclusive: bool = False) -> list[Rows]:
         return await asyncio.to_thread(self.run, statements, exclusive=exclusive)
 
@@ -94,37 +109,23 @@ class PostgresExecutor:
                 results.append(list(cursor.fetchall()) if cursor.description else [])
         return results
 
-
-class AsyncPostgresExecutor:
-    """Async twin of ``PostgresExecutor`` on an async pool."""
-
-    dialect = "postgresql"
-
-    def __init__(self, pool: Any) -> None:
-        self.pool = pool
+    def run_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        with self.pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+            cur.executemany(to_postgres(sql), rows)
 
     async def arun(self, statements: Sequence[Statement], *, exclusive: bool = False) -> list[Rows]:
-        async with self.pool.connection() as conn, conn.transaction():
-            if exclusive:
-                await conn.execute(PG_SCHEMA_LOCK_SQL, (SCHEMA_LOCK_KEY,))
-            results = []
-            for sql, params in statements:
-                cursor = await conn.execute(to_postgres(sql), tuple(params))
-                results.append(list(await cursor.fetchall()) if cursor.description else [])
-        return results
+        return await asyncio.to_thread(self.run, statements, exclusive=exclusive)
 
 
-def executor_for(saver: BaseCheckpointSaver[Any]) -> Executor | AsyncExecutor:
+def executor_for(saver: BaseCheckpointSaver[Any]) -> SqliteExecutor | PostgresExecutor:
     """The executor that reaches *saver*'s own database."""
     conn = getattr(saver, "conn", None)
     if isinstance(conn, sqlite3.Connection):
         return SqliteExecutor(conn, saver.lock)  # type: ignore[attr-defined]
-    from psycopg_pool import AsyncConnectionPool, ConnectionPool  # only PostgreSQL users pay
+    from psycopg_pool import ConnectionPool  # only PostgreSQL users pay
 
     if isinstance(conn, ConnectionPool):
         return PostgresExecutor(conn)
-    if isinstance(conn, AsyncConnectionPool):
-        return AsyncPostgresExecutor(conn)
     # memory:// and savers we do not know: our tables live in a private database.
     private = sqlite3.connect(":memory:", check_same_thread=False)
     return SqliteExecutor(private, dialect="memory")

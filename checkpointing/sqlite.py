@@ -2,41 +2,48 @@
 
 Owns the file: its directory, its permissions (owner only), WAL and the busy
 timeout, and telling "not a database" apart from "cannot write here" before any
-byte is written. The saver is LangGraph's ``SqliteSaver`` with its async methods
-run in a worker thread, so one saver serves ``invoke`` and ``ainvoke`` alike. We
-chose that over upstream's ``AsyncSqliteSaver`` because the latter deadlocks
+byte is written. The saver is LangGraph's ``SqliteSaver`` with compact lists and
+its async methods run in a worker thread (``compact.py``). We chose that over
+upstream's ``AsyncSqliteSaver`` because the latter deadlocks
 when its sync methods are called on the loop thread (langgraph #7857) and holds
 its lock while an ``alist`` is paused (#8558).
 """
 
 from __future__ import annotations
 
-import asyncio
+import json
 import os
 import sqlite3
 import stat
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
-from typing import Any
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
     ChannelVersions,
     Checkpoint,
     CheckpointMetadata,
-    CheckpointTuple,
+    get_checkpoint_metadata,
 )
-from langgraph.checkpoint.serde.base import SerializerProtocol
 from langgraph.checkpoint.sqlite import SqliteSaver as _UpstreamSqliteSaver
 
+from checkpointing.compact import CompactLists
 from checkpointing.errors import InvalidDatabase, UnwritableLocation
+from checkpointing.items import INSERT_ITEM_SQL, ItemLog, Rows
+from checkpointing.migrations import migrate
+from checkpointing.serde import DurableSerializer
 from checkpointing.settings import Settings
+from checkpointing.sqlexec import SqliteExecutor
 from checkpointing.urls import DatabaseURL
 
 FOREIGN_TABLE_SQL = "SELECT name FROM pragma_table_info('checkpoints') WHERE name = 'thread_id'"
 HAS_CHECKPOINTS_SQL = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'checkpoints'"
 OWNER_ONLY = 0o600
+INSERT_CHECKPOINT_SQL = (
+    "INSERT OR REPLACE INTO checkpoints (thread_id, checkpoint_ns, checkpoint_id, "
+    "parent_checkpoint_id, type, checkpoint, metadata) VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
 
 
 def database_path(saver: object) -> Path | None:
@@ -54,56 +61,56 @@ _FIX = (
 )
 
 
-class SqliteSaver(_UpstreamSqliteSaver):
-    """Upstream ``SqliteSaver`` whose ``a*`` methods run the sync ones in a thread.
+class SqliteSaver(CompactLists, _UpstreamSqliteSaver):
+    """Upstream ``SqliteSaver`` with compact lists and ``a*`` methods run in a thread.
 
     The sync methods already serialize on ``self.lock``; a worker thread keeps the
-    event loop free while they wait. ``alist`` materializes the page first because
-    upstream ``list`` holds the lock until its generator is exhausted.
+    event loop free while they wait.
     """
 
-    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
-        return await asyncio.to_thread(self.get_tuple, config)
+    def __init__(self, conn: sqlite3.Connection, *, serde: DurableSerializer) -> None:
+        super().__init__(conn, serde=serde)
+        self.durable_serde = serde
+        self.items = ItemLog(SqliteExecutor(conn, self.lock), self.serde)
 
-    async def alist(
-        self,
-        config: RunnableConfig | None,
-        *,
-        filter: dict[str, Any] | None = None,
-        before: RunnableConfig | None = None,
-        limit: int | None = None,
-    ) -> AsyncIterator[CheckpointTuple]:
-        items = await asyncio.to_thread(
-            lambda: list(self.list(config, filter=filter, before=before, limit=limit))
-        )
-        for item in items:
-            yield item
-
-    async def aput(
+    def put_raw(
         self,
         config: RunnableConfig,
         checkpoint: Checkpoint,
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
+        items: Rows = (),  # type: ignore[assignment]
     ) -> RunnableConfig:
-        return await asyncio.to_thread(self.put, config, checkpoint, metadata, new_versions)
-
-    async def aput_writes(
-        self,
-        config: RunnableConfig,
-        writes: Sequence[tuple[str, Any]],
-        task_id: str,
-        task_path: str = "",
-    ) -> None:
-        await asyncio.to_thread(self.put_writes, config, writes, task_id, task_path)
-
-    async def adelete_thread(self, thread_id: str) -> None:
-        await asyncio.to_thread(self.delete_thread, thread_id)
+        """Upstream's ``put``, its row compressed (versions repeat in every checkpoint),
+        with the new items in the same transaction."""
+        configurable = config["configurable"]
+        type_, data = self.durable_serde.dumps_zipped(checkpoint)
+        meta = json.dumps(get_checkpoint_metadata(config, metadata), ensure_ascii=False)
+        row = (
+            str(configurable["thread_id"]),
+            configurable["checkpoint_ns"],
+            checkpoint["id"],
+            configurable.get("checkpoint_id"),
+            type_,
+            data,
+            meta.encode("utf-8", "ignore"),
+        )
+        with self.cursor() as cur:
+            if items:
+                cur.executemany(INSERT_ITEM_SQL, items)
+            cur.execute(INSERT_CHECKPOINT_SQL, row)
+        return {
+            "configurable": {
+                "thread_id": configurable["thread_id"],
+                "checkpoint_ns": configurable["checkpoint_ns"],
+                "checkpoint_id": checkpoint["id"],
+            }
+        }
 
 
 @contextmanager
 def open_sqlite(
-    url: DatabaseURL, settings: Settings, serde: SerializerProtocol
+    url: DatabaseURL, settings: Settings, serde: DurableSerializer
 ) -> Iterator[SqliteSaver]:
     """Yield a ready ``SqliteSaver`` on the file *url* names; close it on exit."""
     assert url.path is not None
@@ -115,10 +122,14 @@ def open_sqlite(
         raise UnwritableLocation(f"cannot open SQLite file {path}: {exc}; {_FIX}") from None
     with closing(conn):
         _check_is_checkpoint_db(conn, path)
+        if conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0:
+            # Only a new file can take this without a full VACUUM; prune gives pages back.
+            conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
         saver = SqliteSaver(conn, serde=serde)
         try:
             with saver.lock:
                 saver.setup()
+            migrate(saver.items.db)
         except sqlite3.OperationalError as exc:
             raise UnwritableLocation(f"cannot write SQLite file {path}: {exc}; {_FIX}") from None
         yield saver

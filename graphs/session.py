@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
+from uuid import uuid4
 
 import click
 from langchain_core.messages import HumanMessage
@@ -105,7 +106,10 @@ class Session:
             elif thread.state == "waiting" and not self._settle(thread):
                 click.echo("your message was not sent: answer the question first")
                 return
-        conversation, inputs = self.conversation, {"messages": [HumanMessage(text)]}
+        conversation, inputs = (
+            self.conversation,
+            {"messages": [HumanMessage(text, id=str(uuid4()))]},
+        )
         self._drive(lambda options: self.runner.stream(conversation, inputs, **options))
 
     def resume(self, answer: Any = NO_ANSWER) -> bool:

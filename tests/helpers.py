@@ -60,11 +60,18 @@ def run_cli(
 
 
 TABLES = {
-    "sqlite": ["checkpoints", "writes", "conversations", "conversation_text"],
+    "sqlite": [
+        "checkpoints",
+        "writes",
+        "durable_agent_items",
+        "conversations",
+        "conversation_text",
+    ],
     "postgresql": [
         "checkpoints",
         "checkpoint_blobs",
         "checkpoint_writes",
+        "durable_agent_items",
         "conversations",
         "conversation_text",
     ],
