@@ -2,8 +2,9 @@
 
 ``open_saver(url)`` / ``open_async_saver(url)`` yield a ready, migrated saver for
 ``sqlite:///PATH``, ``postgresql://...`` or ``memory://``; ``open_conversations``
-adds the per-user conversation index beside it. Nothing in this package knows
-about a particular graph.
+adds the per-user conversation index beside it; ``prune``, ``transfer`` and
+``stats`` look after what is stored. Nothing in this package knows about a
+particular graph.
 """
 
 from checkpointing.conversations import (
@@ -26,15 +27,18 @@ from checkpointing.errors import (
     UnwritableLocation,
 )
 from checkpointing.resume import Runner
+from checkpointing.retention import PruneReport, prune, reclaim
 from checkpointing.saver import open_async_saver, open_saver, resolve_url
 from checkpointing.serde import strict_serializer
 from checkpointing.settings import Settings, load_settings
+from checkpointing.stats import TableStats, stats
 from checkpointing.thread_state import ThreadState
 from checkpointing.threads import (
     new_thread_id,
     thread_config,
     validate_id,
 )
+from checkpointing.transfer import TransferReport, VerifyReport, transfer, verify
 from checkpointing.urls import parse_url, redact
 
 __all__ = [
@@ -47,13 +51,17 @@ __all__ = [
     "InvalidDatabase",
     "InvalidIdentifier",
     "NothingToResume",
+    "PruneReport",
     "Runner",
     "Settings",
+    "TableStats",
     "ThreadBusy",
     "ThreadNotFound",
     "ThreadState",
+    "TransferReport",
     "UnsupportedURL",
     "UnwritableLocation",
+    "VerifyReport",
     "load_settings",
     "new_thread_id",
     "open_async_conversations",
@@ -61,9 +69,14 @@ __all__ = [
     "open_conversations",
     "open_saver",
     "parse_url",
+    "prune",
+    "reclaim",
     "redact",
     "resolve_url",
+    "stats",
     "strict_serializer",
     "thread_config",
+    "transfer",
     "validate_id",
+    "verify",
 ]

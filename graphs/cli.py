@@ -23,6 +23,7 @@ from checkpointing.resume import Runner
 from graphs.agent import RECURSION_LIMIT, compile_agent
 from graphs.cli_options import db_option, user_option
 from graphs.cli_resume import pause, pending, recover, resume
+from graphs.cli_storage import migrate, prune, stats
 from graphs.cli_threads import delete, rename, show, threads
 from graphs.models import describe_model, make_model
 from graphs.session import SIGNAL_PAUSE, Session, prompt_line
@@ -93,7 +94,19 @@ def chat(
         sys.exit(EXIT_INTERRUPTED)
 
 
-for command in (threads, show, rename, delete, pending, resume, recover, pause):
+for command in (
+    threads,
+    show,
+    rename,
+    delete,
+    pending,
+    resume,
+    recover,
+    pause,
+    prune,
+    migrate,
+    stats,
+):
     cli.add_command(command)
 
 

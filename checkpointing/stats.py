@@ -1,0 +1,98 @@
+"""How much a database holds: conversations, checkpoints and bytes per table.
+
+Reads only; every figure comes from the database itself. For SQLite the bytes are
+the pages each table and index occupies (``dbstat``), for PostgreSQL the relation's
+total size with its indexes and TOAST; for one user, the stored bytes of that
+user's rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from checkpointing.conversations import Conversations
+from checkpointing.errors import ConfigError
+
+TABLES = {
+    "sqlite": (
+        "checkpoints",
+        "writes",
+        "durable_agent_items",
+        "conversations",
+        "conversation_text",
+        "store",
+    ),
+    "postgresql": (
+        "checkpoints",
+        "checkpoint_blobs",
+        "checkpoint_writes",
+        "durable_agent_items",
+        "conversations",
+        "conversation_text",
+        "store",
+    ),
+}
+# Table names below are our constants, never input.
+COUNT_SQL = {n: f"SELECT count(*) AS n FROM {n}" for ns in TABLES.values() for n in ns}  # noqa: S608
+PG_SIZE_SQL = "SELECT coalesce(pg_total_relation_size(to_regclass(CAST(? AS TEXT))), 0) AS size"
+SQLITE_SIZE_SQL = (
+    "SELECT coalesce(sum(s.pgsize), 0) AS size FROM dbstat s "
+    "JOIN sqlite_master m ON m.name = s.name WHERE m.tbl_name = ? OR s.name = ?"
+)
+OWNED = "WHERE thread_id IN (SELECT thread_id FROM conversations WHERE user_id = ?)"
+# (table, stored bytes of one row) per backend, for one user's rows.
+USER_TABLES = {
+    "sqlite": [
+        ("checkpoints", "length(checkpoint) + length(metadata)"),
+        ("writes", "coalesce(length(value), 0)"),
+        ("durable_agent_items", "length(blob)"),
+    ],
+    "postgresql": [
+        ("checkpoints", "pg_column_size(checkpoint) + pg_column_size(metadata)"),
+        ("checkpoint_blobs", "coalesce(pg_column_size(blob), 0)"),
+        ("checkpoint_writes", "coalesce(pg_column_size(blob), 0)"),
+        ("durable_agent_items", "pg_column_size(blob)"),
+    ],
+}
+USER_SQL = {
+    dialect: [
+        ("conversations", "SELECT count(*) AS n, 0 AS size FROM conversations WHERE user_id = ?")
+    ]
+    + [
+        (t, f"SELECT count(*) AS n, coalesce(sum({size}), 0) AS size FROM {t} {OWNED}")  # noqa: S608
+        for t, size in tables
+    ]
+    for dialect, tables in USER_TABLES.items()
+}
+
+
+@dataclass(frozen=True)
+class TableStats:
+    table: str
+    rows: int
+    bytes: int
+
+
+def stats(index: Conversations, user_id: str | None = None) -> list[TableStats]:
+    """Rows and bytes per table; with *user_id*, only that user's rows."""
+    dialect = index.dialect
+    if dialect not in TABLES:
+        raise ConfigError(f"stats needs a sqlite:/// or postgresql:// URL, not {dialect}")
+    if user_id is not None:
+        queries = USER_SQL[dialect]
+        results = index.execute([(sql, (user_id,)) for _, sql in queries])
+        return [
+            TableStats(t, int(r[0]["n"]), int(r[0]["size"]))
+            for (t, _), r in zip(queries, results, strict=True)
+        ]
+    names = TABLES[dialect]
+    sizes_of = [
+        (SQLITE_SIZE_SQL, (n, n)) if dialect == "sqlite" else (PG_SIZE_SQL, (n,)) for n in names
+    ]
+    statements = [(COUNT_SQL[n], ()) for n in names] + sizes_of
+    results = index.execute(statements)
+    counts, sizes = results[: len(names)], results[len(names) :]
+    return [
+        TableStats(n, int(c[0]["n"]), int(s[0]["size"]))
+        for n, c, s in zip(names, counts, sizes, strict=True)
+    ]

@@ -1,0 +1,138 @@
+"""The commands that look after storage: prune, migrate and stats."""
+
+from __future__ import annotations
+
+import re
+import sys
+
+import click
+
+from checkpointing.conversations import open_conversations
+from checkpointing.errors import ConfigError
+from checkpointing.retention import PruneReport, reclaim
+from checkpointing.retention import prune as prune_threads
+from checkpointing.saver import resolve_url
+from checkpointing.stats import stats as table_stats
+from checkpointing.transfer import source_threads, transfer, verify
+from graphs.cli_options import db_option, json_option
+
+UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+DURATION = re.compile(r"^(\d+)([smhdw])$")
+
+
+def parse_duration(text: str) -> float:
+    """'30d', '12h', '90m', '2w' or '45s' in seconds."""
+    match = DURATION.match(text.strip())
+    if not match:
+        raise ConfigError(
+            f"cannot read duration {text!r}: write a number and a unit, like 30d or 12h"
+        )
+    return int(match[1]) * UNITS[match[2]]
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000  # type: ignore[assignment]
+    return f"{n} B"
+
+
+def _summary(report: PruneReport) -> str:
+    verb = "would remove" if report.dry_run else "removed"
+    lines = [
+        f"{verb} {len(report.expired)} idle conversation(s) and {report.checkpoints} "
+        f"checkpoint(s), {report.writes} write(s) and {report.items} item(s): "
+        f"{_size(report.bytes)}",
+    ]
+    if report.pruned:
+        lines.append(f"kept the latest checkpoints of {len(report.pruned)} thread(s)")
+    if report.skipped:
+        lines.append(
+            f"left {len(report.skipped)} running or waiting thread(s) alone "
+            "(--include-active to prune them too): " + ", ".join(report.skipped)
+        )
+    return "\n".join(lines)
+
+
+@click.command()
+@click.option("--keep", type=click.IntRange(1), help="Keep the latest N checkpoints per thread.")
+@click.option("--older-than", metavar="DURATION", help="Delete conversations idle this long (30d).")
+@click.option("--user", "-u", metavar="USER", help="Only this user's conversations.")
+@click.option("--dry-run", is_flag=True, help="Report what would go, and its size; change nothing.")
+@click.option("--include-active", is_flag=True, help="Also prune running or waiting threads.")
+@db_option
+def prune(
+    keep: int | None, older_than: str | None, user: str | None, dry_run: bool,
+    include_active: bool, db: str | None,
+) -> None:  # fmt: skip
+    """Drop superseded checkpoints and expire idle conversations; give the space back."""
+    if keep is None and older_than is None:
+        raise ConfigError("say what to prune: --keep N, --older-than DURATION, or both")
+    age = parse_duration(older_than) if older_than else None
+    with open_conversations(db) as index:
+        report = prune_threads(
+            index, keep=keep, older_than=age, user_id=user, dry_run=dry_run,
+            include_active=include_active,
+        )  # fmt: skip
+        if not dry_run:
+            reclaim(index)
+    click.echo(_summary(report))
+
+
+@click.command()
+@click.argument("source_url")
+@click.argument("target_url")
+@click.option("--verify-only", is_flag=True, help="Compare the two; copy nothing.")
+def migrate(source_url: str, target_url: str, verify_only: bool) -> None:
+    """Copy every conversation, checkpoint and stored memory from SOURCE_URL to TARGET_URL.
+
+    Safe to run again, also after it was stopped half way. Ends by comparing both sides.
+    """
+    if resolve_url(source_url).raw == resolve_url(target_url).raw:
+        raise ConfigError("SOURCE_URL and TARGET_URL are the same database: name another target")
+    with open_conversations(source_url) as source, open_conversations(target_url) as target:
+        if verify_only:
+            checked = verify(source, target)
+            threads, mismatches = checked.threads, checked.mismatches
+        else:
+            total = len(source_threads(source))
+            with click.progressbar(length=total, label="copying threads", file=sys.stderr) as bar:
+
+                def advance(thread_id: str) -> None:
+                    bar.update(1)
+
+                report = transfer(source, target, progress=advance)
+            threads, mismatches = report.threads, report.mismatches
+            click.echo(
+                f"copied {report.checkpoints} checkpoint(s), {report.writes} write(s), "
+                f"{report.items} item(s) and {report.store_items} stored memory item(s)"
+            )
+    for thread_id, problems in mismatches.items():
+        click.echo(f"MISMATCH {thread_id}: " + "; ".join(problems), err=True)
+    if mismatches:
+        raise SystemExit(
+            f"durable-agent: {len(mismatches)} of {threads} thread(s) differ (listed above)"
+        )
+    click.echo(f"verified {threads} thread(s): counts, content hashes and latest states match")
+
+
+@click.command()
+@click.option("--user", "-u", metavar="USER", help="Only this user's rows (stored bytes).")
+@json_option
+@db_option
+def stats(user: str | None, as_json: bool, db: str | None) -> None:
+    """Conversations, checkpoints and bytes per table."""
+    with open_conversations(db) as index:
+        rows = table_stats(index, user)
+        dialect = index.dialect
+    if as_json:
+        import json
+
+        click.echo(json.dumps([r.__dict__ for r in rows]))
+        return
+    scope = f"user {user}" if user else "whole database"
+    click.echo(f"{dialect}, {scope}")
+    click.echo(f"{'TABLE':22} {'ROWS':>10} {'BYTES':>12}")
+    for row in rows:
+        click.echo(f"{row.table:22} {row.rows:>10} {_size(row.bytes):>12}")
