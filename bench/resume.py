@@ -1,7 +1,8 @@
 """Cold resume: continue a paused 10-turn and 500-turn thread in a fresh process.
 
-Each thread is built with the agent (offline model), its last turn paused before the
-tool step. A new process then opens the database, compiles the graph and resumes:
+Each thread is built with the agent on the workload of ``bench/growth.py`` (~500-character
+questions and answers), its last turn paused before the tool step: ours through our saver,
+LangGraph's through its own. A new process then opens the database, compiles the graph and resumes:
 through our ``Runner.resume`` (lease, index, state checks) and through LangGraph's own
 saver with ``invoke(None)``, side by side in one run, on SQLite and PostgreSQL. The
 time is taken inside the child after its imports. Between repeats the thread is put
@@ -20,13 +21,16 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
-from langchain_core.messages import HumanMessage
+from langgraph.checkpoint.postgres import PostgresSaver
+from langgraph.checkpoint.sqlite import SqliteSaver
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.growth import agent as growth_agent
+from bench.growth import question
 from checkpointing.conversations import open_conversations
 from checkpointing.resume import Runner
-from graphs import compile_agent
 from tests.helpers import POSTGRES_URL, throwaway_database
 
 USER = "bench"
@@ -41,6 +45,7 @@ RESET_SQL = {
         "DELETE FROM checkpoint_writes WHERE thread_id = ? AND checkpoint_id >= ?",
     ],
 }
+LATEST_SQL = "SELECT max(checkpoint_id) AS id FROM checkpoints WHERE thread_id = ?"
 PAUSED_SQL = "UPDATE conversations SET status = 'paused', attempts = 0 WHERE thread_id = ?"
 
 CHILD = """
@@ -76,28 +81,45 @@ print(f"{elapsed:.2f} {n}")
 
 def _build(url: str, turns: int) -> tuple[str, str]:
     """Two threads of *turns* turns, the last paused before its tool step: ours, LangGraph's."""
-    ids = []
     with open_conversations(url) as conversations:
-        agent = compile_agent(conversations.saver, store=conversations.store)
+        agent = growth_agent(conversations.saver)
         paused = agent.copy(update={"interrupt_before_nodes": ["tools"]})
-        for _ in range(2):
-            conversation = conversations.start(USER)
-            for turn in range(turns):
-                graph = paused if turn == turns - 1 else agent
-                with conversations.track_run(graph, conversation) as run:
-                    graph.invoke({"messages": [HumanMessage(f"what is {turn}*7?")]}, run.config)
-                conversation = run.conversation
-            assert conversation.status == "paused", conversation.status
-            ids.append(conversation.thread_id)
-        state = Runner(conversations, agent).state(ids[0], USER)
+        conversation = conversations.start(USER)
+        for turn in range(turns):
+            graph = paused if turn == turns - 1 else agent
+            with conversations.track_run(graph, conversation) as run:
+                graph.invoke({"messages": [question(turn)]}, run.config)
+            conversation = run.conversation
+        assert conversation.status == "paused", conversation.status
+        state = Runner(conversations, agent).state(conversation.thread_id, USER)
         assert (state.state, state.next) == ("paused", ("tools",)), state
-    return ids[0], ids[1]
+    theirs = "langgraph-thread"
+    with _langgraph_saver(url) as saver:
+        agent = growth_agent(saver)
+        paused = agent.copy(update={"interrupt_before_nodes": ["tools"]})
+        config = {"configurable": {"thread_id": theirs, "user_id": USER}}
+        for turn in range(turns):
+            graph = paused if turn == turns - 1 else agent
+            graph.invoke({"messages": [question(turn)]}, config)
+        assert agent.get_state(config).next == ("tools",)
+    return conversation.thread_id, theirs
+
+
+@contextmanager
+def _langgraph_saver(url: str) -> Iterator[Any]:
+    if url.startswith("sqlite"):
+        with SqliteSaver.from_conn_string(url.removeprefix("sqlite:///")) as saver:
+            yield saver
+    else:
+        with PostgresSaver.from_conn_string(url) as saver:
+            saver.setup()
+            yield saver
 
 
 def _paused_checkpoint(url: str, thread_id: str) -> str:
     with open_conversations(url) as conversations:
-        found = conversations.saver.get_tuple({"configurable": {"thread_id": thread_id}})
-        return found.config["configurable"]["checkpoint_id"]
+        rows = conversations.execute([(LATEST_SQL, (thread_id,))])
+        return str(rows[0][0]["id"])
 
 
 def _reset(url: str, thread_id: str, checkpoint_id: str) -> None:
@@ -134,6 +156,7 @@ def main() -> None:
     args = parser.parse_args()
     print(f"cold resume in a fresh process, ms, median of {args.repeats} (min-max)")
     print(f"{'backend':9} {'turns':>5} {'ours':>22} {'LangGraph':>22} {'ours/LG':>8}")
+    medians: dict[tuple[str, str, int], float] = {}
     for backend in args.backends:
         for turns in args.turns:
             with _database(backend) as url:
@@ -160,6 +183,14 @@ def main() -> None:
                 ours, theirs = cell(times["ours"]), cell(times["langgraph"])
                 ratio = statistics.median(ratios)
                 print(f"{backend:9} {turns:5} {ours:>22} {theirs:>22} {ratio:7.2f}x")
+                for flavour, xs in times.items():
+                    medians[(backend, flavour, turns)] = statistics.median(xs)
+    low, high = min(args.turns), max(args.turns)
+    print(f"\n{high}-turn resume over {low}-turn resume (medians):")
+    for backend in args.backends:
+        ours = medians[(backend, "ours", high)] / medians[(backend, "ours", low)]
+        theirs = medians[(backend, "langgraph", high)] / medians[(backend, "langgraph", low)]
+        print(f"  {backend:9} ours {ours:5.2f}x   LangGraph {theirs:5.2f}x")
 
 
 if __name__ == "__main__":

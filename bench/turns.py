@@ -34,7 +34,8 @@ from tests.helpers import POSTGRES_URL, throwaway_database
 
 PG_SIZE_SQL = """
 SELECT coalesce(sum(pg_total_relation_size(oid)), 0) FROM pg_class
-WHERE relname IN ('checkpoints', 'checkpoint_blobs', 'checkpoint_writes') AND relkind = 'r'
+WHERE relkind = 'r' AND relname IN
+    ('checkpoints', 'checkpoint_blobs', 'checkpoint_writes', 'durable_agent_items')
 """
 
 
