@@ -25,10 +25,12 @@ the savers that call it (``sqlite.py``, ``postgres.py``).
 
 from __future__ import annotations
 
+import gc
 import secrets
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from operator import is_
 from typing import Any
@@ -233,14 +235,11 @@ class ItemLog:
         return _put_slots(values, lists)
 
     def _load(self, thread_id: str, cache: _ThreadItems, seqs: list[int]) -> None:
-        statements = [
-            (SELECT_ITEMS_SQL, (thread_id, first, first + count - 1))
-            for first, count in to_runs(sorted(set(seqs)))
-        ]
-        for rows in self.db.run(statements):
-            for row in rows:
-                item = self.serde.loads_typed((row["type"], bytes(row["blob"])))
-                cache.remember(item, row["seq"])
+        with _gc_paused():
+            for first, count in to_runs(sorted(set(seqs))):
+                last = first + count - 1
+                for seq, type_, blob in self.db.read(SELECT_ITEMS_SQL, (thread_id, first, last)):
+                    cache.remember(self.serde.loads_typed((type_, bytes(blob))), seq)
         absent = [seq for seq in seqs if seq not in cache.by_seq]
         if absent:
             raise InvalidDatabase(
@@ -271,6 +270,19 @@ class ItemLog:
         if tup.pending_writes and any(isinstance(w[2], ItemRefs) for w in tup.pending_writes):
             tup = tup._replace(pending_writes=self.decode_writes(thread_id, tup.pending_writes))
         return tup
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    # Rebuilding thousands of messages makes the cycle collector sweep every live object
+    # several times over; they hold no cycles, so it waits until they are built.
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _is_messages(value: Any, with_ids: bool = False) -> bool:

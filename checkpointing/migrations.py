@@ -47,7 +47,7 @@ M001_CONVERSATIONS = [
         seq BIGINT NOT NULL,
         folded TEXT NOT NULL,
         PRIMARY KEY (thread_id, seq)
-    )""",
+    ){clustered}""",
 ]
 
 # Run bookkeeping for resume: how often a resume was tried from the same checkpoint (a thread
@@ -63,7 +63,8 @@ M002_RUNS = [
     "CREATE INDEX conversations_status ON conversations (status, updated_at)",
 ]
 
-# Items of long lists, stored once each (items.py). {blob} is BLOB or BYTEA by dialect.
+# Items of long lists, stored once each (items.py). {blob} is BLOB or BYTEA by dialect;
+# SQLite keeps the rows in key order ({clustered}), so a thread's items are read in one sweep.
 M003_ITEMS = [
     """CREATE TABLE durable_agent_items (
         thread_id TEXT NOT NULL,
@@ -81,6 +82,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("m003_items", M003_ITEMS),  # type: ignore[list-item]
 ]
 BLOB_TYPES = {"postgresql": "BYTEA"}
+CLUSTERED = {"sqlite": " WITHOUT ROWID", "memory": " WITHOUT ROWID"}
 
 
 def _pending(applied_rows: list[dict[str, object]], dialect: str) -> list[Statement]:
@@ -95,6 +97,7 @@ def _pending(applied_rows: list[dict[str, object]], dialect: str) -> list[Statem
             for sql in ddl:
                 text = sql.get(dialect) if isinstance(sql, dict) else sql
                 if text:
+                    text = text.replace("{clustered}", CLUSTERED.get(dialect, ""))
                     statements.append((text.replace("{blob}", blob), ()))
     return statements
 

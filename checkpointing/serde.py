@@ -15,7 +15,9 @@ import zlib
 from collections.abc import Iterable
 from typing import Any
 
-from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
+import ormsgpack
+from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
+from langgraph.checkpoint.serde.jsonplus import EXT_PYDANTIC_V2, JsonPlusSerializer
 
 from checkpointing.items import ItemRefs
 
@@ -27,6 +29,18 @@ def type_key(cls: type) -> TypeKey:
     return (cls.__module__, cls.__qualname__)
 
 
+UNPACK_OPTIONS = ormsgpack.OPT_NON_STR_KEYS  # as upstream unpacks
+# LangChain's own message classes, which we rebuild without re-validating (see _ext_hook).
+MESSAGE_CLASSES: dict[str, type[Any]] = {
+    "ai": AIMessage,
+    "human": HumanMessage,
+    "system": SystemMessage,
+    "tool": ToolMessage,
+}
+MESSAGE_KINDS = {cls: kind for kind, cls in MESSAGE_CLASSES.items()}
+MESSAGE_TYPES = {(cls.__module__, cls.__name__): cls for cls in MESSAGE_CLASSES.values()}
+MESSAGE_FIELDS = {cls: frozenset(cls.model_fields) for cls in MESSAGE_CLASSES.values()}
+MESSAGE_TYPE = "da-message1"  # [kind, fields]: a message on its own, as items store them
 REFS_TYPE = "da-refs"
 ZIPPED_TYPE = "da-zmsgpack1"
 # A fixed preset dictionary for zlib: what every checkpoint's bookkeeping repeats. Changing
@@ -41,17 +55,23 @@ ZDICT = (
 
 
 class DurableSerializer(JsonPlusSerializer):
-    """LangGraph's serializer plus our two compact forms, read back by type name.
+    """LangGraph's serializer plus our compact forms, each read back by its type name.
 
     ``ItemRefs`` on its own (a PostgreSQL channel blob) packs to 16 bytes per run; a
-    whole checkpoint (a SQLite row) can be zlib-compressed with a preset dictionary.
-    Message content is never compressed here.
+    whole checkpoint (a SQLite row) can be zlib-compressed with a preset dictionary; a
+    LangChain message on its own (an item) is its kind and fields. Message content is
+    never compressed here.
     """
 
     def dumps_typed(self, obj: Any) -> tuple[str, bytes]:
         if type(obj) is ItemRefs:
             flat = [n for run in obj.runs for n in run]
             return REFS_TYPE, struct.pack(f"<{len(flat)}q", *flat)
+        kind = MESSAGE_KINDS.get(type(obj))
+        if kind is not None:  # a stored item, nearly always: one level, no class path
+            type_, packed = super().dumps_typed([kind, obj.model_dump()])
+            if type_ == "msgpack":
+                return MESSAGE_TYPE, packed
         return super().dumps_typed(obj)
 
     def dumps_zipped(self, obj: Any) -> tuple[str, bytes]:
@@ -63,14 +83,51 @@ class DurableSerializer(JsonPlusSerializer):
 
     def loads_typed(self, data: tuple[str, bytes]) -> Any:
         type_, payload = data
+        if type_ == "msgpack":
+            return ormsgpack.unpackb(payload, ext_hook=self._ext_hook, option=UNPACK_OPTIONS)
+        if type_ == MESSAGE_TYPE:
+            kind, fields = ormsgpack.unpackb(
+                payload, ext_hook=self._ext_hook, option=UNPACK_OPTIONS
+            )
+            return _message(MESSAGE_CLASSES[kind], fields)
         if type_ == REFS_TYPE:
             flat = struct.unpack(f"<{len(payload) // 8}q", payload)
             return ItemRefs([list(flat[i : i + 2]) for i in range(0, len(flat), 2)])
         if type_ == ZIPPED_TYPE:
             unpacker = zlib.decompressobj(zdict=ZDICT)
             raw = unpacker.decompress(bytes(payload)) + unpacker.flush()
-            return super().loads_typed(("msgpack", raw))
+            return self.loads_typed(("msgpack", raw))
         return super().loads_typed(data)
+
+    def _ext_hook(self, code: int, data: bytes) -> Any:
+        """Upstream's revival, but LangChain's own messages skip re-validation.
+
+        Reading a long thread is mostly rebuilding its messages, and validating each
+        one again costs ~4x building it. A message is built directly only when it is
+        one of the known classes and every field is present, that is, when it was
+        written whole by this serializer from a message validated then; anything
+        else takes upstream's path, allowlist and all.
+        """
+        if code == EXT_PYDANTIC_V2:
+            module, name, fields, *_ = ormsgpack.unpackb(
+                data, ext_hook=self._ext_hook, option=UNPACK_OPTIONS
+            )
+            cls = MESSAGE_TYPES.get((module, name))
+            if cls is not None and type(fields) is dict:
+                return _message(cls, fields)
+        return self._unpack_ext_hook(code, data)
+
+
+def _message(cls: type[Any], fields: dict[str, Any]) -> Any:
+    """A message of a known class from its stored fields, validated only if some are missing."""
+    if not MESSAGE_FIELDS[cls] <= fields.keys():
+        return cls(**fields)  # written by an older LangChain: let it fill the defaults
+    message = object.__new__(cls)
+    object.__setattr__(message, "__dict__", fields)
+    object.__setattr__(message, "__pydantic_fields_set__", set(fields))
+    object.__setattr__(message, "__pydantic_extra__", {})
+    object.__setattr__(message, "__pydantic_private__", None)
+    return message
 
 
 def strict_serializer(allowed_types: Iterable[type | TypeKey] = ()) -> DurableSerializer:

@@ -37,6 +37,8 @@ class Executor(Protocol):
 
     def run_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...
 
+    def read(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]: ...
+
 
 class AsyncExecutor(Protocol):
     dialect: str
@@ -74,6 +76,11 @@ class SqliteExecutor:
                 raise
         return results
 
+    def read(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        """One query's rows as tuples, outside any write transaction (bulk reads)."""
+        with self.lock:
+            return list(self.conn.execute(sql, tuple(params)).fetchall())
+
     def run_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         """One statement over many rows, in one transaction."""
         with self.lock:
@@ -108,6 +115,12 @@ class PostgresExecutor:
                 cursor = conn.execute(to_postgres(sql), tuple(params))
                 results.append(list(cursor.fetchall()) if cursor.description else [])
         return results
+
+    def read(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        from psycopg.rows import tuple_row  # only PostgreSQL users pay
+
+        with self.pool.connection() as conn, conn.cursor(row_factory=tuple_row) as cur:
+            return list(cur.execute(to_postgres(sql), tuple(params)).fetchall())
 
     def run_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         with self.pool.connection() as conn, conn.transaction(), conn.cursor() as cur:

@@ -5,9 +5,9 @@ from dataclasses import dataclass
 
 import ormsgpack
 import pytest
-from langchain_core.messages import AIMessage, HumanMessage
+from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 from langgraph.checkpoint.base import empty_checkpoint
-from langgraph.checkpoint.serde.jsonplus import EXT_CONSTRUCTOR_POS_ARGS
+from langgraph.checkpoint.serde.jsonplus import EXT_CONSTRUCTOR_POS_ARGS, JsonPlusSerializer
 
 from checkpointing import open_saver, strict_serializer
 
@@ -64,3 +64,52 @@ def test_pickled_rows_are_refused():
     with pytest.raises(NotImplementedError, match="pickle"):
         strict_serializer().loads_typed(("pickle", pickle.dumps(sentinel)))
     assert CALLS == []
+
+
+MESSAGES = [
+    HumanMessage("hi", id="h1", name="alice"),
+    AIMessage(
+        "",
+        id="a1",
+        tool_calls=[{"name": "calculator", "args": {"expression": "1+1"}, "id": "c1"}],
+        usage_metadata={"input_tokens": 3, "output_tokens": 4, "total_tokens": 7},
+        response_metadata={"model_name": "m"},
+    ),
+    ToolMessage("2", tool_call_id="c1", id="t1"),
+    SystemMessage([{"type": "text", "text": "be brief"}], id="s1"),
+]
+
+
+def test_messages_read_back_exactly_as_upstream_reads_them():
+    ours = strict_serializer()
+    upstream = JsonPlusSerializer(
+        pickle_fallback=False, allowed_json_modules=None, allowed_msgpack_modules=None
+    )
+    for message in MESSAGES:
+        stored = ours.dumps_typed({"m": [message]})
+        fast, slow = ours.loads_typed(stored)["m"][0], upstream.loads_typed(stored)["m"][0]
+        assert type(fast) is type(slow) is type(message)
+        assert fast == slow == message
+        assert fast.model_fields_set == slow.model_fields_set
+        assert fast.model_dump() == message.model_dump()
+        alone = ours.dumps_typed(message)  # how items are stored
+        assert alone[0] == "da-message1"
+        again = ours.loads_typed(alone)
+        assert type(again) is type(message)
+        assert again == message
+        assert again.model_fields_set == slow.model_fields_set  # all fields, as upstream revives
+    ai = ours.loads_typed(ours.dumps_typed(MESSAGES[1]))
+    assert ai.tool_calls[0]["args"] == {"expression": "1+1"}
+    assert ai.text == ""
+
+
+def test_a_message_missing_fields_is_validated_as_upstream_does():
+    # Written by an older langchain: no usage_metadata, no invalid_tool_calls.
+    fields = {"content": "hello", "type": "ai", "id": "old", "tool_calls": []}
+    payload = ormsgpack.packb(
+        ormsgpack.Ext(5, ormsgpack.packb(["langchain_core.messages.ai", "AIMessage", fields, "x"]))
+    )
+    message = strict_serializer().loads_typed(("msgpack", payload))
+    assert isinstance(message, AIMessage)
+    assert message.invalid_tool_calls == []
+    assert message.usage_metadata is None
