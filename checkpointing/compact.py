@@ -17,6 +17,8 @@ from typing import Any
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
+    WRITES_IDX_MAP,
+    BaseCheckpointSaver,
     ChannelVersions,
     Checkpoint,
     CheckpointMetadata,
@@ -24,9 +26,35 @@ from langgraph.checkpoint.base import (
     DeltaChannelHistory,
 )
 
-from checkpointing.items import ItemLog, ItemRefs, Rows
+from checkpointing.items import ItemLog, Rows
 
 DELETE_ITEMS_SQL = "DELETE FROM durable_agent_items WHERE thread_id = ?"
+# A task's ordinary writes share one row: a row costs more than most of their values.
+BATCH_CHANNEL = "__durable_agent_writes__"
+
+
+def batch_writes(writes: Sequence[tuple[str, Any]]) -> list[tuple[str, Any]]:
+    """*writes* with the ordinary ones (not errors, interrupts, resumes) in one write.
+
+    Upstream keys those special writes by channel, and replaces them in place, so
+    they keep rows of their own.
+    """
+    ordinary = [[channel, value] for channel, value in writes if channel not in WRITES_IDX_MAP]
+    if len(ordinary) < 2:
+        return list(writes)
+    special = [(channel, value) for channel, value in writes if channel in WRITES_IDX_MAP]
+    return [(BATCH_CHANNEL, ordinary), *special]
+
+
+def expand_batches(writes: Sequence[Any]) -> list[Any]:
+    """Pending writes ``(task_id, channel, value)`` with each batch back as its writes."""
+    out: list[Any] = []
+    for task_id, channel, value, *rest in writes:
+        if channel == BATCH_CHANNEL:
+            out += [(task_id, c, v, *rest) for c, v in value]
+        else:
+            out.append((task_id, channel, value, *rest))
+    return out
 
 
 class CompactLists:
@@ -70,7 +98,7 @@ class CompactLists:
     ) -> None:
         thread_id = str(config["configurable"]["thread_id"])
         compact = self.items.reference_writes(thread_id, writes)
-        super().put_writes(config, compact, task_id, task_path)  # type: ignore[misc]
+        super().put_writes(config, batch_writes(compact), task_id, task_path)  # type: ignore[misc]
 
     def put_raw(
         self,
@@ -90,7 +118,17 @@ class CompactLists:
 
     def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         tup = super().get_tuple(config)  # type: ignore[misc]
-        return self.items.decode_tuple(self.unmark(tup) if tup is not None else None)
+        return self._read(tup) if tup is not None else None
+
+    def _read(self, tup: CheckpointTuple) -> CheckpointTuple:
+        """A stored tuple as LangGraph expects it: its format undone, batches expanded,
+        items read."""
+        tup = self.unmark(tup)
+        if tup.pending_writes and any(w[1] == BATCH_CHANNEL for w in tup.pending_writes):
+            tup = tup._replace(pending_writes=expand_batches(tup.pending_writes))
+        decoded = self.items.decode_tuple(tup)
+        assert decoded is not None
+        return decoded
 
     def list_raw(
         self,
@@ -114,22 +152,18 @@ class CompactLists:
         limit: int | None = None,
     ) -> Iterator[CheckpointTuple]:
         for tup in self.list_raw(config, filter=filter, before=before, limit=limit):
-            decoded = self.items.decode_tuple(tup)
-            assert decoded is not None
-            yield decoded
+            yield self._read(tup)
 
     def get_delta_channel_history(
         self, *, config: RunnableConfig, channels: Sequence[str]
     ) -> Mapping[str, DeltaChannelHistory]:
-        history = super().get_delta_channel_history(config=config, channels=channels)  # type: ignore[misc]
-        thread_id = str(config["configurable"]["thread_id"])
-        decoded: dict[str, DeltaChannelHistory] = {}
-        for ch, entry in history.items():
-            entry = {**entry, "writes": self.items.decode_writes(thread_id, entry["writes"])}
-            if isinstance(entry.get("seed"), ItemRefs):
-                entry["seed"] = self.items.decode(thread_id, {ch: entry["seed"]})[ch]
-            decoded[ch] = entry  # type: ignore[assignment]
-        return decoded
+        # Upstream's SQL reads seeds and writes where our rows keep neither as it
+        # expects; the generic walk reads whole tuples through get_tuple instead.
+        return BaseCheckpointSaver.get_delta_channel_history(
+            self,  # type: ignore[arg-type]
+            config=config,
+            channels=channels,
+        )
 
     def delete_thread(self, thread_id: str) -> None:
         super().delete_thread(thread_id)  # type: ignore[misc]

@@ -25,6 +25,11 @@ PG_TRY_LOCK_SQL = "SELECT pg_try_advisory_lock(hashtextextended(%s, 7)) AS locke
 PG_UNLOCK_SQL = "SELECT pg_advisory_unlock(hashtextextended(%s, 7))"
 POLL_SECONDS = 0.1
 
+# Schema setup of a SQLite file (saver and store) takes this lock beside it, one process
+# at a time. It starts with a dot, so it is never a valid thread ID.
+SETUP_LOCK_NAME = ".setup"
+SETUP_WAIT_SECONDS = 120
+
 
 class Leases(Protocol):
     def try_acquire(self, thread_id: str) -> Callable[[], None] | None:

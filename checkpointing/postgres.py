@@ -16,25 +16,12 @@ from contextlib import contextmanager
 from typing import Any
 
 import psycopg
-from langchain_core.runnables import RunnableConfig
-from langgraph.checkpoint.base import (
-    ChannelVersions,
-    Checkpoint,
-    CheckpointMetadata,
-    CheckpointTuple,
-    get_serializable_checkpoint_metadata,
-)
 from langgraph.checkpoint.postgres import PostgresSaver
-from langgraph.checkpoint.serde.base import SerializerProtocol
-from langgraph.checkpoint.serde.types import _DeltaSnapshot
 from langgraph.store.postgres import PostgresStore
-from psycopg import Cursor
 from psycopg.conninfo import conninfo_to_dict
-from psycopg.rows import DictRow, dict_row
-from psycopg.types.json import Jsonb
+from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from checkpointing.compact import CompactLists
 from checkpointing.errors import (
     CheckpointingError,
     DatabaseNotFound,
@@ -42,18 +29,10 @@ from checkpointing.errors import (
     InvalidDatabase,
     UnsupportedURL,
 )
-from checkpointing.items import (
-    INSERT_ITEM_SQL,
-    REFS_MARK,
-    ItemLog,
-    ItemRefs,
-    Rows,
-    refs_from_text,
-    refs_to_text,
-)
 from checkpointing.migrations import migrate
+from checkpointing.postgres_saver import CompactPostgresSaver
+from checkpointing.serde import DurableSerializer
 from checkpointing.settings import Settings
-from checkpointing.sqlexec import PostgresExecutor, to_postgres
 from checkpointing.urls import DatabaseURL, redact
 
 # Any fixed 64-bit key works; this one spells "dur-agnt" and only guards setup.
@@ -69,96 +48,6 @@ SCHEMA_VERSION_SQL = "SELECT coalesce(max(v), -1) AS v FROM checkpoint_migration
 HAS_STORE_MIGRATIONS_SQL = "SELECT to_regclass('store_migrations') IS NOT NULL AS present"
 STORE_VERSION_SQL = "SELECT coalesce(max(v), -1) AS v FROM store_migrations"
 LATEST_VERSION = len(PostgresSaver.MIGRATIONS) - 1
-
-
-class CompactPostgresSaver(CompactLists, PostgresSaver):
-    """Upstream ``PostgresSaver`` on a pool, with compact lists; ``a*`` run in a thread.
-
-    A channel's ``ItemRefs`` is stored inline in the checkpoint's JSON as a marked
-    string: upstream gives every other non-scalar value a blob row of its own, and
-    that row and its index entries would outweigh the step's new messages.
-    """
-
-    def __init__(self, pool: ConnectionPool, *, serde: SerializerProtocol) -> None:
-        super().__init__(pool, serde=serde)  # type: ignore[arg-type]
-        self.pool = pool
-        self.items = ItemLog(PostgresExecutor(pool), self.serde)
-
-    def put_raw(
-        self,
-        config: RunnableConfig,
-        checkpoint: Checkpoint,
-        metadata: CheckpointMetadata,
-        new_versions: ChannelVersions,
-        items: Rows = (),  # type: ignore[assignment]
-    ) -> RunnableConfig:
-        """Upstream's ``put`` (checkpoint-postgres 3.2.0) with the new items in the same
-        pipeline, one round trip, and ``ItemRefs`` inline as marked strings."""
-        conf = config["configurable"]
-        thread_id, ns = conf["thread_id"], conf["checkpoint_ns"]
-        inline: dict[str, Any] = {}
-        blobs: dict[str, Any] = {}
-        for k, v in checkpoint["channel_values"].items():
-            if isinstance(v, ItemRefs):
-                inline[k] = REFS_MARK + refs_to_text(v)
-            elif isinstance(v, _DeltaSnapshot):
-                blobs[k], inline[k] = v, True
-            elif v is None or isinstance(v, str | int | float | bool):
-                inline[k] = v
-            else:
-                blobs[k] = v
-        row = {**checkpoint, "channel_values": inline}
-        versions = {k: v for k, v in new_versions.items() if k in blobs}
-        with self._cursor(pipeline=True) as cur:
-            if items:
-                cur.executemany(to_postgres(INSERT_ITEM_SQL), items)
-            if versions:
-                blob_rows = self._dump_blobs(thread_id, ns, blobs, versions)
-                cur.executemany(self.UPSERT_CHECKPOINT_BLOBS_SQL, blob_rows)
-            meta = get_serializable_checkpoint_metadata(config, metadata)
-            cur.execute(
-                self.UPSERT_CHECKPOINTS_SQL,
-                (
-                    thread_id,
-                    ns,
-                    checkpoint["id"],
-                    conf.get("checkpoint_id"),
-                    Jsonb(row),
-                    Jsonb(meta),
-                ),
-            )
-        return {
-            "configurable": {
-                "thread_id": thread_id,
-                "checkpoint_ns": ns,
-                "checkpoint_id": checkpoint["id"],
-            }
-        }
-
-    @contextmanager
-    def _cursor(self, *, pipeline: bool = False) -> Iterator[Cursor[DictRow]]:
-        # Upstream serializes every call on one lock, which a single shared connection
-        # needs; each call here has a pooled connection of its own, so a step's
-        # checkpoint and its tasks' writes go to the server side by side.
-        with self.pool.connection() as conn:
-            if pipeline:
-                with conn.pipeline(), conn.cursor(binary=True, row_factory=dict_row) as cur:
-                    yield cur
-            else:
-                with conn.cursor(binary=True, row_factory=dict_row) as cur:
-                    yield cur
-
-    def unmark(self, tup: CheckpointTuple) -> CheckpointTuple:
-        values = tup.checkpoint.get("channel_values") or {}
-        if not any(isinstance(v, str) and v.startswith(REFS_MARK) for v in values.values()):
-            return tup
-        unmarked = {
-            k: refs_from_text(v[len(REFS_MARK) :])
-            if isinstance(v, str) and v.startswith(REFS_MARK)
-            else v
-            for k, v in values.items()
-        }
-        return tup._replace(checkpoint={**tup.checkpoint, "channel_values": unmarked})
 
 
 def connection_kwargs(settings: Settings) -> dict[str, Any]:
@@ -280,7 +169,7 @@ def open_postgres_store(pool: Any) -> Iterator[PostgresStore]:
 
 @contextmanager
 def open_postgres(
-    url: DatabaseURL, settings: Settings, serde: SerializerProtocol
+    url: DatabaseURL, settings: Settings, serde: DurableSerializer
 ) -> Iterator[PostgresSaver]:
     """Yield a migrated ``PostgresSaver`` over a checked pool; close the pool on exit."""
     try:

@@ -21,6 +21,7 @@ from typing import Any
 
 from langgraph.checkpoint.base import CheckpointTuple
 
+from checkpointing.compact import expand_batches
 from checkpointing.conversations import Conversations
 from checkpointing.errors import ConfigError, ThreadBusy
 from checkpointing.items import ItemRefs, to_runs
@@ -240,7 +241,7 @@ def _garbage_items(
     for tup in kept:
         values = tup.checkpoint.get("channel_values") or {}
         named.update(_named_seqs(values.values()))
-        named.update(_named_seqs(w[2] for w in tup.pending_writes or []))
+        named.update(_named_seqs(w[2] for w in expand_batches(tup.pending_writes or [])))
     rows = index.execute([(tables.item_sizes, (thread_id,))])[0]
     garbage = sorted(int(r["seq"]) for r in rows if int(r["seq"]) not in named)
     size = sum(int(r["size"]) for r in rows if int(r["seq"]) not in named)

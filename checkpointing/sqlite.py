@@ -31,6 +31,7 @@ from langgraph.checkpoint.sqlite import SqliteSaver as _UpstreamSqliteSaver
 from checkpointing.compact import CompactLists
 from checkpointing.errors import InvalidDatabase, UnwritableLocation
 from checkpointing.items import INSERT_ITEM_SQL, ItemLog, Rows
+from checkpointing.leases import SETUP_LOCK_NAME, SETUP_WAIT_SECONDS, FileLeases, hold
 from checkpointing.migrations import migrate
 from checkpointing.serde import DurableSerializer
 from checkpointing.settings import Settings
@@ -127,9 +128,12 @@ def open_sqlite(
             conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
         saver = SqliteSaver(conn, serde=serde)
         try:
-            with saver.lock:
-                saver.setup()
-            migrate(saver.items.db)
+            # One process at a time: upstream's setup switches the journal to WAL, which
+            # fails at once ("database is locked") while another connection writes.
+            with hold(FileLeases(path), SETUP_LOCK_NAME, wait=SETUP_WAIT_SECONDS):
+                with saver.lock:
+                    saver.setup()
+                migrate(saver.items.db)
         except sqlite3.OperationalError as exc:
             raise UnwritableLocation(f"cannot write SQLite file {path}: {exc}; {_FIX}") from None
         yield saver

@@ -19,12 +19,9 @@ from langgraph.store.base import BaseStore, Op, Result
 from langgraph.store.memory import InMemoryStore
 from langgraph.store.sqlite import SqliteStore as _UpstreamSqliteStore
 
-from checkpointing.leases import FileLeases, hold
+from checkpointing.leases import SETUP_LOCK_NAME, SETUP_WAIT_SECONDS, FileLeases, hold
 from checkpointing.settings import Settings
 from checkpointing.sqlite import database_path
-
-SETUP_LOCK_NAME = ".store-setup"  # starts with a dot: never a valid thread ID
-SETUP_WAIT_SECONDS = 120
 
 
 class SqliteStore(_UpstreamSqliteStore):

@@ -5,12 +5,15 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 import sys
+from typing import Annotated, TypedDict
 
 import psycopg
 from langchain_core.messages import HumanMessage
+from langgraph.channels.delta import DeltaChannel
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.postgres import PostgresSaver
 from langgraph.checkpoint.sqlite import SqliteSaver
+from langgraph.graph import START, StateGraph
 
 from checkpointing import open_saver, strict_serializer, thread_config
 from graphs import compile_agent
@@ -128,3 +131,33 @@ def test_threads_written_by_langgraphs_own_saver_stay_readable_and_resumable(db_
         assert len(_contents(after)) == 24
         steps = list(agent.get_state_history(thread_config("old", "u")))
         assert len(steps) == 30  # 5 checkpoints a turn, the legacy ones included
+
+
+def _extend(state: list, writes: list) -> list:
+    return [*state, *(item for write in writes for item in write)]
+
+
+class _DeltaState(TypedDict):
+    items: Annotated[list, DeltaChannel(_extend, snapshot_frequency=3)]
+    n: int
+
+
+def _step(state: _DeltaState) -> dict:
+    return {"items": [state.get("n", 0)], "n": state.get("n", 0) + 1}
+
+
+def test_graphs_using_upstreams_delta_channel_read_back_as_in_memory(db_url):
+    builder = StateGraph(_DeltaState)
+    builder.add_node("step", _step)
+    builder.add_edge(START, "step")
+    reference = builder.compile(checkpointer=InMemorySaver())
+    config = {"configurable": {"thread_id": "d"}}
+    with open_saver(db_url) as saver:
+        graph = builder.compile(checkpointer=saver)
+        for n in range(7):
+            graph.invoke({"n": n}, config)
+            reference.invoke({"n": n}, config)
+    with open_saver(db_url) as saver:  # a fresh saver replays from what is stored
+        graph = builder.compile(checkpointer=saver)
+        assert graph.get_state(config).values == reference.get_state(config).values
+        assert graph.get_state(config).values["items"] == list(range(7))

@@ -1,0 +1,141 @@
+"""Our PostgreSQL saver: upstream's ``PostgresSaver`` in a smaller row format.
+
+Owns how a checkpoint is laid out in upstream's tables (``put_raw`` / ``unmark``)
+and the per-call connections; opening the pool and the schema is ``postgres.py``.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import (
+    ChannelVersions,
+    Checkpoint,
+    CheckpointMetadata,
+    CheckpointTuple,
+    get_serializable_checkpoint_metadata,
+)
+from langgraph.checkpoint.postgres import PostgresSaver
+from psycopg import Cursor
+from psycopg.rows import DictRow, dict_row
+from psycopg.types.json import Jsonb
+from psycopg_pool import ConnectionPool
+
+from checkpointing.compact import CompactLists
+from checkpointing.items import INSERT_ITEM_SQL, ItemLog, ItemRefs, Rows
+from checkpointing.serde import ZIPPED_TYPE, DurableSerializer
+from checkpointing.sqlexec import PostgresExecutor, to_postgres
+
+ZIPPED_KEY = "da-zipped"
+PACKABLE_DICT_ITEMS = 16
+
+
+def _packable(value: Any) -> bool:
+    """Whether *value* goes in the compressed row: small, and changed with every step."""
+    if value is None or isinstance(value, str | int | float | bool | ItemRefs):
+        return not isinstance(value, str) or len(value) <= 256
+    return (
+        type(value) is dict
+        and len(value) <= PACKABLE_DICT_ITEMS
+        and all(type(k) is str and _packable(v) and type(v) is not dict for k, v in value.items())
+    )
+
+
+class CompactPostgresSaver(CompactLists, PostgresSaver):
+    """Upstream ``PostgresSaver`` on a pool, with compact lists; ``a*`` run in a thread.
+
+    A checkpoint row keeps its ID, time and format version as JSON and the rest as
+    one compressed string (``ZIPPED_KEY``): it repeats ten-odd versions at every
+    step, and upstream's JSON of it outweighs the step's new messages. Scalars, item
+    references and small dicts of them (a graph's input) go in that string too;
+    other values keep upstream's versioned blob rows, stored once per version, and
+    the JSON names only their versions, which is all upstream's blob join reads.
+    Rows written by upstream read as before.
+    """
+
+    def __init__(self, pool: ConnectionPool, *, serde: DurableSerializer) -> None:
+        super().__init__(pool, serde=serde)  # type: ignore[arg-type]
+        self.pool = pool
+        self.durable_serde = serde
+        self.items = ItemLog(PostgresExecutor(pool), self.serde)
+
+    def put_raw(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+        items: Rows = (),  # type: ignore[assignment]
+    ) -> RunnableConfig:
+        """Upstream's ``put`` (checkpoint-postgres 3.2.0) in our row format, with the
+        new items in the same pipeline: one round trip."""
+        conf = config["configurable"]
+        thread_id, ns = conf["thread_id"], conf["checkpoint_ns"]
+        values = checkpoint["channel_values"]
+        blobs = {k: v for k, v in values.items() if not _packable(v)}
+        packed = {
+            **checkpoint,
+            "channel_values": {k: v for k, v in values.items() if k not in blobs},
+        }
+        _, zipped = self.durable_serde.dumps_zipped(packed)
+        versions = checkpoint["channel_versions"]
+        row = {
+            "v": checkpoint["v"],
+            "id": checkpoint["id"],
+            "ts": checkpoint["ts"],
+            "channel_versions": {k: versions[k] for k in blobs if k in versions},
+            ZIPPED_KEY: base64.b85encode(zipped).decode(),
+        }
+        new_blobs = {k: v for k, v in new_versions.items() if k in blobs}
+        with self._cursor(pipeline=True) as cur:
+            if items:
+                cur.executemany(to_postgres(INSERT_ITEM_SQL), items)
+            if new_blobs:
+                blob_rows = self._dump_blobs(thread_id, ns, blobs, new_blobs)
+                cur.executemany(self.UPSERT_CHECKPOINT_BLOBS_SQL, blob_rows)
+            meta = get_serializable_checkpoint_metadata(config, metadata)
+            cur.execute(
+                self.UPSERT_CHECKPOINTS_SQL,
+                (
+                    thread_id,
+                    ns,
+                    checkpoint["id"],
+                    conf.get("checkpoint_id"),
+                    Jsonb(row),
+                    Jsonb(meta),
+                ),
+            )
+        return {
+            "configurable": {
+                "thread_id": thread_id,
+                "checkpoint_ns": ns,
+                "checkpoint_id": checkpoint["id"],
+            }
+        }
+
+    def unmark(self, tup: CheckpointTuple) -> CheckpointTuple:
+        stored: dict[str, Any] = dict(tup.checkpoint)
+        zipped = stored.pop(ZIPPED_KEY, None)
+        if zipped is None:
+            return tup  # an upstream row
+        packed = self.durable_serde.loads_typed((ZIPPED_TYPE, base64.b85decode(zipped)))
+        blob_values = stored.get("channel_values") or {}
+        checkpoint = {**packed, "channel_values": {**packed["channel_values"], **blob_values}}
+        return tup._replace(checkpoint=checkpoint)  # type: ignore[arg-type]
+
+    @contextmanager
+    def _cursor(self, *, pipeline: bool = False) -> Iterator[Cursor[DictRow]]:
+        # Upstream serializes every call on one lock, which a single shared connection
+        # needs; each call here has a pooled connection of its own, so a step's
+        # checkpoint and its tasks' writes go to the server side by side.
+        with self.pool.connection() as conn:
+            if pipeline:
+                with conn.pipeline(), conn.cursor(binary=True, row_factory=dict_row) as cur:
+                    yield cur
+            else:
+                with conn.cursor(binary=True, row_factory=dict_row) as cur:
+                    yield cur
