@@ -108,6 +108,17 @@ class _ThreadItems:
         self.by_obj[id(item)] = (item, seq, getattr(item, "id", None))
         self.by_seq[seq] = item
 
+    def keep_last(
+        self, slot: Slot, items: list[Any], runs: list[list[int]], checked: int = 0
+    ) -> None:
+        """Remember *items* as *slot*'s latest list (their first *checked* are known good)."""
+        # A message stored without an ID gets one in place later (add_messages), so a list
+        # holding one is never trusted: the next encode looks at each item again.
+        if all(getattr(item, "id", True) is not None for item in items[checked:]):
+            self.last[slot] = (tuple(items), [list(run) for run in runs])
+        else:
+            self.last.pop(slot, None)
+
     def seq_of(self, item: Any) -> int | None:
         """The seq *item* is stored under, unless it changed ID since (``add_messages``
         gives a message without one an ID in place)."""
@@ -183,12 +194,7 @@ class ItemLog:
                 runs[-1][1] += 1
             else:
                 runs.append([seq, 1])
-        # A message stored without an ID gets one in place later (add_messages), so a list
-        # holding one is never a trusted prefix: the next encode looks at it again.
-        if all(getattr(item, "id", True) is not None for item in items[start:]):
-            cache.last[slot] = (tuple(items), [list(run) for run in runs])
-        else:
-            cache.last.pop(slot, None)
+        cache.keep_last(slot, items, runs, checked=start)
         return ItemRefs(runs)
 
     def _next_seq(self, thread_id: str, cache: _ThreadItems) -> int:
@@ -223,15 +229,22 @@ class ItemLog:
 
     def decode(self, thread_id: str, values: Mapping[str, Any]) -> dict[str, Any]:
         """*values* with each ``ItemRefs`` (also inside a dict) read back into a list."""
-        slots = {slot: ref for slot, ref in _ref_slots(values).items()}
+        slots = _ref_slots(values)
         if not slots:
             return dict(values)
         cache = self._thread(thread_id)
-        missing = [seq for ref in slots.values() for seq in ref.seqs() if seq not in cache.by_seq]
-        if missing:
-            with cache.lock:
-                self._load(thread_id, cache, missing)
-        lists = {slot: [cache.by_seq[seq] for seq in ref.seqs()] for slot, ref in slots.items()}
+        lists: dict[Slot, list[Any]] = {}
+        with cache.lock:
+            for slot, ref in slots.items():
+                last = cache.last.get(slot)
+                if last is not None and last[1] == ref.runs:  # what this process just wrote or read
+                    lists[slot] = list(last[0])
+                    continue
+                missing = [seq for seq in ref.seqs() if seq not in cache.by_seq]
+                if missing:
+                    self._load(thread_id, cache, missing)
+                lists[slot] = items = [cache.by_seq[seq] for seq in ref.seqs()]
+                cache.keep_last(slot, items, ref.runs)
         return _put_slots(values, lists)
 
     def _load(self, thread_id: str, cache: _ThreadItems, seqs: list[int]) -> None:
