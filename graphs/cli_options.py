@@ -25,5 +25,12 @@ def user_option(func: F) -> F:
     )(func)
 
 
+def some_user_option(func: F) -> F:
+    """``--user`` where it narrows a command that otherwise covers every user."""
+    return click.option(
+        "--user", "-u", metavar="USER", help="Only this user's conversations (default: all)."
+    )(func)
+
+
 def json_option(func: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")(func)

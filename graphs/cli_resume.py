@@ -11,7 +11,7 @@ from checkpointing.conversations import open_conversations
 from checkpointing.resume import Runner
 from checkpointing.thread_state import NO_ANSWER, ThreadState
 from graphs.agent import compile_agent
-from graphs.cli_options import db_option, json_option, user_option
+from graphs.cli_options import db_option, json_option, some_user_option, user_option
 from graphs.models import make_model
 from graphs.session import SIGNAL_PAUSE, Session, questions
 
@@ -28,7 +28,7 @@ def _what(thread: ThreadState) -> str:
 
 
 @click.command()
-@click.option("--user", "-u", metavar="USER", help="Only this user's conversations.")
+@some_user_option
 @json_option
 @db_option
 def pending(user: str | None, as_json: bool, db: str | None) -> None:
@@ -77,7 +77,7 @@ def resume(
 
 
 @click.command()
-@click.option("--user", "-u", metavar="USER", help="Only this user's conversations.")
+@some_user_option
 @db_option
 def recover(user: str | None, db: str | None) -> None:
     """Resume every crashed conversation (those running elsewhere are left alone)."""

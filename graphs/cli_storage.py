@@ -14,7 +14,7 @@ from checkpointing.retention import prune as prune_threads
 from checkpointing.saver import resolve_url
 from checkpointing.stats import stats as table_stats
 from checkpointing.transfer import source_threads, transfer, verify
-from graphs.cli_options import db_option, json_option
+from graphs.cli_options import db_option, json_option, some_user_option
 
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 DURATION = re.compile(r"^(\d+)([smhdw])$")
@@ -58,7 +58,7 @@ def _summary(report: PruneReport) -> str:
 @click.command()
 @click.option("--keep", type=click.IntRange(1), help="Keep the latest N checkpoints per thread.")
 @click.option("--older-than", metavar="DURATION", help="Delete conversations idle this long (30d).")
-@click.option("--user", "-u", metavar="USER", help="Only this user's conversations.")
+@some_user_option
 @click.option("--dry-run", is_flag=True, help="Report what would go, and its size; change nothing.")
 @click.option("--include-active", is_flag=True, help="Also prune running or waiting threads.")
 @db_option
@@ -118,7 +118,7 @@ def migrate(source_url: str, target_url: str, verify_only: bool) -> None:
 
 
 @click.command()
-@click.option("--user", "-u", metavar="USER", help="Only this user's rows (stored bytes).")
+@some_user_option
 @json_option
 @db_option
 def stats(user: str | None, as_json: bool, db: str | None) -> None:
