@@ -33,7 +33,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from operator import is_
-from typing import Any
+from typing import Any, Protocol
 
 from langchain_core.messages import BaseMessage
 from langgraph.checkpoint.base import CheckpointTuple
@@ -91,6 +91,12 @@ def to_runs(seqs: Iterable[int]) -> list[list[int]]:
     return runs
 
 
+class ItemSerializer(SerializerProtocol, Protocol):
+    """A serializer that also reads many rows at once (``serde.DurableSerializer``)."""
+
+    def loads_many(self, rows: Iterable[tuple[str, bytes]]) -> list[Any]: ...
+
+
 class _ThreadItems:
     __slots__ = ("by_obj", "by_seq", "last", "lock", "next_seq")
 
@@ -131,7 +137,7 @@ class _ThreadItems:
 class ItemLog:
     """Encodes long lists into ``ItemRefs`` and back, for one saver's database."""
 
-    def __init__(self, db: Executor, serde: SerializerProtocol) -> None:
+    def __init__(self, db: Executor, serde: ItemSerializer) -> None:
         self.db, self.serde = db, serde
         self._threads: OrderedDict[str, _ThreadItems] = OrderedDict()
         self._lock = threading.Lock()
@@ -250,9 +256,10 @@ class ItemLog:
     def _load(self, thread_id: str, cache: _ThreadItems, seqs: list[int]) -> None:
         with _gc_paused():
             for first, count in to_runs(sorted(set(seqs))):
-                last = first + count - 1
-                for seq, type_, blob in self.db.read(SELECT_ITEMS_SQL, (thread_id, first, last)):
-                    cache.remember(self.serde.loads_typed((type_, bytes(blob))), seq)
+                rows = self.db.read(SELECT_ITEMS_SQL, (thread_id, first, first + count - 1))
+                items = self.serde.loads_many((type_, bytes(blob)) for _, type_, blob in rows)
+                for (seq, _, _), item in zip(rows, items, strict=True):
+                    cache.remember(item, seq)
         absent = [seq for seq in seqs if seq not in cache.by_seq]
         if absent:
             raise InvalidDatabase(

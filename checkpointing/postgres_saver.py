@@ -73,7 +73,7 @@ class CompactPostgresSaver(CompactLists, PostgresSaver):
         super().__init__(pool, serde=serde)  # type: ignore[arg-type]
         self.pool = pool
         self.durable_serde = serde
-        self.items = ItemLog(PostgresExecutor(pool), self.serde)
+        self.items = ItemLog(PostgresExecutor(pool), serde)
 
     def put_raw(
         self,

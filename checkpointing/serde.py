@@ -81,6 +81,17 @@ class DurableSerializer(JsonPlusSerializer):
         packer = zlib.compressobj(6, zdict=ZDICT)
         return ZIPPED_TYPE, packer.compress(data) + packer.flush()
 
+    def loads_many(self, rows: Iterable[tuple[str, bytes]]) -> list[Any]:
+        """``loads_typed`` over many rows; stored messages take a short path (items)."""
+        unpack, hook, kinds, out = ormsgpack.unpackb, self._ext_hook, MESSAGE_CLASSES, []
+        for type_, payload in rows:
+            if type_ == MESSAGE_TYPE:
+                kind, fields = unpack(payload, ext_hook=hook, option=UNPACK_OPTIONS)
+                out.append(_message(kinds[kind], fields))
+            else:
+                out.append(self.loads_typed((type_, payload)))
+        return out
+
     def loads_typed(self, data: tuple[str, bytes]) -> Any:
         type_, payload = data
         if type_ == "msgpack":
@@ -122,12 +133,15 @@ def _message(cls: type[Any], fields: dict[str, Any]) -> Any:
     """A message of a known class from its stored fields, validated only if some are missing."""
     if not MESSAGE_FIELDS[cls] <= fields.keys():
         return cls(**fields)  # written by an older LangChain: let it fill the defaults
-    message = object.__new__(cls)
-    object.__setattr__(message, "__dict__", fields)
-    object.__setattr__(message, "__pydantic_fields_set__", set(fields))
-    object.__setattr__(message, "__pydantic_extra__", {})
-    object.__setattr__(message, "__pydantic_private__", None)
+    message = _new(cls)
+    _set(message, "__dict__", fields)
+    _set(message, "__pydantic_fields_set__", set(fields))
+    _set(message, "__pydantic_extra__", {})
+    _set(message, "__pydantic_private__", None)
     return message
+
+
+_new, _set = object.__new__, object.__setattr__
 
 
 def strict_serializer(allowed_types: Iterable[type | TypeKey] = ()) -> DurableSerializer:

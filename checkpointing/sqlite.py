@@ -72,7 +72,7 @@ class SqliteSaver(CompactLists, _UpstreamSqliteSaver):
     def __init__(self, conn: sqlite3.Connection, *, serde: DurableSerializer) -> None:
         super().__init__(conn, serde=serde)
         self.durable_serde = serde
-        self.items = ItemLog(SqliteExecutor(conn, self.lock), self.serde)
+        self.items = ItemLog(SqliteExecutor(conn, self.lock), serde)
 
     def put_raw(
         self,
