@@ -68,19 +68,6 @@ class ItemRefs:
         return [seq for first, count in self.runs for seq in range(first, first + count)]
 
 
-# ItemRefs as text, for a backend that keeps scalars inline (postgres.py). The control
-# character keeps it apart from any string a graph would store.
-REFS_MARK = "\x1fdurable-agent-items:"
-
-
-def refs_to_text(refs: ItemRefs) -> str:
-    return ";".join(f"{first},{count}" for first, count in refs.runs)
-
-
-def refs_from_text(text: str) -> ItemRefs:
-    return ItemRefs([[int(n) for n in run.split(",")] for run in text.split(";")])
-
-
 def to_runs(seqs: Iterable[int]) -> list[list[int]]:
     runs: list[list[int]] = []
     for seq in seqs:
@@ -164,9 +151,8 @@ class ItemLog:
 
         Dicts are a graph's input (``__start__``): its messages, if they carry IDs,
         are the ones the history appends next, so they are stored once, here. The
-        saver stores the rows with, or before, the checkpoint that names them, and
-        calls ``forget`` if that fails. A crash in between leaves unreferenced items
-        (``prune`` reclaims them), never a checkpoint naming missing ones.
+        saver stores the rows in the same transaction as the checkpoint that names
+        them, and calls ``forget`` if that fails, so its seqs are chosen afresh.
         """
         slots = _list_slots(values)
         if not slots:
