@@ -211,11 +211,9 @@ class ItemLog:
         out = []
         for channel, value in writes:
             if _is_messages(value):
-                known = [cache.by_obj.get(id(item)) for item in value]
-                if all(
-                    k is not None and k[0] is item for k, item in zip(known, value, strict=True)
-                ):
-                    value = ItemRefs(to_runs(k[1] for k in known if k is not None))
+                known = [cache.seq_of(item) for item in value]
+                if None not in known:
+                    value = ItemRefs(to_runs(seq for seq in known if seq is not None))
             out.append((channel, value))
         return out
 

@@ -16,6 +16,7 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.graph import START, StateGraph
 
 from checkpointing import open_saver, strict_serializer, thread_config
+from checkpointing.items import ItemRefs
 from graphs import compile_agent
 
 
@@ -161,3 +162,16 @@ def test_graphs_using_upstreams_delta_channel_read_back_as_in_memory(db_url):
         graph = builder.compile(checkpointer=saver)
         assert graph.get_state(config).values == reference.get_state(config).values
         assert graph.get_state(config).values["items"] == list(range(7))
+
+
+def test_a_message_whose_id_changed_after_it_was_stored_is_not_referenced(db_url):
+    with open_saver(db_url) as saver:
+        message = HumanMessage("hello")
+        _, rows = saver.items.encode("t1", {"messages": [message]})
+        assert len(rows) == 1
+        assert isinstance(
+            saver.items.reference_writes("t1", [("messages", [message])])[0][1], ItemRefs
+        )
+        message.id = "given-later"  # as add_messages does to a message without an ID
+        written = saver.items.reference_writes("t1", [("messages", [message])])
+        assert written == [("messages", [message])]
