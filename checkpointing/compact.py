@@ -57,6 +57,18 @@ def expand_batches(writes: Sequence[Any]) -> list[Any]:
     return out
 
 
+def saved_config(config: RunnableConfig, checkpoint: Checkpoint) -> RunnableConfig:
+    """What ``put`` returns: the config naming the checkpoint just stored."""
+    configurable = config["configurable"]
+    return {
+        "configurable": {
+            "thread_id": configurable["thread_id"],
+            "checkpoint_ns": configurable["checkpoint_ns"],
+            "checkpoint_id": checkpoint["id"],
+        }
+    }
+
+
 class CompactLists:
     """Mixin for an upstream ``BaseCheckpointSaver`` subclass; set ``self.items``."""
 
@@ -126,9 +138,7 @@ class CompactLists:
         tup = self.unmark(tup)
         if tup.pending_writes and any(w[1] == BATCH_CHANNEL for w in tup.pending_writes):
             tup = tup._replace(pending_writes=expand_batches(tup.pending_writes))
-        decoded = self.items.decode_tuple(tup)
-        assert decoded is not None
-        return decoded
+        return self.items.decode_tuple(tup)
 
     def list_raw(
         self,

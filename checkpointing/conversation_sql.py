@@ -106,4 +106,7 @@ CHECKPOINT_DELETES: dict[str, list[str]] = {
     ],
 }
 
+STORED_THREADS = "SELECT DISTINCT thread_id FROM checkpoints"
+INDEXED_THREADS = "SELECT thread_id FROM conversations"
+
 DELETE = "DELETE FROM conversations WHERE thread_id = ? AND user_id = ? RETURNING thread_id"

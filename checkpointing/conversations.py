@@ -250,6 +250,11 @@ class Conversations:
         """One statement over many rows, in one transaction (bulk copies)."""
         self._db.run_many(statement, rows)  # type: ignore[union-attr]
 
+    def thread_ids(self) -> builtins.list[str]:
+        """Every thread in the database: those with checkpoints and those in the index."""
+        rows = self.execute([(sql.STORED_THREADS, ()), (sql.INDEXED_THREADS, ())])
+        return sorted({row["thread_id"] for result in rows for row in result})
+
     @property
     def dialect(self) -> str:
         """Which SQL our tables speak here: "sqlite", "postgresql" or "memory"."""

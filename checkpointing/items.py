@@ -71,11 +71,15 @@ class ItemRefs:
 def to_runs(seqs: Iterable[int]) -> list[list[int]]:
     runs: list[list[int]] = []
     for seq in seqs:
-        if runs and runs[-1][0] + runs[-1][1] == seq:
-            runs[-1][1] += 1
-        else:
-            runs.append([seq, 1])
+        _extend_runs(runs, seq)
     return runs
+
+
+def _extend_runs(runs: list[list[int]], seq: int) -> None:
+    if runs and runs[-1][0] + runs[-1][1] == seq:
+        runs[-1][1] += 1
+    else:
+        runs.append([seq, 1])
 
 
 class ItemSerializer(SerializerProtocol, Protocol):
@@ -182,10 +186,7 @@ class ItemLog:
                 seq = self._next_seq(thread_id, cache)
                 rows.append((thread_id, seq, *self.serde.dumps_typed(item)))
                 cache.remember(item, seq)
-            if runs and runs[-1][0] + runs[-1][1] == seq:
-                runs[-1][1] += 1
-            else:
-                runs.append([seq, 1])
+            _extend_runs(runs, seq)
         cache.keep_last(slot, items, runs, checked=start)
         return ItemRefs(runs)
 
@@ -263,9 +264,7 @@ class ItemLog:
             for i, w in enumerate(writes)
         ]
 
-    def decode_tuple(self, tup: CheckpointTuple | None) -> CheckpointTuple | None:
-        if tup is None:
-            return None
+    def decode_tuple(self, tup: CheckpointTuple) -> CheckpointTuple:
         thread_id = str(tup.config["configurable"]["thread_id"])
         values = tup.checkpoint.get("channel_values") or {}
         if _ref_slots(values):

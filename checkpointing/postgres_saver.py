@@ -25,7 +25,7 @@ from psycopg.rows import DictRow, dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
-from checkpointing.compact import CompactLists
+from checkpointing.compact import CompactLists, saved_config
 from checkpointing.items import ItemLog, ItemRefs, Rows
 from checkpointing.serde import ZIPPED_TYPE, DurableSerializer
 from checkpointing.sqlexec import PostgresExecutor
@@ -109,19 +109,9 @@ class CompactPostgresSaver(CompactLists, PostgresSaver):
             if new_blobs:
                 blob_rows = self._dump_blobs(thread_id, ns, blobs, new_blobs)
                 cur.executemany(self.UPSERT_CHECKPOINT_BLOBS_SQL, blob_rows)
-            columns = [[seq for _, seq, _, _ in items], [t for *_, t, _ in items]]
-            blobs_column = [blob for *_, blob in items]
-            cur.execute(
-                PUT_WITH_ITEMS_SQL,
-                (thread_id, *columns, blobs_column, *key, Jsonb(row), Jsonb(meta)),
-            )
-        return {
-            "configurable": {
-                "thread_id": thread_id,
-                "checkpoint_ns": ns,
-                "checkpoint_id": checkpoint["id"],
-            }
-        }
+            columns = [[item[i] for item in items] for i in (1, 2, 3)]  # seq, type, blob
+            cur.execute(PUT_WITH_ITEMS_SQL, (thread_id, *columns, *key, Jsonb(row), Jsonb(meta)))
+        return saved_config(config, checkpoint)
 
     def unmark(self, tup: CheckpointTuple) -> CheckpointTuple:
         stored: dict[str, Any] = dict(tup.checkpoint)

@@ -30,8 +30,7 @@ from checkpointing.sqlexec import Statement
 from checkpointing.thread_state import pending_nodes
 
 ACTIVE_STATUSES = ("running", "interrupted", "paused")
-INDEXED_SQL = "SELECT thread_id, user_id, status, updated_at FROM conversations"
-THREADS_SQL = "SELECT DISTINCT thread_id FROM checkpoints"
+INDEXED_SQL = "SELECT thread_id, user_id, status FROM conversations"
 DELETE_ITEMS_SQL = "DELETE FROM durable_agent_items WHERE thread_id = ? AND seq BETWEEN ? AND ?"
 CLEAR_PARENT_SQL = (
     "UPDATE checkpoints SET parent_checkpoint_id = NULL "
@@ -152,10 +151,9 @@ def _threads(index: Conversations, user_id: str | None) -> list[tuple[str, str |
         return [
             (t, r["user_id"], r["status"]) for t, r in indexed.items() if r["user_id"] == user_id
         ]
-    stored = [row["thread_id"] for row in index.execute([(THREADS_SQL, ())])[0]]
     return [
         (t, indexed[t]["user_id"] if t in indexed else None, indexed.get(t, {}).get("status", ""))
-        for t in sorted(set(stored) | set(indexed))
+        for t in index.thread_ids()
     ]
 
 

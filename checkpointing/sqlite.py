@@ -28,7 +28,7 @@ from langgraph.checkpoint.base import (
 )
 from langgraph.checkpoint.sqlite import SqliteSaver as _UpstreamSqliteSaver
 
-from checkpointing.compact import CompactLists
+from checkpointing.compact import CompactLists, saved_config
 from checkpointing.errors import InvalidDatabase, UnwritableLocation
 from checkpointing.items import INSERT_ITEM_SQL, ItemLog, Rows
 from checkpointing.leases import SETUP_LOCK_NAME, SETUP_WAIT_SECONDS, FileLeases, hold
@@ -100,13 +100,7 @@ class SqliteSaver(CompactLists, _UpstreamSqliteSaver):
             if items:
                 cur.executemany(INSERT_ITEM_SQL, items)
             cur.execute(INSERT_CHECKPOINT_SQL, row)
-        return {
-            "configurable": {
-                "thread_id": configurable["thread_id"],
-                "checkpoint_ns": configurable["checkpoint_ns"],
-                "checkpoint_id": checkpoint["id"],
-            }
-        }
+        return saved_config(config, checkpoint)
 
 
 @contextmanager

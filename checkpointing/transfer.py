@@ -27,8 +27,6 @@ from checkpointing.conversations import Conversations
 from checkpointing.errors import ConfigError
 from checkpointing.items import ItemRefs
 
-THREADS_SQL = "SELECT DISTINCT thread_id FROM checkpoints"
-INDEXED_SQL = "SELECT thread_id FROM conversations"
 CHECKPOINT_IDS_SQL = "SELECT checkpoint_ns, checkpoint_id FROM checkpoints WHERE thread_id = ?"
 ITEMS_SQL = "SELECT seq, type, blob FROM durable_agent_items WHERE thread_id = ? ORDER BY seq"
 PUT_ITEM_SQL = (
@@ -101,24 +99,19 @@ class TransferReport:
     mismatches: dict[str, list[str]] = field(default_factory=dict)  # thread -> what differs
 
 
-def source_threads(index: Conversations) -> list[str]:
-    rows = index.execute([(THREADS_SQL, ()), (INDEXED_SQL, ())])
-    return sorted({r["thread_id"] for result in rows for r in result})
-
-
 def transfer(
     source: Conversations, target: Conversations, progress: Progress | None = None
 ) -> TransferReport:
     """Copy everything in *source* into *target*; then ``verify``."""
     _check_pair(source, target)
     report = TransferReport()
-    for thread_id in source_threads(source):
+    for thread_id in source.thread_ids():
         _copy_thread(source, target, thread_id, report)
         if progress:
             progress(thread_id)
     report.store_items = _copy_store(source, target)
-    report.mismatches = verify(source, target).mismatches
-    report.threads = len(source_threads(source))
+    checked = verify(source, target)
+    report.threads, report.mismatches = checked.threads, checked.mismatches
     return report
 
 
@@ -241,7 +234,7 @@ def verify(source: Conversations, target: Conversations) -> VerifyReport:
     """Compare every source thread with the target's: counts, hashes, latest state."""
     _check_pair(source, target)
     report = VerifyReport()
-    for thread_id in source_threads(source):
+    for thread_id in source.thread_ids():
         report.threads += 1
         problems = [
             f"{what} differ ({detail})" for what, detail in _differences(source, target, thread_id)

@@ -13,7 +13,7 @@ from checkpointing.retention import PruneReport, reclaim
 from checkpointing.retention import prune as prune_threads
 from checkpointing.saver import resolve_url
 from checkpointing.stats import stats as table_stats
-from checkpointing.transfer import source_threads, transfer, verify
+from checkpointing.transfer import transfer, verify
 from graphs.cli_options import db_option, json_option, some_user_option
 
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -96,7 +96,7 @@ def migrate(source_url: str, target_url: str, verify_only: bool) -> None:
             checked = verify(source, target)
             threads, mismatches = checked.threads, checked.mismatches
         else:
-            total = len(source_threads(source))
+            total = len(source.thread_ids())
             with click.progressbar(length=total, label="copying threads", file=sys.stderr) as bar:
 
                 def advance(thread_id: str) -> None:
