@@ -1,16 +1,18 @@
 """Opening a PostgreSQL checkpoint database through a checked connection pool.
 
 Owns the connection settings LangGraph's savers need (autocommit, dict rows,
-no server-side prepared statements, so PgBouncer and friends work), a health
-check on checkout so a restarted server is reconnected rather than fatal, a
-bounded connect timeout, and running the schema migrations once per database
-under an advisory lock, so that processes starting together do not race.
+prepared statements unless ``DURABLE_AGENT_PG_PREPARE=false`` for a pooler that
+cannot carry them), a health check on checkout so a restarted server is
+reconnected rather than fatal, a bounded connect timeout, and running the
+schema migrations once per database under an advisory lock, so that processes
+starting together do not race.
 Errors from psycopg become this package's typed errors, passwords redacted.
 """
 
 from __future__ import annotations
 
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -48,6 +50,14 @@ SCHEMA_VERSION_SQL = "SELECT coalesce(max(v), -1) AS v FROM checkpoint_migration
 HAS_STORE_MIGRATIONS_SQL = "SELECT to_regclass('store_migrations') IS NOT NULL AS present"
 STORE_VERSION_SQL = "SELECT coalesce(max(v), -1) AS v FROM store_migrations"
 LATEST_VERSION = len(PostgresSaver.MIGRATIONS) - 1
+RECENT_SECONDS = 0.5
+_returned_at: weakref.WeakKeyDictionary[psycopg.Connection[Any], float] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+# psycopg's own default: a statement is prepared on its fifth run on a connection.
+PREPARE_THRESHOLD = 5
 
 
 def connection_kwargs(settings: Settings) -> dict[str, Any]:
@@ -55,9 +65,29 @@ def connection_kwargs(settings: Settings) -> dict[str, Any]:
     return {
         "autocommit": True,
         "row_factory": dict_row,
-        "prepare_threshold": None,
+        "prepare_threshold": PREPARE_THRESHOLD if settings.pg_prepare else None,
         "connect_timeout": max(2, round(settings.connect_timeout)),
     }
+
+
+def note_returned(conn: psycopg.Connection[Any]) -> None:
+    """The pool's reset hook: remember when *conn* was last handed back in working order."""
+    _returned_at[conn] = time.monotonic()
+
+
+def check_unless_recent(conn: psycopg.Connection[Any]) -> None:
+    """The pool's checkout check: a round trip, unless *conn* worked moments ago.
+
+    A connection dies while idle (a restarted server, a firewall's timeout); one
+    that answered within ``RECENT_SECONDS`` is trusted, as HikariCP does with its
+    500 ms window. Checking every checkout cost a round trip per step, and each
+    wait in a saver thread queues it for the GIL behind the busy graph thread.
+    """
+    if conn.closed:
+        raise psycopg.OperationalError("the connection is closed")
+    returned = _returned_at.get(conn)
+    if returned is None or time.monotonic() - returned >= RECENT_SECONDS:
+        ConnectionPool.check_connection(conn)
 
 
 def _pool_kwargs(url: DatabaseURL, settings: Settings) -> dict[str, Any]:
@@ -67,6 +97,8 @@ def _pool_kwargs(url: DatabaseURL, settings: Settings) -> dict[str, Any]:
         "max_size": settings.pool_max_size,
         "kwargs": connection_kwargs(settings),
         "timeout": settings.pool_timeout,
+        "check": check_unless_recent,
+        "reset": note_returned,
         "max_idle": 600,
         "max_lifetime": 3600,
         "name": "durable-agent",
@@ -178,7 +210,7 @@ def open_postgres(
         raise describe(url, exc) from None
     with conn:
         _migrate(conn, url)
-    pool = ConnectionPool(check=ConnectionPool.check_connection, **_pool_kwargs(url, settings))
+    pool = ConnectionPool(**_pool_kwargs(url, settings))
     try:
         pool.open(wait=True, timeout=settings.connect_timeout + settings.pool_timeout)
     except PoolTimeout as exc:

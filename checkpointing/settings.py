@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     pool_min_size: int = Field(1, ge=0, le=100)
     pool_max_size: int = Field(10, ge=1, le=1000)
     pool_timeout: float = Field(30.0, gt=0)
+    # Server-side prepared statements, as upstream's savers use; off behind a pooler that
+    # cannot carry them (PgBouncer before 1.21 in transaction mode, Supavisor).
+    pg_prepare: bool = True
     sqlite_busy_timeout: float = Field(5.0, ge=0)
 
     def data_dir(self) -> Path:

@@ -16,6 +16,7 @@ from typing import NoReturn
 
 import click
 from langgraph.errors import GraphRecursionError
+from psycopg.errors import DuplicatePreparedStatement, InvalidSqlStatementName
 
 from checkpointing import CheckpointingError, ThreadNotFound, redact
 from checkpointing.conversations import open_conversations
@@ -119,11 +120,17 @@ def _fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
 
 
 @contextmanager
-def _errors_as_one_line() -> Iterator[None]:
+def errors_as_one_line() -> Iterator[None]:
     try:
         yield
     except CheckpointingError as exc:
         _fail(str(exc))
+    except (DuplicatePreparedStatement, InvalidSqlStatementName):
+        _fail(
+            "PostgreSQL lost this connection's prepared statements, as a pooler in "
+            "transaction mode (PgBouncer before 1.21, Supavisor) does; "
+            "set DURABLE_AGENT_PG_PREPARE=false"
+        )
     except GraphRecursionError:
         _fail(
             f"the model kept calling tools for {RECURSION_LIMIT} steps and was stopped; "
@@ -147,6 +154,6 @@ def _errors_as_one_line() -> Iterator[None]:
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the CLI with errors reduced to one line on stderr."""
-    with _errors_as_one_line():
+    with errors_as_one_line():
         code = cli.main(args=argv, prog_name="durable-agent", standalone_mode=False)
         sys.exit(code if isinstance(code, int) else 0)

@@ -11,7 +11,8 @@ import psycopg
 import pytest
 
 from checkpointing import open_saver, thread_config
-from tests.helpers import CLI, run_cli
+from graphs.cli import errors_as_one_line
+from tests.helpers import CLI, POSTGRES_URL, run_cli
 
 
 def _thread_id(stdout: str) -> str:
@@ -202,3 +203,19 @@ def test_ctrl_c_or_sigterm_pauses_at_a_step_boundary_and_resume_finishes(db_url,
     assert resumed.returncode == 0, resumed.stderr
     assert "assistant: (offline model) 12*7 = 84." in resumed.stdout
     assert resumed.stdout.endswith(f"conversation {thread_id} is done\n")
+
+
+@pytest.mark.postgres
+def test_lost_prepared_statements_name_the_setting_that_avoids_them(capsys):
+    # A pooler in transaction mode sends EXECUTE to a server connection that never
+    # prepared it; the server's own error for that is what the CLI must explain.
+    with (
+        psycopg.connect(POSTGRES_URL) as conn,
+        pytest.raises(SystemExit) as exited,
+        errors_as_one_line(),
+    ):
+        conn.execute("EXECUTE _pg3_0")
+    assert exited.value.code != 0
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "DURABLE_AGENT_PG_PREPARE=false" in err

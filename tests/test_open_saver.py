@@ -8,6 +8,7 @@ import sqlite3
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import psycopg
@@ -24,6 +25,7 @@ from checkpointing import (
     open_saver,
     thread_config,
 )
+from checkpointing.postgres import RECENT_SECONDS
 from graphs import compile_agent
 from tests.helpers import POSTGRES_URL, throwaway_database, with_database
 
@@ -176,13 +178,25 @@ def test_wrong_postgres_password_is_reported_without_echoing_it():
     assert "pw123" not in str(caught.value)
 
 
+PREPARED_SQL = "SELECT count(*) FROM pg_prepared_statements"
+
+
 @pytest.mark.postgres
-def test_postgres_pool_uses_the_settings_the_savers_need():
+@pytest.mark.parametrize("prepare", [True, False])
+def test_postgres_pool_uses_the_settings_the_savers_need(monkeypatch, prepare):
+    if not prepare:  # what a deployment behind PgBouncer in transaction mode sets
+        monkeypatch.setenv("DURABLE_AGENT_PG_PREPARE", "false")
+    config = thread_config(new_thread_id(), "erin")
     with throwaway_database() as url, open_saver(url) as saver:
+        assert saver.conn.max_size == 10
+        saver.conn.resize(1, 1)  # every call below on the one connection checked next
+        agent = compile_agent(saver)
+        for question in ("what is 1+1", "what is 2+2", "what is 3+3"):
+            agent.invoke({"messages": [HumanMessage(question)]}, config)
         with saver.conn.connection() as conn:
             assert conn.autocommit
-            assert conn.prepare_threshold is None
-        assert saver.conn.max_size == 10
+            prepared = conn.execute(PREPARED_SQL).fetchone()["count"]
+    assert (prepared > 0) is prepare
 
 
 @pytest.mark.postgres
@@ -197,6 +211,9 @@ def test_postgres_pool_reconnects_after_the_server_drops_its_connections():
                 "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = %s",
                 (dbname,),
             ).fetchone()[0]
+        # Dropped while idle: unused for longer than the window in which the pool
+        # trusts a connection that just worked, so the checkout check finds them gone.
+        time.sleep(RECENT_SECONDS)
         assert killed >= 1
         result = agent.invoke({"messages": [HumanMessage("what is 2+3")]}, config)
         assert "5" in result["messages"][-1].text
@@ -205,6 +222,7 @@ def test_postgres_pool_reconnects_after_the_server_drops_its_connections():
 
 SETUP_RACE = """
 import sys
+import time
 from checkpointing import open_saver
 with open_saver(sys.argv[1]) as saver:
     saver.get_tuple({"configurable": {"thread_id": "t"}})
