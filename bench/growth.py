@@ -7,9 +7,10 @@ call a turn) with the question and the final answer each padded to ~500 characte
 workload of ``shared/notes/baseline-perf.md``; questions carry message IDs, as the
 ``durable-agent`` CLI sends them. At every ``--every`` turns it records the bytes stored
 (SQLite: the file after a WAL checkpoint; PostgreSQL: every table and index that holds
-checkpoints) and the serialized size of the thread's state at that point. Time per turn is
-the median of the ``--window`` turns ending there, divided by the no-checkpointer figure for
-the same turns of the same run.
+checkpoints) and the serialized size of the thread's state at that point. The configurations
+take turns side by side (each one's turn N, in shuffled order, before any turn N+1), so drift in
+the machine's speed cancels. Time per turn is the median of the ``--window`` turns ending
+there, divided by the no-checkpointer figure for the same turns.
 
 Usage: ``python bench/growth.py [--turns 500] [--every 100] [--out bench/results/growth.json]``.
 """
@@ -18,10 +19,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import statistics
 import sys
 import tempfile
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -61,36 +64,55 @@ def state_bytes(values: dict[str, Any]) -> int:
     return len(strict_serializer().dumps_typed(values)[1])
 
 
-def run(name: str, turns: int, every: int, window: int) -> list[dict[str, float]]:
-    backend, setup = CONFIGS[name]
-    points: list[dict[str, float]] = []
-    times: list[float] = []
-    with tempfile.TemporaryDirectory() as tmp, throwaway_database(POSTGRES_URL) as pg_url:
-        path = Path(tmp) / "cp.sqlite"
-        if setup is None:
-            graph, history = agent(None), []
-            for turn in range(1, turns + 1):
-                start = time.perf_counter()
-                history = graph.invoke({"messages": [*history, question(turn)]})["messages"]
-                times.append(time.perf_counter() - start)
-                if turn % every == 0:
-                    ms = statistics.median(times[-window:]) * 1000
-                    size = state_bytes({"messages": history})
-                    points.append({"turn": turn, "ms": ms, "bytes": 0, "state": size})
-            return points
-        with setup(path, pg_url) as saver:
-            graph = agent(saver)
-            config = thread_config("growth-thread", "growth-user")
-            for turn in range(1, turns + 1):
-                start = time.perf_counter()
-                graph.invoke({"messages": [question(turn)]}, config)
-                times.append(time.perf_counter() - start)
-                if turn % every == 0:
-                    ms = statistics.median(times[-window:]) * 1000
-                    size = state_bytes(graph.get_state(config).values)
-                    stored = _sqlite_bytes(path) if backend == "sqlite" else _pg_bytes(pg_url)
-                    points.append({"turn": turn, "ms": ms, "bytes": stored, "state": size})
-    return points
+class Conversation:
+    """One configuration's thread: its graph, and its history when nothing checkpoints."""
+
+    def __init__(self, name: str, stack: ExitStack, tmp: Path) -> None:
+        self.name = name
+        self.backend, setup = CONFIGS[name]
+        self.path = tmp / f"{name}.sqlite"
+        self.pg_url = stack.enter_context(throwaway_database(POSTGRES_URL))
+        self.saver = None if setup is None else stack.enter_context(setup(self.path, self.pg_url))
+        self.graph = agent(self.saver)
+        self.config = thread_config("growth-thread", "growth-user")
+        self.history: list[BaseMessage] = []
+        self.times: list[float] = []
+        self.points: list[dict[str, float]] = []
+
+    def turn(self, turn: int) -> None:
+        start = time.perf_counter()
+        if self.saver is None:
+            messages = [*self.history, question(turn)]
+            self.history = self.graph.invoke({"messages": messages})["messages"]
+        else:
+            self.graph.invoke({"messages": [question(turn)]}, self.config)
+        self.times.append(time.perf_counter() - start)
+
+    def record(self, turn: int, window: int) -> None:
+        ms = statistics.median(self.times[-window:]) * 1000
+        if self.saver is None:
+            size, stored = state_bytes({"messages": self.history}), 0
+        else:
+            size = state_bytes(self.graph.get_state(self.config).values)
+            sqlite = self.backend == "sqlite"
+            stored = _sqlite_bytes(self.path) if sqlite else _pg_bytes(self.pg_url)
+        self.points.append({"turn": turn, "ms": ms, "bytes": stored, "state": size})
+
+
+def run(names: list[str], turns: int, every: int, window: int) -> dict[str, list[dict[str, float]]]:
+    """Every configuration takes its turn N before any takes turn N+1, in a shuffled order,
+    so a machine that speeds up or slows down during the run moves all of them alike."""
+    rng = random.Random(7)
+    with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
+        conversations = [Conversation(name, stack, Path(tmp)) for name in names]
+        for turn in range(1, turns + 1):
+            for conversation in rng.sample(conversations, len(conversations)):
+                conversation.turn(turn)
+            if turn % every == 0:
+                for conversation in conversations:
+                    conversation.record(turn, window)
+                print(f"turn {turn} done", file=sys.stderr)
+        return {c.name: c.points for c in conversations}
 
 
 def main() -> None:
@@ -102,11 +124,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("bench/results/growth.json"))
     args = parser.parse_args()
 
-    results = {}
-    for name in args.configs:
-        started = time.perf_counter()
-        results[name] = run(name, args.turns, args.every, args.window)
-        print(f"{name} done in {time.perf_counter() - started:.0f}s", file=sys.stderr)
+    results = run(args.configs, args.turns, args.every, args.window)
 
     base = {p["turn"]: p["ms"] for p in results.get("none", [])}
     print(f"\none thread, ~500-character questions; ms/turn = median of the {args.window} turns")
