@@ -21,7 +21,10 @@ from tests.helpers import rows_for as _rows_for
 def _talk(conversations, conversation, text: str):
     agent = compile_agent(conversations.saver)
     with conversations.track_run(agent, conversation) as run:
-        agent.invoke({"messages": [HumanMessage(text)]}, run.config)
+        # A (role, text) pair, not a HumanMessage: add_messages gives a message object its ID
+        # in place, racing the background save of the input, which then lands in a blob
+        # row or in the items table; a pair always lands in a blob row.
+        agent.invoke({"messages": [("user", text)]}, run.config)
     return run.conversation
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from checkpointing import NothingToResume, ThreadBusy, ThreadNotFound
+from checkpointing import NothingToResume, ThreadBusy, ThreadNotFound, open_saver, thread_config
 from checkpointing.conversations import open_conversations
 from checkpointing.resume import Runner
 from tests.crash_child import build
@@ -60,6 +60,19 @@ def _wait_for(counter: Path, line: str, timeout: float = 30) -> None:
         time.sleep(0.01)
 
 
+def _wait_for_pending_write(url: str, thread_id: str, channel: str, value, timeout=30) -> None:
+    """Until the latest checkpoint holds a pending write of *value* to *channel*."""
+    deadline = time.monotonic() + timeout
+    with open_saver(url) as saver:
+        config = thread_config(thread_id, "alice")
+        while True:
+            found = saver.get_tuple(config)
+            if found and (channel, value) in [(c, v) for _, c, v in found.pending_writes or ()]:
+                return
+            assert time.monotonic() < deadline, f"no pending write of {value!r} to {channel!r}"
+            time.sleep(0.01)
+
+
 def _counts(counter: Path) -> Counter:
     return Counter(counter.read_text().splitlines())
 
@@ -104,6 +117,8 @@ def test_sigkill_at_each_step_then_resume_in_a_new_process(db_url, tmp_path, poi
     thread_id = _new_thread(db_url)
     child = Child(db_url, thread_id, counter, "start")
     _wait_for(counter, trigger)
+    if point == "c-after-b":  # b has returned; kill once its write is saved, not before
+        _wait_for_pending_write(db_url, thread_id, "log", ["b"])
     child.kill()
 
     code, out = Child(db_url, thread_id, counter, "resume").finish()
@@ -149,9 +164,12 @@ def test_crash_loop_of_thirty_kills_still_completes(db_url, tmp_path):
 def test_second_run_of_a_thread_is_busy_and_a_killed_holder_frees_it(db_url, tmp_path):
     counter = tmp_path / "counter.txt"
     thread_id = _new_thread(db_url)
-    first = Child(db_url, thread_id, counter, "start", STEP_DELAY=0.5)
+    # Thirty more steps keep the holder running however slowly the checks below start;
+    # it is killed once they are done, and the resume runs the rest without delay.
+    steps = 30
+    first = Child(db_url, thread_id, counter, "start", STEP_DELAY=0.5, STEPS=steps)
     _wait_for(counter, "a:start")
-    code, out = Child(db_url, thread_id, counter, "resume").finish()
+    code, out = Child(db_url, thread_id, counter, "resume", STEPS=steps).finish()
     assert code == 3
     assert "running in another process" in out
     cli = run_cli("chat", "-u", "alice", "-t", thread_id, "--db", db_url, "hi")
@@ -171,9 +189,11 @@ def test_second_run_of_a_thread_is_busy_and_a_killed_holder_frees_it(db_url, tmp
             conversations, build("/dev/null", 0, 0).compile(checkpointer=conversations.saver)
         )
         assert runner.state(thread_id, "alice").state == "crashed"
-    assert Child(db_url, thread_id, counter, "resume").finish()[0] == 0
+    resumed = Child(db_url, thread_id, counter, "resume", STEP_DELAY=0.01, STEPS=steps)
+    assert resumed.finish()[0] == 0
     assert _forks(db_url) == 0
-    assert sorted(_final(db_url, thread_id)[0]) == UNINTERRUPTED
+    extra = [f"s{i:02d}" for i in range(steps)]
+    assert sorted(_final(db_url, thread_id)[0]) == sorted(UNINTERRUPTED + extra)
 
 
 def test_pause_from_another_process_stops_at_a_step_boundary(db_url, tmp_path):
