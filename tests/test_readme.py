@@ -1,27 +1,132 @@
-"""The README's Python examples run as written, each in a new process."""
+"""Every code block in the README runs as written, in order, as a newcomer would run it.
 
+The two commands marked for CI (install-and-run, test) are what ``.ci/run`` runs. The rest
+run here, in a scratch directory that holds the project's virtualenv as ``.venv``. Four
+example values stand in for what only the reader's machine knows, and are swapped for real
+ones: the thread ID the first command printed, a thread cut off mid-run, the PostgreSQL
+URL (a throwaway database), and the OpenAI-compatible server (a local scripted one).
+"""
+
+import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
-README = Path(__file__).parent.parent / "README.md"
+import pytest
+
+from tests.helpers import POSTGRES_URL, throwaway_database
+from tests.openai_server import Reply, openai_server
+
+ROOT = Path(__file__).parent.parent
+README = ROOT / "README.md"
+EXAMPLE_THREAD = "01M7YE76DVQESK0TGAA0F4V30W"  # the ID the README's outputs show
+CUT_OFF_THREAD = "THREAD"
+EXAMPLE_PG = "postgresql://postgres@127.0.0.1:5432/test"
+EXAMPLE_MODEL_SERVER = "http://localhost:11434/v1"
+FENCE = re.compile(r"(?:<!-- ci:([\w-]+) -->\n)?```(\w+)\n(.*?)```", flags=re.DOTALL)
 
 
-def _blocks(language: str) -> list[str]:
-    return re.findall(rf"```{language}\n(.*?)```", README.read_text(), flags=re.DOTALL)
+def _blocks(language: str) -> list[tuple[str | None, str]]:
+    """(ci marker or None, code) of each block in *language*, in README order."""
+    return [(ci, code) for ci, lang, code in FENCE.findall(README.read_text()) if lang == language]
 
 
-def test_python_examples_run_in_order_and_share_the_thread(tmp_path):
-    """Each block runs in a fresh process; a block gets the previous one's last line as argv[1]."""
-    blocks = _blocks("python")
-    assert len(blocks) == 3
+def _bash(script: str, cwd: Path, env: dict[str, str] | None = None) -> str:
+    result = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script],
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    output = f"--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}"
+    assert result.returncode == 0, f"{script}\n{output}"
+    return result.stdout
+
+
+def _cut_off_run(cwd: Path) -> str:
+    """A conversation whose run was SIGKILLed after its tool step: a crashed thread."""
+    child = subprocess.Popen(
+        [".venv/bin/durable-agent", "chat", "--user", "alice", "what is 32*32?"],
+        cwd=cwd,
+        env={**os.environ, "DURABLE_AGENT_OFFLINE_DELAY": "1", "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdout is not None
+    thread_id = child.stdout.readline().split()[2]
+    for line in child.stdout:
+        if "calculator ←" in line:  # the tool's step is saved; the last model call is under way
+            break
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    return thread_id
+
+
+def test_every_block_is_one_of_those_run_here():
+    counts = {lang: len(_blocks(lang)) for lang in ("python", "sh", "text")}
+    assert counts == {"python": 3, "sh": 8, "text": 1}
+    assert len(FENCE.findall(README.read_text())) == sum(counts.values())
+    assert [ci for ci, _ in _blocks("sh")][:2] == ["install-and-run", "test"]
+
+
+def test_ci_runs_the_readme_commands():
+    ci = (ROOT / ".ci" / "run").read_text()
+    for name in ("install-and-run", "test"):
+        assert f"<!-- ci:{name} -->\n```sh\n" in README.read_text()
+        assert f"readme_command {name})" in ci
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_readme_examples_run_in_order(tmp_path):
+    (tmp_path / ".venv").symlink_to(Path(sys.executable).parent.parent)
+    python_outputs = _python_examples(tmp_path)
+    assert "ai: (offline model) 12*7 = 84." in python_outputs[1]
+    assert python_outputs[1].strip().splitlines()[-1].endswith(" done 8 Arithmetic")
+    assert "waiting [\"May I remember this about you: 'I like tea'?\"]" in python_outputs[2]
+    assert python_outputs[2].strip().splitlines()[-1] == "{'fact': 'I like tea'}"
+
+    (_, install_and_run), _, *examples = _blocks("sh")
+    first_chat = install_and_run.strip().split(" && ")[-1]
+    printed = _bash(first_chat, tmp_path)
+    thread_id = printed.split()[2]
+    [(_, shown)] = _blocks("text")
+    assert printed == shown.replace(EXAMPLE_THREAD, thread_id)
+
+    script = [Reply(tool="calculator", arguments={"expression": "12*7"}), Reply(text="It is 84.")]
+    with throwaway_database(POSTGRES_URL) as pg_url, openai_server(script) as server:
+        outputs = []
+        for _, block in examples:
+            code = block.replace(EXAMPLE_THREAD, thread_id)
+            code = code.replace(EXAMPLE_PG, pg_url).replace(EXAMPLE_MODEL_SERVER, server.url)
+            if CUT_OFF_THREAD in code:
+                cut_off = _cut_off_run(tmp_path)
+                code = code.replace(CUT_OFF_THREAD, cut_off)
+            at_root = "pip install" in code  # installs the checkout itself, as a reader does
+            outputs.append(_bash(code, ROOT if at_root else tmp_path))
+    continued, resumed, on_postgres, storage, real_model, _notebooks = outputs
+    assert "x = 3" in continued
+    assert f"{cut_off} alice crashed" in " ".join(resumed.split())
+    assert "assistant: (offline model) 32*32 = 1024." in resumed
+    assert "assistant: (offline model) 12*7 = 84." in on_postgres
+    assert "verified" in storage
+    assert "assistant: It is 84." in real_model
+    assert server.requests[0]["model"] == "llama3.1"
+
+
+def _python_examples(cwd: Path) -> list[str]:
+    """Each Python block in a fresh process; a block gets the previous one's last line."""
     previous_line: list[str] = []
     outputs = []
-    for block in blocks:
+    for _, block in _blocks("python"):
         result = subprocess.run(
             [sys.executable, "-c", block, *previous_line],
-            cwd=tmp_path,
+            cwd=cwd,
             capture_output=True,
             text=True,
             timeout=120,
@@ -30,18 +135,4 @@ def test_python_examples_run_in_order_and_share_the_thread(tmp_path):
         assert result.returncode == 0, f"{block}\n{result.stderr}"
         outputs.append(result.stdout)
         previous_line = result.stdout.strip().splitlines()[-1:]
-    history = outputs[1]
-    assert "ai: (offline model) 12*7 = 84." in history
-    assert "ai: (offline model) 84/4 = 21." in history
-    assert history.count("human: ") == 2
-    assert history.strip().splitlines()[-1].endswith(" done 8 Arithmetic")
-    resumed = outputs[2]
-    assert "waiting [\"May I remember this about you: 'I like tea'?\"]" in resumed
-    assert resumed.strip().splitlines()[-1] == "{'fact': 'I like tea'}"
-
-
-def test_ci_runs_the_readme_commands():
-    ci = (Path(__file__).parent.parent / ".ci" / "run").read_text()
-    for name in ("install-and-run", "test"):
-        assert f"<!-- ci:{name} -->\n```sh\n" in README.read_text()
-        assert f"readme_command {name})" in ci
+    return outputs
