@@ -14,8 +14,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
 
+from checkpointing import Settings
+from graphs.cli import cli
 from tests.helpers import POSTGRES_URL, throwaway_database
 from tests.openai_server import Reply, openai_server
 
@@ -72,6 +75,29 @@ def test_every_block_is_one_of_those_run_here():
     assert counts == {"python": 3, "sh": 8, "text": 1}
     assert len(FENCE.findall(README.read_text())) == sum(counts.values())
     assert [ci for ci, _ in _blocks("sh")][:2] == ["install-and-run", "test"]
+
+
+def test_configuration_table_names_every_flag_and_variable():
+    table = README.read_text().split("## Configuration\n")[1].split("\n## ")[0]
+    flags = {
+        name
+        for command in cli.commands.values()
+        for param in command.params
+        if isinstance(param, click.Option)
+        for name in param.opts + param.secondary_opts
+    }
+    sources = [
+        *ROOT.glob("graphs/*.py"),
+        *ROOT.glob("checkpointing/*.py"),
+        ROOT / "tests/helpers.py",
+    ]
+    variables = {f"DURABLE_AGENT_{name.upper()}" for name in Settings.model_fields} | {
+        found
+        for path in sources
+        for found in re.findall(r"\b(?:DURABLE_AGENT|OPENAI)_[A-Z_]+\b", path.read_text())
+    }
+    missing = sorted(n for n in flags | variables | {"--help"} if f"`{n}" not in table)
+    assert not missing, f"not in the README's configuration table: {missing}"
 
 
 def test_ci_runs_the_readme_commands():
