@@ -199,22 +199,26 @@ def test_second_run_of_a_thread_is_busy_and_a_killed_holder_frees_it(db_url, tmp
 def test_pause_from_another_process_stops_at_a_step_boundary(db_url, tmp_path):
     counter = tmp_path / "counter.txt"
     thread_id = _new_thread(db_url)
-    running = Child(db_url, thread_id, counter, "start", STEP_DELAY=0.4)
+    # Extra steps keep the run going however slowly the pause command starts.
+    steps = [f"s{i:02d}" for i in range(30)]
+    running = Child(db_url, thread_id, counter, "start", STEP_DELAY=0.4, STEPS=len(steps))
     _wait_for(counter, "a:start")
     paused = run_cli("pause", thread_id, "--user", "alice", "--db", db_url)
     assert paused.returncode == 0, paused.stderr
     code, out = running.finish()
     assert (code, out.strip()) == (4, "paused")
     counts = _counts(counter)
-    assert all(counts[f"{n}:start"] == counts[f"{n}:end"] for n in UNINTERRUPTED)  # no half step
-    assert counts["e:end"] == 0
+    every = UNINTERRUPTED + steps
+    assert all(counts[f"{n}:start"] == counts[f"{n}:end"] for n in every)  # no half step
+    assert counts[f"{steps[-1]}:end"] == 0
     assert _final(db_url, thread_id)[1] == "paused"
 
     pending = run_cli("pending", "--user", "alice", "--db", db_url)
     assert thread_id in pending.stdout
     assert "paused" in pending.stdout
-    assert Child(db_url, thread_id, counter, "resume").finish()[0] == 0
-    assert sorted(_final(db_url, thread_id)[0]) == UNINTERRUPTED
+    resumed = Child(db_url, thread_id, counter, "resume", STEP_DELAY=0.01, STEPS=len(steps))
+    assert resumed.finish()[0] == 0
+    assert sorted(_final(db_url, thread_id)[0]) == sorted(every)
     not_running = run_cli("pause", thread_id, "--user", "alice", "--db", db_url)
     assert not_running.returncode == 1
     assert "is not running" in not_running.stderr
