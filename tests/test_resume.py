@@ -1,5 +1,9 @@
 """Resume after crashes, pauses and human decisions, with real processes and SIGKILL."""
 
+import atexit
+import functools
+import itertools
+import json
 import os
 import random
 import signal
@@ -22,35 +26,61 @@ from tests.helpers import rows_for, run_cli
 UNINTERRUPTED = ["a", "b", "c", "d", "e"]
 
 
+class Zygote:
+    """``tests/crash_child.py --serve``: forks crash children already past their imports."""
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.crash_child", "--serve"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        atexit.register(self.proc.kill)
+
+    def ask(self, **request):
+        self.proc.stdin.write(json.dumps(request) + "\n")
+        self.proc.stdin.flush()
+        return json.loads(self.proc.stdout.readline())
+
+
+@functools.cache
+def _zygote() -> Zygote:
+    return Zygote()
+
+
 class Child:
-    """tests/crash_child.py in a process of its own."""
+    """tests/crash_child.py in a process of its own, forked by the zygote."""
 
     def __init__(self, url, thread_id, counter, mode, *, max_attempts=3, **env):
-        args = [
-            sys.executable,
-            "-m",
-            "tests.crash_child",
-            url,
-            thread_id,
-            "alice",
-            str(counter),
-            mode,
-        ]
-        self.proc = subprocess.Popen(
-            [*args, str(max_attempts)],
+        folder = Path(counter).parent
+        self.out, self.err = (folder / f"child-{next(_child_ids)}.{n}" for n in ("out", "err"))
+        self.pid = _zygote().ask(
+            op="spawn",
+            argv=[url, thread_id, "alice", str(counter), mode, str(max_attempts)],
             env={**os.environ, **{k: str(v) for k, v in env.items()}},
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        assert self.proc.stdout.readline().strip() == "running", self.proc.stderr.read()
+            stdout=str(self.out),
+            stderr=str(self.err),
+        )
+        deadline = time.monotonic() + 60
+        while not self.out.exists() or "running" not in self.out.read_text():
+            assert self.poll() is None, self.err.read_text()
+            assert time.monotonic() < deadline, "the child never started running"
+            time.sleep(0.005)
+
+    def poll(self) -> int | None:
+        return _zygote().ask(op="poll", pid=self.pid)
 
     def kill(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=10)
+        os.kill(self.pid, signal.SIGKILL)
+        assert _zygote().ask(op="wait", pid=self.pid) == -signal.SIGKILL
 
     def finish(self) -> tuple[int, str]:
-        out, err = self.proc.communicate(timeout=120)
+        code = _zygote().ask(op="wait", pid=self.pid)
+        err = self.err.read_text()
         assert "Traceback" not in err, err
-        return self.proc.returncode, out
+        return code, self.out.read_text().removeprefix("running\n")  # what followed the start
+
+
+_child_ids = itertools.count()
 
 
 def _wait_for(counter: Path, line: str, timeout: float = 30) -> None:
@@ -121,7 +151,7 @@ def test_sigkill_at_each_step_then_resume_in_a_new_process(db_url, tmp_path, poi
         _wait_for_pending_write(db_url, thread_id, "log", ["b"])
     child.kill()
 
-    code, out = Child(db_url, thread_id, counter, "resume").finish()
+    code, out = Child(db_url, thread_id, counter, "resume", STEP_DELAY=0.01).finish()
     assert (code, out.strip().splitlines()[-1]) == (0, "done")
     log, status = _final(db_url, thread_id)
     assert sorted(log) == UNINTERRUPTED
@@ -141,7 +171,7 @@ def test_crash_loop_of_thirty_kills_still_completes(db_url, tmp_path):
     for _ in range(30):
         child = Child(db_url, thread_id, counter, mode, max_attempts=1000, **env)
         time.sleep(rng.uniform(0, 0.3))
-        kills += child.proc.poll() is None
+        kills += child.poll() is None
         child.kill()
         mode = "resume"
     assert kills == 30  # every kill hit a live run
@@ -254,10 +284,11 @@ def test_resume_of_unknown_finished_or_foreign_threads_is_refused_and_changes_no
 def test_a_thread_that_fails_every_time_is_given_up_after_the_configured_attempts(db_url, tmp_path):
     counter = tmp_path / "counter.txt"
     thread_id = _new_thread(db_url)
+    fast = {"POISON": 1, "STEP_DELAY": 0.01}
     for _ in range(4):  # the first run, then three recoveries: each dies at d
-        Child(db_url, thread_id, counter, "start" if _ == 0 else "resume", POISON=1).finish()
+        Child(db_url, thread_id, counter, "start" if _ == 0 else "resume", **fast).finish()
     assert _counts(counter)["d:start"] == 4
-    code, out = Child(db_url, thread_id, counter, "resume", POISON=1).finish()
+    code, out = Child(db_url, thread_id, counter, "resume", **fast).finish()
     assert code == 5
     assert "given up" in out
     assert _counts(counter)["d:start"] == 4  # refused before running anything
@@ -311,7 +342,8 @@ def test_recover_resumes_crashed_threads_and_leaves_running_ones_alone(db_url, t
         crashed.append(thread_id)
     live_counter = tmp_path / "live.txt"
     live_id = _new_thread(db_url)
-    live = Child(db_url, live_id, live_counter, "start", STEP_DELAY=0.5)
+    # Extra steps keep it running through the checks however slowly they start.
+    live = Child(db_url, live_id, live_counter, "start", STEP_DELAY=0.5, STEPS=30)
     _wait_for(live_counter, "a:start")
 
     pending = run_cli("pending", "--db", db_url)
@@ -327,11 +359,12 @@ def test_recover_resumes_crashed_threads_and_leaves_running_ones_alone(db_url, t
             f"{thread_id}: conversation '{thread_id}' stopped before step d" in wrong_graph.stdout
         )
 
-    recover = Child(db_url, "-", tmp_path / "unused.txt", "recover")
+    recover = Child(db_url, "-", tmp_path / "unused.txt", "recover", STEP_DELAY=0.01)
     code, out = recover.finish()
     assert code == 0
     assert sorted(out.splitlines()) == sorted(f"{t}: done" for t in crashed)
-    assert live.finish()[0] == 0  # the running one was never touched
+    assert live.poll() is None  # the running one was never touched: it still runs
+    live.kill()
     assert _counts(live_counter)["a:start"] == 1
     for thread_id in crashed:
         assert sorted(_final(db_url, thread_id)[0]) == UNINTERRUPTED
