@@ -117,7 +117,7 @@ def test_readme_examples_run_in_order(tmp_path):
     assert "waiting [\"May I remember this about you: 'I like tea'?\"]" in python_outputs[2]
     assert python_outputs[2].strip().splitlines()[-1] == "{'fact': 'I like tea'}"
 
-    (_, install_and_run), _, *examples = _blocks("sh")
+    (_, install_and_run), _, *examples, _notebooks = _blocks("sh")
     first_chat = install_and_run.strip().split(" && ")[-1]
     printed = _bash(first_chat, tmp_path)
     thread_id = printed.split()[2]
@@ -133,9 +133,8 @@ def test_readme_examples_run_in_order(tmp_path):
             if CUT_OFF_THREAD in code:
                 cut_off = _cut_off_run(tmp_path)
                 code = code.replace(CUT_OFF_THREAD, cut_off)
-            at_root = "pip install" in code  # installs the checkout itself, as a reader does
-            outputs.append(_bash(code, ROOT if at_root else tmp_path))
-    continued, resumed, on_postgres, storage, real_model, _notebooks = outputs
+            outputs.append(_bash(code, tmp_path))
+    continued, resumed, on_postgres, storage, real_model = outputs
     assert "x = 3" in continued
     assert f"{cut_off} alice crashed" in " ".join(resumed.split())
     assert "assistant: (offline model) 32*32 = 1024." in resumed
@@ -143,6 +142,15 @@ def test_readme_examples_run_in_order(tmp_path):
     assert "verified" in storage
     assert "assistant: It is 84." in real_model
     assert server.requests[0]["model"] == "llama3.1"
+
+
+@pytest.mark.slow
+def test_notebook_instructions_run():
+    """The last block installs Jupyter into the checkout's virtualenv and runs a notebook,
+    so it runs at the root of the checkout, as a reader runs it."""
+    *_, (_, notebooks) = _blocks("sh")
+    assert "jupyter execute notebooks/" in notebooks
+    _bash(notebooks, ROOT)
 
 
 def _python_examples(cwd: Path) -> list[str]:
