@@ -36,11 +36,10 @@ def _blocks(language: str) -> list[tuple[str | None, str]]:
     return [(ci, code) for ci, lang, code in FENCE.findall(README.read_text()) if lang == language]
 
 
-def _bash(script: str, cwd: Path, env: dict[str, str] | None = None) -> str:
+def _bash(script: str, cwd: Path) -> str:
     result = subprocess.run(
         ["bash", "-euo", "pipefail", "-c", script],
         cwd=cwd,
-        env={**os.environ, **(env or {})},
         capture_output=True,
         text=True,
         timeout=300,
