@@ -13,7 +13,6 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
-import pytest
 from psycopg import sql
 
 POSTGRES_URL = os.environ.get("DURABLE_AGENT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
@@ -32,10 +31,12 @@ def throwaway_database(base_url: str = POSTGRES_URL) -> Iterator[str]:
     try:
         admin = psycopg.connect(base_url, autocommit=True, connect_timeout=5)
     except psycopg.OperationalError as exc:
-        pytest.fail(
+        # A failure, never a skip; and no pytest import, as the benchmarks and the
+        # fourth notebook use this too.
+        raise AssertionError(
             f"PostgreSQL is not reachable at {base_url} ({exc}); start it, or set "
             "DURABLE_AGENT_TEST_PG, or deselect with -m 'not postgres'"
-        )
+        ) from None
     with admin:
         admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
         try:

@@ -1,5 +1,7 @@
 """The notebooks run top to bottom, headless, as a reader's Jupyter would run them."""
 
+import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
@@ -49,3 +51,9 @@ def test_notebook_runs_top_to_bottom(name):
     client.execute()  # any cell's error fails here, with the cell and its traceback
     outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
+
+
+def test_what_the_fourth_notebook_imports_needs_no_test_tools():
+    """It runs ``bench.growth``, under the notebooks extra, which has no pytest."""
+    blocked = "import sys; sys.modules['pytest'] = None; import bench.growth"
+    subprocess.run([sys.executable, "-c", blocked], cwd=NOTEBOOKS.parent, check=True)
