@@ -71,7 +71,8 @@ class Conversation:
         self.name = name
         self.backend, setup = CONFIGS[name]
         self.path = tmp / f"{name}.sqlite"
-        self.pg_url = stack.enter_context(throwaway_database(POSTGRES_URL))
+        postgres = self.backend == "postgres"
+        self.pg_url = stack.enter_context(throwaway_database(POSTGRES_URL)) if postgres else ""
         self.saver = None if setup is None else stack.enter_context(setup(self.path, self.pg_url))
         self.graph = agent(self.saver)
         self.config = thread_config("growth-thread", "growth-user")

@@ -3,7 +3,6 @@
     python -m tests.crash_child URL THREAD_ID USER COUNTER_FILE (start|resume|recover) [MAX]
     python -m tests.crash_child --serve
 
-
 The graph is ``a -> (b, c in parallel) -> d -> e``, plus ``STEPS`` extra steps when set.
 Every node appends "<name>:start" and "<name>:end" to COUNTER_FILE, so the parent can
 kill at a known moment and count what ran. ``STEP_DELAY`` sets each node's duration

@@ -222,7 +222,6 @@ def test_postgres_pool_reconnects_after_the_server_drops_its_connections():
 
 SETUP_RACE = """
 import sys
-import time
 from checkpointing import open_saver
 with open_saver(sys.argv[1]) as saver:
     saver.get_tuple({"configurable": {"thread_id": "t"}})
