@@ -32,6 +32,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import chain, pairwise
 from operator import is_
 from typing import Any, Protocol
 
@@ -65,7 +66,7 @@ class ItemRefs:
     runs: list[list[int]]
 
     def seqs(self) -> list[int]:
-        return [seq for first, count in self.runs for seq in range(first, first + count)]
+        return list(chain.from_iterable(range(first, first + n) for first, n in self.runs))
 
 
 def to_runs(seqs: Iterable[int]) -> list[list[int]]:
@@ -73,6 +74,10 @@ def to_runs(seqs: Iterable[int]) -> list[list[int]]:
     for seq in seqs:
         _extend_runs(runs, seq)
     return runs
+
+
+def _ascending(runs: list[list[int]]) -> bool:
+    return all(a + n <= b for (a, n), (b, _) in pairwise(runs))
 
 
 def _extend_runs(runs: list[list[int]], seq: int) -> None:
@@ -104,6 +109,12 @@ class _ThreadItems:
     def remember(self, item: Any, seq: int) -> None:
         self.by_obj[id(item)] = (item, seq, getattr(item, "id", None))
         self.by_seq[seq] = item
+
+    def remember_all(self, items: list[Any], seqs: list[int]) -> None:
+        """``remember`` for many, with the loops in C: a long thread loads thousands."""
+        self.by_seq.update(zip(seqs, items, strict=True))
+        ids = [getattr(item, "id", None) for item in items]
+        self.by_obj.update(zip(map(id, items), zip(items, seqs, ids, strict=True), strict=True))
 
     def keep_last(
         self, slot: Slot, items: list[Any], runs: list[list[int]], checked: int = 0
@@ -231,22 +242,26 @@ class ItemLog:
                 if last is not None and last[1] == ref.runs:  # what this process just wrote or read
                     lists[slot] = list(last[0])
                     continue
-                missing = [seq for seq in ref.seqs() if seq not in cache.by_seq]
-                if missing:
-                    self._load(thread_id, cache, missing)
-                lists[slot] = items = [cache.by_seq[seq] for seq in ref.seqs()]
+                seqs, by_seq = ref.seqs(), cache.by_seq
+                if not by_seq and _ascending(ref.runs):  # a cold read: every item, in order
+                    self._load(thread_id, cache, ref.runs)
+                elif missing := {seq for seq in seqs if seq not in by_seq}:
+                    self._load(thread_id, cache, to_runs(sorted(missing)))
+                lists[slot] = items = list(map(by_seq.__getitem__, seqs))
                 cache.keep_last(slot, items, ref.runs)
         return _put_slots(values, lists)
 
-    def _load(self, thread_id: str, cache: _ThreadItems, seqs: list[int]) -> None:
+    def _load(self, thread_id: str, cache: _ThreadItems, runs: list[list[int]]) -> None:
+        """Read and revive the items of *runs* (ascending, not overlapping) into *cache*."""
+        short = False
         with _gc_paused():
-            for first, count in to_runs(sorted(set(seqs))):
+            for first, count in runs:
                 rows = self.db.read(SELECT_ITEMS_SQL, (thread_id, first, first + count - 1))
-                items = self.serde.loads_many((type_, bytes(blob)) for _, type_, blob in rows)
-                for (seq, _, _), item in zip(rows, items, strict=True):
-                    cache.remember(item, seq)
-        absent = [seq for seq in seqs if seq not in cache.by_seq]
-        if absent:
+                items = self.serde.loads_many([(type_, blob) for _, type_, blob in rows])
+                cache.remember_all(items, [seq for seq, _, _ in rows])
+                short = short or len(rows) < count
+        if short:
+            absent = [seq for seq in ItemRefs(runs).seqs() if seq not in cache.by_seq]
             raise InvalidDatabase(
                 f"thread {thread_id!r} names {len(absent)} stored items that are missing "
                 f"(first seq {absent[0]}); the database was changed outside durable-agent: "

@@ -219,3 +219,26 @@ def test_lost_prepared_statements_name_the_setting_that_avoids_them(capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert "DURABLE_AGENT_PG_PREPARE=false" in err
+
+
+def test_items_deleted_behind_its_back_are_reported_and_nothing_is_written(db_url):
+    first = run_cli("chat", "--user", "alice", "--db", db_url, "what is 12*7?")
+    assert first.returncode == 0, first.stderr
+    thread_id = _thread_id(first.stdout)
+    gone = "DELETE FROM durable_agent_items WHERE thread_id = ? AND seq IN "
+    gone += "(SELECT seq FROM durable_agent_items WHERE thread_id = ? ORDER BY seq LIMIT 2)"
+    if db_url.startswith("sqlite"):
+        with sqlite3.connect(db_url.removeprefix("sqlite:///")) as conn:
+            conn.execute(gone, (thread_id, thread_id))
+    else:
+        with psycopg.connect(db_url) as conn:
+            conn.execute(gone.replace("?", "%s"), (thread_id, thread_id))
+    rows = _checkpoint_rows(db_url, thread_id)
+
+    for args in (["show", thread_id], ["chat", "-t", thread_id, "what is 1+1?"]):
+        result = run_cli(*args, "--user", "alice", "--db", db_url)
+        assert result.returncode == 1, result
+        assert result.stderr.count("\n") == 1, result.stderr
+        assert f"thread {thread_id!r} names 2 stored items that are missing" in result.stderr
+        assert "restore it from a backup or delete the thread" in result.stderr
+    assert _checkpoint_rows(db_url, thread_id) == rows
