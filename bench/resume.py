@@ -2,17 +2,20 @@
 
 Each thread is built with the agent on the workload of ``bench/growth.py`` (~500-character
 questions and answers), its last turn paused before the tool step: ours through our saver,
-LangGraph's through its own. A new process then opens the database, compiles the graph and resumes:
-through our ``Runner.resume`` (lease, index, state checks) and through LangGraph's own
-saver with ``invoke(None)``, side by side in one run, on SQLite and PostgreSQL. The
-time is taken inside the child after its imports. Between repeats the thread is put
-back where it was by deleting what the resume wrote.
-Usage: ``python bench/resume.py [--turns 10 500] [--repeats 5]``.
+LangGraph's through its own, all in one database per backend. A new process then opens the
+database, compiles the graph and resumes: through our ``Runner.resume`` (lease, index, state
+checks) and through LangGraph's own saver with ``invoke(None)``. The time is taken inside
+the child after its imports. Every thread is built before any is timed, and each round
+resumes all of them once, in shuffled order, so a machine that speeds up or slows down
+during the run moves every column alike. Between rounds each thread is put back where it
+was by deleting what the resume wrote.
+Usage: ``python bench/resume.py [--turns 10 500] [--repeats 11]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import random
 import statistics
 import subprocess
 import sys
@@ -93,7 +96,7 @@ def _build(url: str, turns: int) -> tuple[str, str]:
         assert conversation.status == "paused", conversation.status
         state = Runner(conversations, agent).state(conversation.thread_id, USER)
         assert (state.state, state.next) == ("paused", ("tools",)), state
-    theirs = "langgraph-thread"
+    theirs = f"langgraph-{turns}"
     with _langgraph_saver(url) as saver:
         agent = growth_agent(saver)
         paused = agent.copy(update={"interrupt_before_nodes": ["tools"]})
@@ -148,49 +151,61 @@ def _database(backend: str) -> Iterator[str]:
             yield url
 
 
+Cell = tuple[int, str]  # (turns, flavour)
+FLAVOURS = ("ours", "langgraph")
+
+
+def _measure(backend: str, turns: list[int], repeats: int) -> dict[Cell, list[float]]:
+    """Cold resume times for every (turns, flavour), one round at a time."""
+    with _database(backend) as url:
+        threads: dict[Cell, str] = {}
+        for n in turns:
+            started = time.perf_counter()
+            threads.update(zip([(n, f) for f in FLAVOURS], _build(url, n), strict=True))
+            print(f"  built {n} turns on {backend} in {time.perf_counter() - started:.0f}s",
+                  file=sys.stderr)  # fmt: skip
+        marks = {cell: _paused_checkpoint(url, thread) for cell, thread in threads.items()}
+        times: dict[Cell, list[float]] = {cell: [] for cell in threads}
+        order = list(threads)
+        for _ in range(repeats):
+            random.shuffle(order)
+            for cell in order:
+                ms, messages = _cold_resume(cell[1], url, threads[cell])
+                assert messages == 4 * cell[0], (cell, messages)
+                times[cell].append(ms)
+                _reset(url, threads[cell], marks[cell])
+        return times
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--turns", type=int, nargs="+", default=[10, 500])
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=11)
     parser.add_argument("--backends", nargs="+", default=["sqlite", "postgres"])
     args = parser.parse_args()
-    print(f"cold resume in a fresh process, ms, median of {args.repeats} (min-max)")
-    print(f"{'backend':9} {'turns':>5} {'ours':>22} {'LangGraph':>22} {'ours/LG':>8}")
-    medians: dict[tuple[str, str, int], float] = {}
-    for backend in args.backends:
-        for turns in args.turns:
-            with _database(backend) as url:
-                started = time.perf_counter()
-                threads = dict(zip(("ours", "langgraph"), _build(url, turns), strict=True))
-                print(
-                    f"  built {turns} turns on {backend} in {time.perf_counter() - started:.0f}s",
-                    file=sys.stderr,
-                )
-                marks = {f: _paused_checkpoint(url, t) for f, t in threads.items()}
-                times: dict[str, list[float]] = {"ours": [], "langgraph": []}
-                ratios = []
-                for _ in range(args.repeats):
-                    for flavour in ("ours", "langgraph"):
-                        ms, messages = _cold_resume(flavour, url, threads[flavour])
-                        assert messages == 4 * turns, (flavour, messages)
-                        times[flavour].append(ms)
-                        _reset(url, threads[flavour], marks[flavour])
-                    ratios.append(times["ours"][-1] / times["langgraph"][-1])
-
-                def cell(xs: list[float]) -> str:
-                    return f"{statistics.median(xs):.1f} ({min(xs):.1f}-{max(xs):.1f})"
-
-                ours, theirs = cell(times["ours"]), cell(times["langgraph"])
-                ratio = statistics.median(ratios)
-                print(f"{backend:9} {turns:5} {ours:>22} {theirs:>22} {ratio:7.2f}x")
-                for flavour, xs in times.items():
-                    medians[(backend, flavour, turns)] = statistics.median(xs)
     low, high = min(args.turns), max(args.turns)
-    print(f"\n{high}-turn resume over {low}-turn resume (medians):")
-    for backend in args.backends:
-        ours = medians[(backend, "ours", high)] / medians[(backend, "ours", low)]
-        theirs = medians[(backend, "langgraph", high)] / medians[(backend, "langgraph", low)]
-        print(f"  {backend:9} ours {ours:5.2f}x   LangGraph {theirs:5.2f}x")
+    results = {backend: _measure(backend, args.turns, args.repeats) for backend in args.backends}
+
+    def cell(xs: list[float]) -> str:
+        return f"{statistics.median(xs):.1f} ({min(xs):.1f}-{max(xs):.1f})"
+
+    print(f"cold resume in a fresh process, ms, median of {args.repeats} rounds (min-max)")
+    print(f"{'backend':9} {'turns':>5} {'ours':>22} {'LangGraph':>22} {'ours/LG':>8}")
+    for backend, times in results.items():
+        for n in args.turns:
+            ours, theirs = times[(n, "ours")], times[(n, "langgraph")]
+            ratio = statistics.median(a / b for a, b in zip(ours, theirs, strict=True))
+            print(f"{backend:9} {n:5} {cell(ours):>22} {cell(theirs):>22} {ratio:7.2f}x")
+    print(f"\n{high}-turn resume over {low}-turn resume, median of the rounds' ratios (min-max):")
+    for backend, times in results.items():
+        line = f"  {backend:9}"
+        for flavour, name in zip(FLAVOURS, ("ours", "LangGraph"), strict=True):
+            pairs = zip(times[(high, flavour)], times[(low, flavour)], strict=True)
+            ratios = [a / b for a, b in pairs]
+            line += (
+                f" {name} {statistics.median(ratios):5.2f}x ({min(ratios):.2f}-{max(ratios):.2f})"
+            )
+        print(line)
 
 
 if __name__ == "__main__":
