@@ -26,6 +26,7 @@ from langgraph.store.base import BaseStore
 from langgraph.types import StateSnapshot
 
 from checkpointing import conversation_sql as sql
+from checkpointing.compact import CompactLists
 from checkpointing.errors import InvalidIdentifier
 from checkpointing.migrations import amigrate, migrate
 from checkpointing.saver import open_async_saver, open_saver
@@ -426,7 +427,8 @@ def open_conversations(
         open_store_for(saver, settings) as store,
     ):
         db = executor_for(saver)
-        migrate(db)
+        if not isinstance(saver, CompactLists):  # ours create our tables as they open
+            migrate(db)
         yield Conversations(saver, db, store=store)
 
 
@@ -442,5 +444,6 @@ async def open_async_conversations(
     async with open_async_saver(url, allowed_types=allowed_types, settings=settings) as saver:
         with open_store_for(saver, settings) as store:
             db = executor_for(saver)
-            await amigrate(db)
+            if not isinstance(saver, CompactLists):
+                await amigrate(db)
             yield Conversations(saver, db, store=store)

@@ -31,7 +31,7 @@ from checkpointing.errors import (
     InvalidDatabase,
     UnsupportedURL,
 )
-from checkpointing.migrations import migrate
+from checkpointing.migrations import MIGRATIONS, migrate
 from checkpointing.postgres_saver import CompactPostgresSaver
 from checkpointing.serde import DurableSerializer
 from checkpointing.settings import Settings
@@ -50,6 +50,19 @@ SCHEMA_VERSION_SQL = "SELECT coalesce(max(v), -1) AS v FROM checkpoint_migration
 HAS_STORE_MIGRATIONS_SQL = "SELECT to_regclass('store_migrations') IS NOT NULL AS present"
 STORE_VERSION_SQL = "SELECT coalesce(max(v), -1) AS v FROM store_migrations"
 LATEST_VERSION = len(PostgresSaver.MIGRATIONS) - 1
+LATEST_STORE_VERSION = len(PostgresStore.MIGRATIONS) - 1
+# An opened database is nearly always set up already: these two answer for all three
+# schemas (the saver's, the store's, ours), so opening costs no per-schema round trips.
+HAS_ALL_LEDGERS_SQL = (
+    "SELECT to_regclass('checkpoint_migrations') IS NOT NULL"
+    " AND to_regclass('store_migrations') IS NOT NULL"
+    " AND to_regclass('durable_agent_migrations') IS NOT NULL AS present"
+)
+ALL_VERSIONS_SQL = (
+    "SELECT (SELECT coalesce(max(v), -1) FROM checkpoint_migrations) AS saver,"
+    " (SELECT coalesce(max(v), -1) FROM store_migrations) AS store,"
+    " ARRAY(SELECT name FROM durable_agent_migrations) AS ours"
+)
 RECENT_SECONDS = 0.5
 _returned_at: weakref.WeakKeyDictionary[psycopg.Connection[Any], float] = (
     weakref.WeakKeyDictionary()
@@ -134,6 +147,21 @@ def _is_current(conn: psycopg.Connection[Any]) -> bool:
     return row is not None and row["v"] >= LATEST_VERSION
 
 
+def _current_schemas(conn: psycopg.Connection[Any]) -> set[str]:
+    """Which of "saver", "store" and "ours" need no migration (none, if a ledger is missing)."""
+    present = conn.execute(HAS_ALL_LEDGERS_SQL).fetchone()
+    if not (present and present["present"]):
+        return set()
+    row = conn.execute(ALL_VERSIONS_SQL).fetchone()
+    assert row is not None
+    latest = {
+        "saver": row["saver"] >= LATEST_VERSION,
+        "store": row["store"] >= LATEST_STORE_VERSION,
+    }
+    latest["ours"] = {name for name, _ in MIGRATIONS} <= set(row["ours"])
+    return {schema for schema, current in latest.items() if current}
+
+
 def _migration_failed(url: DatabaseURL, exc: psycopg.Error) -> CheckpointingError:
     reason = redact(" ".join(str(exc).split()))
     if isinstance(exc, psycopg.OperationalError):
@@ -183,45 +211,54 @@ def _migrate(conn: psycopg.Connection[Any], url: DatabaseURL) -> None:
 
 
 @contextmanager
-def open_postgres_store(pool: Any) -> Iterator[PostgresStore]:
-    """A ``PostgresStore`` on the saver's pool, its tables set up once."""
-    url = DatabaseURL(pool.conninfo, "postgresql")
-    with pool.connection() as conn:
+def open_postgres_store(pool: Any, *, current: bool = False) -> Iterator[PostgresStore]:
+    """A ``PostgresStore`` on the saver's pool, its tables set up once (unless *current*)."""
+    if not current:
+        url = DatabaseURL(pool.conninfo, "postgresql")
+        with pool.connection() as conn:
 
-        def is_current() -> bool:
-            present = conn.execute(HAS_STORE_MIGRATIONS_SQL).fetchone()
-            if not (present and present["present"]):
-                return False
-            row = conn.execute(STORE_VERSION_SQL).fetchone()
-            return row is not None and row["v"] >= len(PostgresStore.MIGRATIONS) - 1
+            def is_current() -> bool:
+                present = conn.execute(HAS_STORE_MIGRATIONS_SQL).fetchone()
+                if not (present and present["present"]):
+                    return False
+                row = conn.execute(STORE_VERSION_SQL).fetchone()
+                return row is not None and row["v"] >= LATEST_STORE_VERSION
 
-        _under_setup_lock(conn, url, is_current, PostgresStore(conn).setup)
+            _under_setup_lock(conn, url, is_current, PostgresStore(conn).setup)
     yield PostgresStore(pool)
 
 
 @contextmanager
 def open_postgres(
     url: DatabaseURL, settings: Settings, serde: DurableSerializer
-) -> Iterator[PostgresSaver]:
+) -> Iterator[CompactPostgresSaver]:
     """Yield a migrated ``PostgresSaver`` over a checked pool; close the pool on exit."""
     try:
         conn = psycopg.connect(url.raw, **connection_kwargs(settings))
     except psycopg.Error as exc:
         raise describe(url, exc) from None
-    with conn:
-        _migrate(conn, url)
+    # The server answered: the pool connects in the background while the schemas are checked.
     pool = ConnectionPool(**_pool_kwargs(url, settings))
     try:
-        pool.open(wait=True, timeout=settings.connect_timeout + settings.pool_timeout)
-    except PoolTimeout as exc:
-        pool.close()
-        raise describe(url, exc) from None
-    try:
-        saver = CompactPostgresSaver(pool, serde=serde)
+        pool.open(wait=False)
+        with conn:
+            try:
+                current = _current_schemas(conn)
+            except psycopg.Error as exc:
+                raise _migration_failed(url, exc) from None
+            if "saver" not in current:
+                _migrate(conn, url)
         try:
-            migrate(saver.items.db)
-        except psycopg.Error as exc:
-            raise _migration_failed(url, exc) from None
+            pool.wait(timeout=settings.connect_timeout + settings.pool_timeout)
+        except PoolTimeout as exc:
+            raise describe(url, exc) from None
+        saver = CompactPostgresSaver(pool, serde=serde)
+        saver.store_current = "store" in current
+        if "ours" not in current:
+            try:
+                migrate(saver.items.db)
+            except psycopg.Error as exc:
+                raise _migration_failed(url, exc) from None
         yield saver
     finally:
         pool.close()

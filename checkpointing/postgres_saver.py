@@ -70,6 +70,9 @@ class CompactPostgresSaver(CompactLists, PostgresSaver):
     Rows written by upstream read as before.
     """
 
+    # Set when opening found the store's tables up to date, so the store need not look again.
+    store_current = False
+
     def __init__(self, pool: ConnectionPool, *, serde: DurableSerializer) -> None:
         super().__init__(pool, serde=serde)  # type: ignore[arg-type]
         self.pool = pool

@@ -55,7 +55,7 @@ def open_store_for(saver: Any, settings: Settings) -> Iterator[BaseStore]:
     elif hasattr(conn, "conninfo"):  # PostgreSQL: share the saver's pool
         from checkpointing.postgres import open_postgres_store
 
-        with open_postgres_store(conn) as store:
+        with open_postgres_store(conn, current=getattr(saver, "store_current", False)) as store:
             yield store
     else:
         yield InMemoryStore()

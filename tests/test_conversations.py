@@ -249,3 +249,17 @@ def test_migrations_run_once_when_processes_start_together(db_url):
         with psycopg.connect(db_url) as conn:
             names = [n for (n,) in conn.execute(query)]
     assert sorted(names) == [name for name, _ in MIGRATIONS]
+
+
+def test_a_database_set_up_by_the_saver_alone_gets_its_store_later(db_url):
+    from checkpointing import open_saver
+
+    with open_saver(db_url) as saver:
+        assert saver.get_tuple({"configurable": {"thread_id": "t"}}) is None
+    for _ in range(2):  # the first open sets the store up; the second finds it current
+        with open_conversations(db_url) as conversations:
+            assert conversations.store is not None
+            conversations.store.put(("users", "alice", "facts"), "k", {"fact": "tea"})
+            found = conversations.store.search(("users", "alice", "facts"))
+            assert [item.value for item in found] == [{"fact": "tea"}]
+            assert conversations.start("alice").user_id == "alice"
