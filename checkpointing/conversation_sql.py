@@ -51,7 +51,8 @@ RETURNING
 
 MARK_RUNNING = """
 UPDATE conversations SET status = 'running', updated_at = ?
-WHERE thread_id = ? AND user_id = ?"""
+WHERE thread_id = ? AND user_id = ?
+RETURNING message_count, indexed_tail"""
 
 # A caller-given title is kept; an empty one is derived from the first message. A run that
 # did not fail resets the recovery attempts; a pause request and an answer have been used.
@@ -60,7 +61,7 @@ UPDATE conversations SET
     status = ?, updated_at = ?,
     message_count = ?, tool_calls = ?, input_tokens = ?, output_tokens = ?,
     attempts = CASE WHEN ? = 'failed' THEN attempts ELSE 0 END,
-    last_error = ?, pause_requested = 0, pending_answer = '',
+    last_error = ?, pause_requested = 0, pending_answer = '', indexed_tail = ?,
     title = CASE WHEN title = '' THEN ? ELSE title END,
     title_folded = CASE WHEN title = '' THEN ? ELSE title_folded END
 WHERE thread_id = ? AND user_id = ?

@@ -76,10 +76,19 @@ class TrackedRun:
     """What ``track_run`` yields: the config to run with; the updated row afterwards."""
 
     conversation: Conversation
+    # What the search text held when the run began: its message count and last message's ID.
+    indexed: tuple[int, str] = (0, "")
 
     @property
     def config(self) -> RunnableConfig:
         return self.conversation.config
+
+
+def _tracked(conversation: Conversation, marked: list[Rows]) -> TrackedRun:
+    if not marked[0]:
+        return TrackedRun(conversation)
+    row = marked[0][0]
+    return TrackedRun(conversation, (int(row["message_count"]), str(row["indexed_tail"])))
 
 
 def conversation_from_row(row: Mapping[str, Any]) -> Conversation:
@@ -157,12 +166,17 @@ def _error_text(exc: BaseException | None) -> str:
     return f"{type(exc).__name__}: {first}"[:500]
 
 
+def _tail_id(messages: Sequence[Any]) -> str:
+    return str(getattr(messages[-1], "id", None) or "") if messages else ""
+
+
 def _record_statements(
-    conversation: Conversation,
+    run: TrackedRun,
     snapshot: StateSnapshot,
     exc: BaseException | None,
     messages_key: str,
 ) -> list[Statement]:
+    conversation = run.conversation
     status = status_of(snapshot, exc)
     messages = list(
         snapshot.values.get(messages_key, []) if isinstance(snapshot.values, dict) else []
@@ -171,7 +185,11 @@ def _record_statements(
     first_human = next((m for m in messages if isinstance(m, HumanMessage)), None)
     title = _title(first_human.text) if first_human is not None else ""
     key = (conversation.thread_id, conversation.user_id)
-    start = min(conversation.message_count, len(messages))
+    # The text indexed so far is kept if the history still passes through its last message;
+    # a fork from an earlier checkpoint replaced it, so the whole history is indexed again.
+    count, tail = run.indexed
+    kept = count <= len(messages) and _tail_id(messages[count - 1 : count]) == tail
+    start = count if kept else 0
     return [
         (sql.TRIM_TEXT, (conversation.thread_id, len(messages))),
         *(
@@ -186,6 +204,7 @@ def _record_statements(
                 *summary.values(),
                 status,
                 _error_text(exc),
+                _tail_id(messages),
                 title,
                 title.casefold(),
                 *key,
@@ -378,8 +397,7 @@ class Conversations:
         holds the updated row.
         """
         key = (conversation.thread_id, conversation.user_id)
-        self.execute([(sql.MARK_RUNNING, (time.time(), *key))])
-        run = TrackedRun(conversation)
+        run = _tracked(conversation, self.execute([(sql.MARK_RUNNING, (time.time(), *key))]))
         try:
             yield run
         except BaseException as exc:
@@ -389,15 +407,15 @@ class Conversations:
         self._record(graph.get_state(run.config), run, None)
 
     def _record(self, snapshot: StateSnapshot, run: TrackedRun, exc: BaseException | None) -> None:
-        statements = _record_statements(run.conversation, snapshot, exc, self.messages_key)
+        statements = _record_statements(run, snapshot, exc, self.messages_key)
         run.conversation = conversation_from_row(self.execute(statements)[-1][0])
 
     @asynccontextmanager
     async def atrack_run(self, graph: Any, conversation: Conversation) -> AsyncIterator[TrackedRun]:
         """Async twin of ``track_run``."""
         key = (conversation.thread_id, conversation.user_id)
-        await self.aexecute([(sql.MARK_RUNNING, (time.time(), *key))])
-        run = TrackedRun(conversation)
+        marked = await self.aexecute([(sql.MARK_RUNNING, (time.time(), *key))])
+        run = _tracked(conversation, marked)
         try:
             yield run
         except BaseException as exc:
@@ -409,7 +427,7 @@ class Conversations:
     async def _arecord(
         self, snapshot: StateSnapshot, run: TrackedRun, exc: BaseException | None
     ) -> None:
-        statements = _record_statements(run.conversation, snapshot, exc, self.messages_key)
+        statements = _record_statements(run, snapshot, exc, self.messages_key)
         run.conversation = conversation_from_row((await self.aexecute(statements))[-1][0])
 
 

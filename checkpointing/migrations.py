@@ -75,11 +75,16 @@ M003_ITEMS = [
     )""",
 ]
 
+# The ID of the last message the search text holds, so a run on a thread that was forked
+# since (LangGraph's time travel, outside track_run) re-indexes it instead of appending.
+M004_INDEXED_TAIL = ["ALTER TABLE conversations ADD COLUMN indexed_tail TEXT NOT NULL DEFAULT ''"]
+
 Migration = list[str | dict[str, str]]  # a dict holds SQL for some dialects only
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("m001_conversations", M001_CONVERSATIONS),  # type: ignore[list-item]
     ("m002_runs", M002_RUNS),  # type: ignore[list-item]
     ("m003_items", M003_ITEMS),  # type: ignore[list-item]
+    ("m004_indexed_tail", M004_INDEXED_TAIL),  # type: ignore[list-item]
 ]
 BLOB_TYPES = {"postgresql": "BYTEA"}
 CLUSTERED = {"sqlite": " WITHOUT ROWID", "memory": " WITHOUT ROWID"}

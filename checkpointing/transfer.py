@@ -40,18 +40,20 @@ PUT_TEXT_SQL = "INSERT INTO conversation_text (thread_id, seq, folded) VALUES (?
 CONVERSATION_COLUMNS = (
     "thread_id, user_id, title, title_folded, status, created_at, updated_at, message_count, "
     "tool_calls, input_tokens, output_tokens, metadata, attempts, attempt_checkpoint, "
-    "pause_requested, pending_answer, last_error"
+    "pause_requested, pending_answer, last_error, indexed_tail"
 )
 PUT_CONVERSATION_SQL = (
     f"INSERT INTO conversations ({CONVERSATION_COLUMNS}) "  # noqa: S608 (a constant)
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (thread_id) DO UPDATE "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (thread_id) DO UPDATE "
     "SET user_id = excluded.user_id, title = excluded.title, title_folded = excluded.title_folded, "
     "status = excluded.status, created_at = excluded.created_at, updated_at = excluded.updated_at, "
     "message_count = excluded.message_count, tool_calls = excluded.tool_calls, "
     "input_tokens = excluded.input_tokens, output_tokens = excluded.output_tokens, "
     "metadata = excluded.metadata, attempts = excluded.attempts, "
     "attempt_checkpoint = excluded.attempt_checkpoint, pause_requested = excluded.pause_requested, "
-    "pending_answer = excluded.pending_answer, last_error = excluded.last_error"
+    "pending_answer = excluded.pending_answer, last_error = excluded.last_error, "
+    "indexed_tail = excluded.indexed_tail"
 )
 # Writes and the Store differ by backend: column names, and JSON and time types.
 WRITES_SQL = {

@@ -263,3 +263,25 @@ def test_a_database_set_up_by_the_saver_alone_gets_its_store_later(db_url):
             found = conversations.store.search(("users", "alice", "facts"))
             assert [item.value for item in found] == [{"fact": "tea"}]
             assert conversations.start("alice").user_id == "alice"
+
+
+def test_search_follows_a_fork_made_with_langgraphs_time_travel(db_url):
+    with open_conversations(db_url) as conversations:
+        agent = compile_agent(conversations.saver)
+        c = conversations.start("alice")
+        for text in ("what is 2*3?", "what is 4*5?"):
+            c = _talk(conversations, c, text)
+        history = list(agent.get_state_history(c.config))
+        first = next(s for s in history if len(s.values.get("messages", [])) == 4 and not s.next)
+        # Outside track_run: the fork replaces the second exchange with the same count.
+        agent.invoke({"messages": [("user", "what is 7*7, banana?")]}, first.config)
+        c = _talk(conversations, c, "what is 9*9?")
+        assert c.message_count == 12
+
+        def found(text: str) -> list[str]:
+            return [x.thread_id for x in conversations.list("alice", search=text)]
+
+        assert found("banana") == [c.thread_id]
+        assert found("9*9") == [c.thread_id]
+        assert found("4*5") == []  # no longer in the thread's history
+        assert found("2*3") == [c.thread_id]
