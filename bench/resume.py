@@ -49,7 +49,14 @@ RESET_SQL = {
     ],
 }
 LATEST_SQL = "SELECT max(checkpoint_id) AS id FROM checkpoints WHERE thread_id = ?"
-PAUSED_SQL = "UPDATE conversations SET status = 'paused', attempts = 0 WHERE thread_id = ?"
+INDEXED_SQL = "SELECT message_count, indexed_tail FROM conversations WHERE thread_id = ?"
+# The index row and its search text as they were when paused (LangGraph's thread has none).
+PAUSED_SQL = [
+    "DELETE FROM conversation_text WHERE thread_id = ? AND seq >= ?",
+    "UPDATE conversations SET status = 'paused', attempts = 0, message_count = ?, "
+    "indexed_tail = ? WHERE thread_id = ?",
+]
+Mark = tuple[str, int, str]  # the paused checkpoint's ID, and what the search text held
 
 CHILD = """
 import sys, time
@@ -119,17 +126,26 @@ def _langgraph_saver(url: str) -> Iterator[Any]:
             yield saver
 
 
-def _paused_checkpoint(url: str, thread_id: str) -> str:
+def _paused(url: str, thread_id: str) -> Mark:
     with open_conversations(url) as conversations:
-        rows = conversations.execute([(LATEST_SQL, (thread_id,))])
-        return str(rows[0][0]["id"])
+        latest, indexed = conversations.execute(
+            [(LATEST_SQL, (thread_id,)), (INDEXED_SQL, (thread_id,))]
+        )
+        count, tail = (
+            (indexed[0]["message_count"], indexed[0]["indexed_tail"]) if indexed else (0, "")
+        )
+        return str(latest[0]["id"]), count, tail
 
 
-def _reset(url: str, thread_id: str, checkpoint_id: str) -> None:
+def _reset(url: str, thread_id: str, mark: Mark) -> None:
+    checkpoint_id, count, tail = mark
     with open_conversations(url) as conversations:
         dialect = "sqlite" if url.startswith("sqlite") else "postgresql"
         statements = [(sql, (thread_id, checkpoint_id)) for sql in RESET_SQL[dialect]]
-        conversations.execute([*statements, (PAUSED_SQL, (thread_id,))])
+        trim, paused = PAUSED_SQL
+        conversations.execute(
+            [*statements, (trim, (thread_id, count)), (paused, (count, tail, thread_id))]
+        )
 
 
 def _cold_resume(flavour: str, url: str, thread_id: str) -> tuple[float, int]:
@@ -164,7 +180,7 @@ def _measure(backend: str, turns: list[int], repeats: int) -> dict[Cell, list[fl
             threads.update(zip([(n, f) for f in FLAVOURS], _build(url, n), strict=True))
             print(f"  built {n} turns on {backend} in {time.perf_counter() - started:.0f}s",
                   file=sys.stderr)  # fmt: skip
-        marks = {cell: _paused_checkpoint(url, thread) for cell, thread in threads.items()}
+        marks = {cell: _paused(url, thread) for cell, thread in threads.items()}
         times: dict[Cell, list[float]] = {cell: [] for cell in threads}
         order = list(threads)
         for _ in range(repeats):
