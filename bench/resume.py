@@ -51,11 +51,11 @@ RESET_SQL = {
 LATEST_SQL = "SELECT max(checkpoint_id) AS id FROM checkpoints WHERE thread_id = ?"
 INDEXED_SQL = "SELECT message_count, indexed_tail FROM conversations WHERE thread_id = ?"
 # The index row and its search text as they were when paused (LangGraph's thread has none).
-PAUSED_SQL = [
-    "DELETE FROM conversation_text WHERE thread_id = ? AND seq >= ?",
+TRIM_TEXT_SQL = "DELETE FROM conversation_text WHERE thread_id = ? AND seq >= ?"
+PAUSED_SQL = (
     "UPDATE conversations SET status = 'paused', attempts = 0, message_count = ?, "
-    "indexed_tail = ? WHERE thread_id = ?",
-]
+    "indexed_tail = ? WHERE thread_id = ?"
+)
 Mark = tuple[str, int, str]  # the paused checkpoint's ID, and what the search text held
 
 CHILD = """
@@ -142,10 +142,8 @@ def _reset(url: str, thread_id: str, mark: Mark) -> None:
     with open_conversations(url) as conversations:
         dialect = "sqlite" if url.startswith("sqlite") else "postgresql"
         statements = [(sql, (thread_id, checkpoint_id)) for sql in RESET_SQL[dialect]]
-        trim, paused = PAUSED_SQL
-        conversations.execute(
-            [*statements, (trim, (thread_id, count)), (paused, (count, tail, thread_id))]
-        )
+        paused = [(TRIM_TEXT_SQL, (thread_id, count)), (PAUSED_SQL, (count, tail, thread_id))]
+        conversations.execute([*statements, *paused])
 
 
 def _cold_resume(flavour: str, url: str, thread_id: str) -> tuple[float, int]:
