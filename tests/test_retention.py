@@ -90,6 +90,20 @@ def test_expiry_deletes_idle_conversations_per_user_and_reports_the_space(db_url
         assert index.list("alice") == []
         assert [c.thread_id for c in index.list("bob")] == [bobs.thread_id]
         assert prune(index, older_than=1800, now=time.time()).expired == []  # bob's is fresh
+        agent = compile_agent(index.saver, store=index.store)
+        stopped = agent.copy(update={"interrupt_before_nodes": ["tools"]})
+        with index.track_run(stopped, index.start("bob")) as run:
+            stopped.invoke({"messages": [HumanMessage("what is 6*7?")]}, run.config)
+        assert prune(index, older_than=1800, now=later).expired == [bobs.thread_id]
+    with open_conversations(db_url) as index:  # a fresh process resumes what expiry kept
+        agent = compile_agent(index.saver, store=index.store)
+        runner, thread_id = Runner(index, agent), run.conversation.thread_id
+        assert runner.state(thread_id, "bob").state == "paused"
+        for _ in runner.resume(thread_id, "bob"):
+            pass
+        assert runner.state(thread_id, "bob").state == "done"
+        messages = agent.get_state(run.conversation.config).values["messages"]
+        assert messages[-1].content.endswith("6*7 = 42.")
 
 
 def test_prune_and_stats_commands(db_url):
