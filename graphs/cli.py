@@ -16,7 +16,6 @@ from typing import NoReturn
 
 import click
 from langgraph.errors import GraphRecursionError
-from psycopg.errors import DuplicatePreparedStatement, InvalidSqlStatementName
 
 from checkpointing import CheckpointingError, ThreadNotFound, redact
 from checkpointing.conversations import open_conversations
@@ -119,18 +118,20 @@ def _fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
     sys.exit(code)
 
 
+def _lost_prepared_statements(exc: Exception) -> bool:
+    # psycopg is imported only once a PostgreSQL URL is opened; a SQLite user's every
+    # command would otherwise pay ~75 ms to import it for this check.
+    errors = sys.modules.get("psycopg.errors")
+    lost = (errors.DuplicatePreparedStatement, errors.InvalidSqlStatementName) if errors else ()
+    return isinstance(exc, lost)
+
+
 @contextmanager
 def errors_as_one_line() -> Iterator[None]:
     try:
         yield
     except CheckpointingError as exc:
         _fail(str(exc))
-    except (DuplicatePreparedStatement, InvalidSqlStatementName):
-        _fail(
-            "PostgreSQL lost this connection's prepared statements, as a pooler in "
-            "transaction mode (PgBouncer before 1.21, Supavisor) does; "
-            "set DURABLE_AGENT_PG_PREPARE=false"
-        )
     except GraphRecursionError:
         _fail(
             f"the model kept calling tools for {RECURSION_LIMIT} steps and was stopped; "
@@ -146,6 +147,12 @@ def errors_as_one_line() -> Iterator[None]:
     except click.exceptions.Abort:
         _fail("aborted", EXIT_INTERRUPTED)
     except Exception as exc:
+        if _lost_prepared_statements(exc):
+            _fail(
+                "PostgreSQL lost this connection's prepared statements, as a pooler in "
+                "transaction mode (PgBouncer before 1.21, Supavisor) does; "
+                "set DURABLE_AGENT_PG_PREPARE=false"
+            )
         if os.environ.get("DURABLE_AGENT_DEBUG"):
             traceback.print_exc()
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
