@@ -15,6 +15,7 @@ import time
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from typing import Any
 
 import psycopg
@@ -139,12 +140,13 @@ def describe(url: DatabaseURL, exc: BaseException) -> CheckpointingError:
     )
 
 
-def _is_current(conn: psycopg.Connection[Any]) -> bool:
-    present = conn.execute(HAS_MIGRATIONS_SQL).fetchone()
+def _is_current(conn: psycopg.Connection[Any], has_sql: str, version_sql: str, latest: int) -> bool:
+    """Whether a migrations ledger exists (*has_sql*) and its version reaches *latest*."""
+    present = conn.execute(has_sql).fetchone()
     if not (present and present["present"]):
         return False
-    row = conn.execute(SCHEMA_VERSION_SQL).fetchone()
-    return row is not None and row["v"] >= LATEST_VERSION
+    row = conn.execute(version_sql).fetchone()
+    return row is not None and row["v"] >= latest
 
 
 def _current_schemas(conn: psycopg.Connection[Any]) -> set[str]:
@@ -207,7 +209,8 @@ def _under_setup_lock(
 
 def _migrate(conn: psycopg.Connection[Any], url: DatabaseURL) -> None:
     """Bring LangGraph's checkpoint tables up to date."""
-    _under_setup_lock(conn, url, lambda: _is_current(conn), PostgresSaver(conn).setup)
+    ledger = (HAS_MIGRATIONS_SQL, SCHEMA_VERSION_SQL, LATEST_VERSION)
+    _under_setup_lock(conn, url, partial(_is_current, conn, *ledger), PostgresSaver(conn).setup)
 
 
 @contextmanager
@@ -215,15 +218,9 @@ def open_postgres_store(pool: Any, *, current: bool = False) -> Iterator[Postgre
     """A ``PostgresStore`` on the saver's pool, its tables set up once (unless *current*)."""
     if not current:
         url = DatabaseURL(pool.conninfo, "postgresql")
+        ledger = (HAS_STORE_MIGRATIONS_SQL, STORE_VERSION_SQL, LATEST_STORE_VERSION)
         with pool.connection() as conn:
-
-            def is_current() -> bool:
-                present = conn.execute(HAS_STORE_MIGRATIONS_SQL).fetchone()
-                if not (present and present["present"]):
-                    return False
-                row = conn.execute(STORE_VERSION_SQL).fetchone()
-                return row is not None and row["v"] >= LATEST_STORE_VERSION
-
+            is_current = partial(_is_current, conn, *ledger)
             _under_setup_lock(conn, url, is_current, PostgresStore(conn).setup)
     yield PostgresStore(pool)
 
