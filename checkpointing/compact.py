@@ -13,11 +13,11 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
-    WRITES_IDX_MAP,
     BaseCheckpointSaver,
     ChannelVersions,
     Checkpoint,
@@ -27,34 +27,13 @@ from langgraph.checkpoint.base import (
 )
 
 from checkpointing.items import ItemLog, Rows
+from checkpointing.writes import BATCH_CHANNEL, Write, expand_batches, missing_writes, plan_writes
 
 DELETE_ITEMS_SQL = "DELETE FROM durable_agent_items WHERE thread_id = ?"
-# A task's ordinary writes share one row: a row costs more than most of their values.
-BATCH_CHANNEL = "__durable_agent_writes__"
 
 
-def batch_writes(writes: Sequence[tuple[str, Any]]) -> list[tuple[str, Any]]:
-    """*writes* with the ordinary ones (not errors, interrupts, resumes) in one write.
-
-    Upstream keys those special writes by channel, and replaces them in place, so
-    they keep rows of their own.
-    """
-    ordinary = [[channel, value] for channel, value in writes if channel not in WRITES_IDX_MAP]
-    if len(ordinary) < 2:
-        return list(writes)
-    special = [(channel, value) for channel, value in writes if channel in WRITES_IDX_MAP]
-    return [(BATCH_CHANNEL, ordinary), *special]
-
-
-def expand_batches(writes: Sequence[Any]) -> list[Any]:
-    """Pending writes ``(task_id, channel, value)`` with each batch back as its writes."""
-    out: list[Any] = []
-    for task_id, channel, value, *rest in writes:
-        if channel == BATCH_CHANNEL:
-            out += [(task_id, c, v, *rest) for c, v in value]
-        else:
-            out.append((task_id, channel, value, *rest))
-    return out
+def _values(row: Any) -> Any:
+    return row.values() if isinstance(row, dict) else row
 
 
 def saved_config(config: RunnableConfig, checkpoint: Checkpoint) -> RunnableConfig:
@@ -111,7 +90,16 @@ class CompactLists:
     ) -> None:
         thread_id = str(config["configurable"]["thread_id"])
         compact = self.items.reference_writes(thread_id, writes)
-        self.put_writes_raw(config, batch_writes(compact), task_id, task_path)
+        self.put_writes_raw(config, compact, task_id, task_path)
+
+    # Each backend names its writes table's statements and a cursor that commits.
+    INSERT_WRITE_SQL: str
+    REPLACE_WRITE_SQL: str
+    FIRST_WRITE_SQL: str  # INSERT_WRITE_SQL's row, then the task's key: only if it has none
+    TASK_WRITES_SQL: str  # (idx, channel, type, blob) of a task's ordinary writes
+
+    def writes_cursor(self) -> AbstractContextManager[Any]:
+        raise NotImplementedError
 
     def put_writes_raw(
         self,
@@ -120,8 +108,31 @@ class CompactLists:
         task_id: str,
         task_path: str,
     ) -> None:
-        """Store *writes* as given: upstream's ``put_writes``, unless a backend does better."""
-        super().put_writes(config, writes, task_id, task_path)  # type: ignore[misc]
+        """Store *writes* (values as given) by upstream's index rules, in ``plan_writes``'s
+        rows: usually one statement."""
+        conf = config["configurable"]
+        key = (str(conf["thread_id"]), str(conf["checkpoint_ns"]), str(conf["checkpoint_id"]))
+        task = (*key, task_id, task_path)
+        serde: Any = self.serde  # type: ignore[attr-defined]
+
+        def rows(planned: Sequence[Write]) -> list[tuple[Any, ...]]:
+            return [(*task, i, c, *serde.dumps_typed(v)) for i, c, v in planned]
+
+        plan = plan_writes(writes)
+        with self.writes_cursor() as cur:
+            if plan.special:
+                query = self.REPLACE_WRITE_SQL if plan.replace else self.INSERT_WRITE_SQL
+                cur.executemany(query, rows(plan.special))
+            if not plan.ordinary:
+                return
+            first, *rest = rows(plan.ordinary)
+            cur.execute(self.FIRST_WRITE_SQL, (*first, *key, task_id))
+            if cur.rowcount != 1:  # written before at this checkpoint: add what is new
+                found = cur.execute(self.TASK_WRITES_SQL, (*key, task_id)).fetchall()
+                stored = [tuple(_values(row)) for row in found]
+                rest = rows(missing_writes(stored, writes, serde))
+            if rest:
+                cur.executemany(self.INSERT_WRITE_SQL, rest)
 
     def put_raw(
         self,

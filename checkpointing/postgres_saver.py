@@ -7,13 +7,12 @@ and the per-call connections; opening the pool and the schema is ``postgres.py``
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
-    WRITES_IDX_MAP,
     ChannelVersions,
     Checkpoint,
     CheckpointMetadata,
@@ -45,6 +44,17 @@ VALUES (%s, %s, %s, %s, %s, %s)
 ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id)
 DO UPDATE SET checkpoint = EXCLUDED.checkpoint, metadata = EXCLUDED.metadata"""
 PACKABLE_DICT_ITEMS = 16
+# A task's first ordinary writes, unless it has some at this checkpoint already (writes.py).
+FIRST_WRITE_SQL = """
+INSERT INTO checkpoint_writes
+    (thread_id, checkpoint_ns, checkpoint_id, task_id, task_path, idx, channel, type, blob)
+SELECT %s, %s, %s, %s, %s, %s::integer, %s, %s, %s::bytea
+WHERE NOT EXISTS (SELECT 1 FROM checkpoint_writes WHERE thread_id = %s AND checkpoint_ns = %s
+                  AND checkpoint_id = %s AND task_id = %s AND idx >= 0)
+ON CONFLICT DO NOTHING"""
+TASK_WRITES_SQL = """
+SELECT idx, channel, type, blob FROM checkpoint_writes WHERE thread_id = %s AND checkpoint_ns = %s
+AND checkpoint_id = %s AND task_id = %s AND idx >= 0"""
 
 
 def _packable(value: Any) -> bool:
@@ -119,25 +129,14 @@ class CompactPostgresSaver(CompactLists, PostgresSaver):
             cur.execute(PUT_WITH_ITEMS_SQL, (thread_id, *columns, *key, Jsonb(row), Jsonb(meta)))
         return saved_config(config, checkpoint)
 
-    def put_writes_raw(
-        self,
-        config: RunnableConfig,
-        writes: Sequence[tuple[str, Any]],
-        task_id: str,
-        task_path: str,
-    ) -> None:
-        """Upstream's ``put_writes`` (checkpoint-postgres 3.2.0), with the usual single
-        row (a task's batch) sent as one statement: one wait instead of a pipeline's."""
-        conf = config["configurable"]
-        special = all(channel in WRITES_IDX_MAP for channel, _ in writes)
-        query = self.UPSERT_CHECKPOINT_WRITES_SQL if special else self.INSERT_CHECKPOINT_WRITES_SQL
-        key = (conf["thread_id"], conf["checkpoint_ns"], conf["checkpoint_id"])
-        rows = self._dump_writes(*key, task_id, task_path, writes)
-        with self._cursor(pipeline=len(rows) > 1) as cur:
-            if len(rows) == 1:
-                cur.execute(query, rows[0])
-            else:
-                cur.executemany(query, rows)
+    INSERT_WRITE_SQL = PostgresSaver.INSERT_CHECKPOINT_WRITES_SQL
+    REPLACE_WRITE_SQL = PostgresSaver.UPSERT_CHECKPOINT_WRITES_SQL
+    FIRST_WRITE_SQL = FIRST_WRITE_SQL
+    TASK_WRITES_SQL = TASK_WRITES_SQL
+
+    def writes_cursor(self) -> AbstractContextManager[Cursor[DictRow]]:
+        # No transaction: the usual call is one statement, and upstream's are autocommitted too.
+        return self._cursor()
 
     def unmark(self, tup: CheckpointTuple) -> CheckpointTuple:
         stored: dict[str, Any] = dict(tup.checkpoint)

@@ -21,13 +21,13 @@ from typing import Any
 
 from langgraph.checkpoint.base import CheckpointTuple
 
-from checkpointing.compact import expand_batches
 from checkpointing.conversations import Conversations
 from checkpointing.errors import ConfigError, ThreadBusy
 from checkpointing.items import ItemRefs, to_runs
 from checkpointing.leases import hold, leases_for
 from checkpointing.sqlexec import Statement
 from checkpointing.thread_state import pending_nodes
+from checkpointing.writes import expand_batches
 
 ACTIVE_STATUSES = ("running", "interrupted", "paused")
 INDEXED_SQL = "SELECT thread_id, user_id, status FROM conversations"

@@ -16,7 +16,7 @@ import os
 import sqlite3
 import stat
 from collections.abc import Iterator
-from contextlib import closing, contextmanager
+from contextlib import AbstractContextManager, closing, contextmanager
 from pathlib import Path
 
 from langchain_core.runnables import RunnableConfig
@@ -46,6 +46,11 @@ INSERT_CHECKPOINT_SQL = (
     "parent_checkpoint_id, type, checkpoint, metadata) VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
 
+_WRITE_ROW = (
+    "writes (thread_id, checkpoint_ns, checkpoint_id, task_id, task_path, idx, channel, type, "
+    "value) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
 
 def database_path(saver: object) -> Path | None:
     """The file behind *saver* if it is a SQLite saver, else None."""
@@ -73,6 +78,22 @@ class SqliteSaver(CompactLists, _UpstreamSqliteSaver):
         super().__init__(conn, serde=serde)
         self.durable_serde = serde
         self.items = ItemLog(SqliteExecutor(conn, self.lock), serde)
+
+    INSERT_WRITE_SQL = "INSERT OR IGNORE INTO " + _WRITE_ROW
+    REPLACE_WRITE_SQL = "INSERT OR REPLACE INTO " + _WRITE_ROW
+    # A task's first ordinary writes, unless it has some at this checkpoint already (writes.py).
+    FIRST_WRITE_SQL = """
+        INSERT INTO writes
+            (thread_id, checkpoint_ns, checkpoint_id, task_id, task_path, idx, channel, type, value)
+        SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?
+        WHERE NOT EXISTS (SELECT 1 FROM writes WHERE thread_id = ? AND checkpoint_ns = ?
+                          AND checkpoint_id = ? AND task_id = ? AND idx >= 0)"""
+    TASK_WRITES_SQL = """
+        SELECT idx, channel, type, value FROM writes WHERE thread_id = ? AND checkpoint_ns = ?
+        AND checkpoint_id = ? AND task_id = ? AND idx >= 0"""
+
+    def writes_cursor(self) -> AbstractContextManager[sqlite3.Cursor]:
+        return self.cursor()  # upstream's: under the saver's lock, committed on exit
 
     def put_raw(
         self,
