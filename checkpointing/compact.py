@@ -65,6 +65,15 @@ class CompactLists:
         # Not a secret, as in upstream's; secrets' system call per version cost more.
         return f"{number + 1:012}.{random.getrandbits(32):08x}"
 
+    def with_allowlist(self, extra_allowlist: Any) -> Any:
+        """Upstream's clone with a wider allow-list (``compile()`` in strict mode), whose
+        items and compressed rows are revived with it too."""
+        clone = super().with_allowlist(extra_allowlist)  # type: ignore[misc]
+        if clone is not self:
+            clone.durable_serde = clone.serde
+            clone.items = self.items.with_serde(clone.serde)
+        return clone
+
     def put(
         self,
         config: RunnableConfig,

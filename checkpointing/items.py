@@ -9,11 +9,13 @@ and still names its own exact list: time travel and forks read any checkpoint as
 before, with no replay. Rows written before this module (whole lists inline) are
 read as they are.
 
-Items are recognised by identity: an object this process stored or loaded maps to
-its seq, so a step serializes only the items it adds, and a thread's items are
-deserialized once per process. The contract is the one of upstream's
-``DeltaChannel``: state changes through node updates; an item mutated in place
-after it was checkpointed is not stored again.
+Items are recognised by identity: an object this process stored, or one of the
+list it last read, maps to its seq, so a step serializes only the items it adds.
+A thread's stored bytes are read from the database once per process; every read
+revives them afresh, so what a caller gets is its own to change, and is the same
+whether it came from this cache or from disk. The contract is the one of
+upstream's ``DeltaChannel``: state changes through node updates; an item a node
+mutated in place after it was checkpointed is not stored again.
 
 We chose this over upstream's ``DeltaChannel`` (beta, and a change to the graph's
 state schema): this works with any graph and any reducer, and needs neither
@@ -25,9 +27,11 @@ the savers that call it (``sqlite.py``, ``postgres.py``).
 
 from __future__ import annotations
 
+import copy
 import gc
 import secrets
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -93,28 +97,28 @@ class ItemSerializer(SerializerProtocol, Protocol):
     def loads_many(self, rows: Iterable[tuple[str, bytes]]) -> list[Any]: ...
 
 
+Blob = tuple[str, bytes]  # an item as stored: its serializer type and bytes
+
+
 class _ThreadItems:
     __slots__ = ("by_obj", "by_seq", "last", "lock", "next_seq")
 
     def __init__(self) -> None:
         # Held while seqs are chosen: LangGraph writes checkpoints from worker threads.
         self.lock = threading.Lock()
-        # Per slot, the last list encoded and its runs: the next is usually it plus a tail.
+        # Per slot, the last list encoded or read and its runs: the next is usually it plus
+        # a tail. Only the latest is trusted: a list handed out before may have been edited.
         self.last: dict[Slot, tuple[tuple[Any, ...], list[list[int]]]] = {}
-        # id(item) -> (item, seq, message ID when stored); holds the item alive
+        # id(item) -> (item or a weak reference to it, seq, message ID when stored), for the
+        # items this process stored; reads hand out objects of their own, never these.
         self.by_obj: dict[int, tuple[Any, int, Any]] = {}
-        self.by_seq: dict[int, Any] = {}
+        # seq -> the item as stored: bytes cannot be changed by whoever holds a read.
+        self.by_seq: dict[int, Blob] = {}
         self.next_seq: int | None = None
 
-    def remember(self, item: Any, seq: int) -> None:
-        self.by_obj[id(item)] = (item, seq, getattr(item, "id", None))
-        self.by_seq[seq] = item
-
-    def remember_all(self, items: list[Any], seqs: list[int]) -> None:
-        """``remember`` for many, with the loops in C: a long thread loads thousands."""
-        self.by_seq.update(zip(seqs, items, strict=True))
-        ids = [getattr(item, "id", None) for item in items]
-        self.by_obj.update(zip(map(id, items), zip(items, seqs, ids, strict=True), strict=True))
+    def remember(self, item: Any, seq: int, blob: Blob) -> None:
+        self.by_obj[id(item)] = (_holder(item, self.by_obj), seq, getattr(item, "id", None))
+        self.by_seq[seq] = blob
 
     def keep_last(
         self, slot: Slot, items: list[Any], runs: list[list[int]], checked: int = 0
@@ -131,9 +135,36 @@ class _ThreadItems:
         """The seq *item* is stored under, unless it changed ID since (``add_messages``
         gives a message without one an ID in place)."""
         known = self.by_obj.get(id(item))
-        if known is None or known[0] is not item or getattr(item, "id", None) != known[2]:
+        if known is None or _held(known[0]) is not item or getattr(item, "id", None) != known[2]:
             return None
         return known[1]
+
+
+def _holder(item: Any, table: dict[int, Any]) -> Any:
+    """A weak reference to *item* that drops its entry in *table* when *item* dies; *item*
+    itself if it takes no weak reference (plain data)."""
+    key = id(item)
+
+    def drop(ref: weakref.ref[Any]) -> None:
+        if table.get(key, (None,))[0] is ref:
+            table.pop(key, None)
+
+    try:
+        return weakref.ref(item, drop)
+    except TypeError:
+        return item
+
+
+def _held(holder: Any) -> Any:
+    return holder() if type(holder) is weakref.ref else holder
+
+
+def _common_prefix(a: Sequence[Any], b: Sequence[Any]) -> int:
+    """How many leading items *a* and *b* share by identity."""
+    if len(a) <= len(b) and all(map(is_, a, b)):
+        return len(a)
+    pairs = enumerate(zip(a, b, strict=False))
+    return next((i for i, (x, y) in pairs if x is not y), min(len(a), len(b)))
 
 
 class ItemLog:
@@ -143,6 +174,13 @@ class ItemLog:
         self.db, self.serde = db, serde
         self._threads: OrderedDict[str, _ThreadItems] = OrderedDict()
         self._lock = threading.Lock()
+
+    def with_serde(self, serde: ItemSerializer) -> ItemLog:
+        """The same log and cache, reviving items with *serde* (a saver's ``with_allowlist``):
+        the cache holds bytes, so every reader revives what its own serializer allows."""
+        view = copy.copy(self)
+        view.serde = serde
+        return view
 
     def _thread(self, thread_id: str) -> _ThreadItems:
         with self._lock:
@@ -189,14 +227,16 @@ class ItemLog:
         last = cache.last.get(slot)
         # The common case: the list is the last one plus new items. Comparing identities
         # runs in C; only the tail is looked at one by one.
-        if last is not None and len(last[0]) <= len(items) and all(map(is_, last[0], items)):
-            runs, start = [list(run) for run in last[1]], len(last[0])
+        if last is not None and (start := _common_prefix(last[0], items)):
+            runs = last[1] if start == len(last[0]) else to_runs(ItemRefs(last[1]).seqs()[:start])
+            runs = [list(run) for run in runs]
         for item in items[start:]:
             seq = cache.seq_of(item)
             if seq is None:
                 seq = self._next_seq(thread_id, cache)
-                rows.append((thread_id, seq, *self.serde.dumps_typed(item)))
-                cache.remember(item, seq)
+                blob = self.serde.dumps_typed(item)
+                rows.append((thread_id, seq, *blob))
+                cache.remember(item, seq, blob)
             _extend_runs(runs, seq)
         cache.keep_last(slot, items, runs, checked=start)
         return ItemRefs(runs)
@@ -238,28 +278,25 @@ class ItemLog:
         lists: dict[Slot, list[Any]] = {}
         with cache.lock:
             for slot, ref in slots.items():
-                last = cache.last.get(slot)
-                if last is not None and last[1] == ref.runs:  # what this process just wrote or read
-                    lists[slot] = list(last[0])
-                    continue
                 seqs, by_seq = ref.seqs(), cache.by_seq
                 if not by_seq and _ascending(ref.runs):  # a cold read: every item, in order
                     self._load(thread_id, cache, ref.runs)
                 elif missing := {seq for seq in seqs if seq not in by_seq}:
                     self._load(thread_id, cache, to_runs(sorted(missing)))
-                lists[slot] = items = list(map(by_seq.__getitem__, seqs))
+                # Revived afresh on every read, like upstream's: a caller may change what it
+                # reads, and what is revived depends on the reader's allow-list.
+                with _gc_paused():
+                    lists[slot] = items = self.serde.loads_many(map(by_seq.__getitem__, seqs))
                 cache.keep_last(slot, items, ref.runs)
         return _put_slots(values, lists)
 
     def _load(self, thread_id: str, cache: _ThreadItems, runs: list[list[int]]) -> None:
         """Read and revive the items of *runs* (ascending, not overlapping) into *cache*."""
         short = False
-        with _gc_paused():
-            for first, count in runs:
-                rows = self.db.read(SELECT_ITEMS_SQL, (thread_id, first, first + count - 1))
-                items = self.serde.loads_many([(type_, blob) for _, type_, blob in rows])
-                cache.remember_all(items, [seq for seq, _, _ in rows])
-                short = short or len(rows) < count
+        for first, count in runs:
+            rows = self.db.read(SELECT_ITEMS_SQL, (thread_id, first, first + count - 1))
+            cache.by_seq.update((seq, (type_, bytes(blob))) for seq, type_, blob in rows)
+            short = short or len(rows) < count
         if short:
             absent = [seq for seq in ItemRefs(runs).seqs() if seq not in cache.by_seq]
             raise InvalidDatabase(

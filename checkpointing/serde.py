@@ -3,7 +3,8 @@
 LangGraph's default ``JsonPlusSerializer`` imports and calls whatever module and
 class a stored checkpoint names (CVE-2026-28277 is mitigated only when you opt
 in). Here the allowlist is always explicit: LangGraph's built-in safe types
-(LangChain messages, datetimes, ``Send``, ``Interrupt``...) plus the types the
+(LangChain messages, datetimes, ``Send``, ``Interrupt``...), LangChain's other data
+types (documents, agent actions, generations) and the types the
 caller names. Anything else in a stored checkpoint comes back as plain data and
 is never imported. This module owns that choice and nothing else.
 """
@@ -28,6 +29,28 @@ ITEM_REFS: TypeKey = ("checkpointing.items", "ItemRefs")
 def type_key(cls: type) -> TypeKey:
     return (cls.__module__, cls.__qualname__)
 
+
+# LangChain's own data types besides its messages (which upstream already trusts): as
+# trusted as the messages, so they come back as themselves, not as dicts. Named, not
+# imported: the allow-list is names, and importing them would cost every start-up.
+LANGCHAIN_DATA_TYPES: list[TypeKey] = [
+    ("langchain_core.agents", "AgentAction"),
+    ("langchain_core.agents", "AgentActionMessageLog"),
+    ("langchain_core.agents", "AgentFinish"),
+    ("langchain_core.agents", "AgentStep"),
+    ("langchain_core.documents.base", "Blob"),
+    ("langchain_core.outputs.chat_generation", "ChatGeneration"),
+    ("langchain_core.outputs.chat_generation", "ChatGenerationChunk"),
+    ("langchain_core.outputs.chat_result", "ChatResult"),
+    ("langchain_core.outputs.generation", "Generation"),
+    ("langchain_core.outputs.generation", "GenerationChunk"),
+    ("langchain_core.outputs.llm_result", "LLMResult"),
+    ("langchain_core.outputs.run_info", "RunInfo"),
+    ("langchain_core.prompt_values", "ChatPromptValue"),
+    ("langchain_core.prompt_values", "ChatPromptValueConcrete"),
+    ("langchain_core.prompt_values", "ImagePromptValue"),
+    ("langchain_core.prompt_values", "StringPromptValue"),
+]
 
 UNPACK_OPTIONS = ormsgpack.OPT_NON_STR_KEYS  # as upstream unpacks
 # LangChain's own message classes, which we rebuild without re-validating (see _ext_hook).
@@ -145,14 +168,15 @@ _new, _set = object.__new__, object.__setattr__
 
 
 def strict_serializer(allowed_types: Iterable[type | TypeKey] = ()) -> DurableSerializer:
-    """A serializer that revives only LangGraph's safe types plus *allowed_types*.
+    """A serializer that revives only LangGraph's safe types, LangChain's own data types
+    and *allowed_types*.
 
     ``allowed_msgpack_modules=None`` means "safe types only" regardless of the
     ``LANGGRAPH_STRICT_MSGPACK`` environment variable; ``pickle_fallback`` and
     legacy JSON constructors stay off.
     """
     keys = [t if isinstance(t, tuple) else type_key(t) for t in allowed_types]
-    keys.append(ITEM_REFS)  # our own stored-list marker (items.py)
+    keys += [ITEM_REFS, *LANGCHAIN_DATA_TYPES]  # ITEM_REFS: our stored-list marker (items.py)
     serde = DurableSerializer(
         pickle_fallback=False, allowed_json_modules=None, allowed_msgpack_modules=None
     )
