@@ -255,3 +255,12 @@ class CompactLists:
 
     async def adelete_thread(self, thread_id: str) -> None:
         await asyncio.to_thread(self.delete_thread, thread_id)
+
+
+class AsyncSetup:
+    """The shape of upstream's async savers (``AsyncSqliteSaver``, ``AsyncPostgresSaver``):
+    ``await saver.setup()``. Put it before one of our savers; every other method is the
+    saver's own, its ``a*`` twins included, and its sync methods work on any thread."""
+
+    async def setup(self) -> None:
+        await asyncio.to_thread(super().setup)  # type: ignore[misc]

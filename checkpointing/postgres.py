@@ -227,7 +227,10 @@ def open_postgres_store(pool: Any, *, current: bool = False) -> Iterator[Postgre
 
 @contextmanager
 def open_postgres(
-    url: DatabaseURL, settings: Settings, serde: DurableSerializer
+    url: DatabaseURL,
+    settings: Settings,
+    serde: DurableSerializer,
+    saver_class: type[CompactPostgresSaver] = CompactPostgresSaver,
 ) -> Iterator[CompactPostgresSaver]:
     """Yield a migrated ``PostgresSaver`` over a checked pool; close the pool on exit."""
     try:
@@ -249,7 +252,7 @@ def open_postgres(
             pool.wait(timeout=settings.connect_timeout + settings.pool_timeout)
         except PoolTimeout as exc:
             raise describe(url, exc) from None
-        saver = CompactPostgresSaver(pool, serde=serde)
+        saver = saver_class(pool, serde=serde)
         saver.store_current = "store" in current
         if "ours" not in current:
             try:

@@ -25,7 +25,7 @@ from psycopg.rows import DictRow, dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
-from checkpointing.compact import CompactLists, saved_config
+from checkpointing.compact import AsyncSetup, CompactLists, saved_config
 from checkpointing.items import ItemLog, ItemRefs, Rows
 from checkpointing.serde import ZIPPED_TYPE, DurableSerializer
 from checkpointing.sqlexec import PostgresExecutor
@@ -160,3 +160,7 @@ class CompactPostgresSaver(CompactLists, PostgresSaver):
             else:
                 with conn.cursor(binary=True, row_factory=dict_row) as cur:
                     yield cur
+
+
+class AsyncCompactPostgresSaver(AsyncSetup, CompactPostgresSaver):  # type: ignore[misc]
+    """``CompactPostgresSaver`` shaped like upstream's ``AsyncPostgresSaver``: ``await setup()``."""

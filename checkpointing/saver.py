@@ -7,6 +7,8 @@ a SQLite user never loads psycopg. What the savers do once open is LangGraph's.
 
 from __future__ import annotations
 
+import asyncio
+import sys
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, asynccontextmanager, contextmanager
 from typing import Any
@@ -18,31 +20,34 @@ from checkpointing.serde import DurableSerializer, TypeKey, strict_serializer
 from checkpointing.settings import Settings, load_settings
 from checkpointing.urls import DatabaseURL, parse_url
 
-Opener = Callable[[DatabaseURL, Settings, DurableSerializer], AbstractContextManager[Any]]
+# (url, settings, serializer, shaped like upstream's async savers?) -> a saver's context
+Opener = Callable[[DatabaseURL, Settings, DurableSerializer, bool], AbstractContextManager[Any]]
 
 
 @contextmanager
 def open_memory(
-    url: DatabaseURL, settings: Settings, serde: DurableSerializer
+    url: DatabaseURL, settings: Settings, serde: DurableSerializer, asynchronous: bool
 ) -> Iterator[InMemorySaver]:
     """A throwaway in-process saver: nothing survives the process."""
     yield InMemorySaver(serde=serde)
 
 
 def _open_sqlite(
-    url: DatabaseURL, settings: Settings, serde: DurableSerializer
+    url: DatabaseURL, settings: Settings, serde: DurableSerializer, asynchronous: bool
 ) -> AbstractContextManager[Any]:
-    from checkpointing.sqlite import open_sqlite
+    from checkpointing.sqlite import AsyncSqliteSaver, SqliteSaver, open_sqlite
 
-    return open_sqlite(url, settings, serde)
+    return open_sqlite(url, settings, serde, AsyncSqliteSaver if asynchronous else SqliteSaver)
 
 
 def _open_postgres(
-    url: DatabaseURL, settings: Settings, serde: DurableSerializer
+    url: DatabaseURL, settings: Settings, serde: DurableSerializer, asynchronous: bool
 ) -> AbstractContextManager[Any]:
     from checkpointing.postgres import open_postgres
+    from checkpointing.postgres_saver import AsyncCompactPostgresSaver, CompactPostgresSaver
 
-    return open_postgres(url, settings, serde)
+    saver_class = AsyncCompactPostgresSaver if asynchronous else CompactPostgresSaver
+    return open_postgres(url, settings, serde, saver_class)
 
 
 _OPENERS: dict[str, Opener] = {
@@ -72,7 +77,8 @@ def open_saver(
     """
     settings = settings or load_settings()
     target = resolve_url(url, settings)
-    with _OPENERS[target.scheme](target, settings, strict_serializer(allowed_types)) as saver:
+    opener = _OPENERS[target.scheme]
+    with opener(target, settings, strict_serializer(allowed_types), False) as saver:
         yield saver
 
 
@@ -83,9 +89,18 @@ async def open_async_saver(
     allowed_types: Iterable[type | TypeKey] = (),
     settings: Settings | None = None,
 ) -> AsyncIterator[BaseCheckpointSaver[Any]]:
-    """Async twin of ``open_saver``: the saver it yields works under ``ainvoke``."""
+    """Async twin of ``open_saver``: a saver shaped like upstream's async savers
+    (``await saver.setup()``), for ``ainvoke``; opening and closing never block the loop."""
     settings = settings or load_settings()
     target = resolve_url(url, settings)
-    # Our savers' ``a*`` methods run their sync twins in a worker thread (compact.py).
-    with _OPENERS[target.scheme](target, settings, strict_serializer(allowed_types)) as saver:
+    opener = _OPENERS[target.scheme](target, settings, strict_serializer(allowed_types), True)
+    # Our savers' ``a*`` methods run their sync twins in a worker thread (compact.py); so
+    # does opening, which may wait for another process's schema setup.
+    saver = await asyncio.to_thread(opener.__enter__)
+    try:
         yield saver
+    except BaseException:
+        if not await asyncio.to_thread(opener.__exit__, *sys.exc_info()):
+            raise
+    else:
+        await asyncio.to_thread(opener.__exit__, None, None, None)

@@ -28,7 +28,7 @@ from langgraph.checkpoint.base import (
 )
 from langgraph.checkpoint.sqlite import SqliteSaver as _UpstreamSqliteSaver
 
-from checkpointing.compact import CompactLists, saved_config
+from checkpointing.compact import AsyncSetup, CompactLists, saved_config
 from checkpointing.errors import InvalidDatabase, UnwritableLocation
 from checkpointing.items import INSERT_ITEM_SQL, ItemLog, Rows
 from checkpointing.leases import SETUP_LOCK_NAME, SETUP_WAIT_SECONDS, FileLeases, hold
@@ -95,6 +95,19 @@ class SqliteSaver(CompactLists, _UpstreamSqliteSaver):
     def writes_cursor(self) -> AbstractContextManager[sqlite3.Cursor]:
         return self.cursor()  # upstream's: under the saver's lock, committed on exit
 
+    @contextmanager
+    def cursor(self, transaction: bool = True) -> Iterator[sqlite3.Cursor]:
+        """Upstream's, but it sets up with the sync ``setup`` even where ``setup`` is async."""
+        with self.lock:
+            _UpstreamSqliteSaver.setup(self)
+            cur = self.conn.cursor()
+            try:
+                yield cur
+            finally:
+                if transaction:
+                    self.conn.commit()
+                cur.close()
+
     def put_raw(
         self,
         config: RunnableConfig,
@@ -124,11 +137,18 @@ class SqliteSaver(CompactLists, _UpstreamSqliteSaver):
         return saved_config(config, checkpoint)
 
 
+class AsyncSqliteSaver(AsyncSetup, SqliteSaver):  # type: ignore[misc]
+    """``SqliteSaver`` shaped like upstream's ``AsyncSqliteSaver``: ``await setup()``."""
+
+
 @contextmanager
 def open_sqlite(
-    url: DatabaseURL, settings: Settings, serde: DurableSerializer
+    url: DatabaseURL,
+    settings: Settings,
+    serde: DurableSerializer,
+    saver_class: type[SqliteSaver] = SqliteSaver,
 ) -> Iterator[SqliteSaver]:
-    """Yield a ready ``SqliteSaver`` on the file *url* names; close it on exit."""
+    """Yield a ready *saver_class* on the file *url* names; close it on exit."""
     assert url.path is not None
     path = url.path.absolute()
     _prepare_file(path)
@@ -141,13 +161,13 @@ def open_sqlite(
         if conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0:
             # Only a new file can take this without a full VACUUM; prune gives pages back.
             conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
-        saver = SqliteSaver(conn, serde=serde)
+        saver = saver_class(conn, serde=serde)
         try:
             # One process at a time: upstream's setup switches the journal to WAL, which
             # fails at once ("database is locked") while another connection writes.
             with hold(FileLeases(path), SETUP_LOCK_NAME, wait=SETUP_WAIT_SECONDS):
                 with saver.lock:
-                    saver.setup()
+                    _UpstreamSqliteSaver.setup(saver)
                 migrate(saver.items.db)
         except sqlite3.OperationalError as exc:
             raise UnwritableLocation(f"cannot write SQLite file {path}: {exc}; {_FIX}") from None
