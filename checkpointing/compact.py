@@ -18,7 +18,6 @@ from typing import Any
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
-    BaseCheckpointSaver,
     ChannelVersions,
     Checkpoint,
     CheckpointMetadata,
@@ -198,13 +197,30 @@ class CompactLists:
     def get_delta_channel_history(
         self, *, config: RunnableConfig, channels: Sequence[str]
     ) -> Mapping[str, DeltaChannelHistory]:
-        # Upstream's SQL reads seeds and writes where our rows keep neither as it
-        # expects; the generic walk reads whole tuples through get_tuple instead.
-        return BaseCheckpointSaver.get_delta_channel_history(
-            self,  # type: ignore[arg-type]
-            config=config,
-            channels=channels,
-        )
+        """Upstream's generic walk over ``get_tuple`` (its SQL reads seeds and writes where
+        our rows keep neither as it expects), ended where the parent chain comes back to a
+        checkpoint it walked, as upstream's SQLite walk ends."""
+        writes: dict[str, list[Any]] = {channel: [] for channel in channels}
+        seeds: dict[str, Any] = {}
+        target = self.get_tuple(config) if channels else None
+        walked = {target.config["configurable"]["checkpoint_id"]} if target else set()
+        cursor = target.parent_config if target else None
+        while cursor is not None and len(seeds) < len(writes):
+            if (tup := self.get_tuple(cursor)) is None:
+                break
+            if (checkpoint_id := tup.config["configurable"]["checkpoint_id"]) in walked:
+                break
+            walked.add(checkpoint_id)
+            for write in reversed(tup.pending_writes or []):
+                if write[1] in writes and write[1] not in seeds:
+                    writes[write[1]].append(write)
+            values = tup.checkpoint["channel_values"]
+            seeds.update({ch: values[ch] for ch in writes if ch not in seeds and ch in values})
+            cursor = tup.parent_config
+        return {
+            ch: {"writes": found[::-1], **({"seed": seeds[ch]} if ch in seeds else {})}  # type: ignore[typeddict-item]
+            for ch, found in writes.items()
+        }
 
     def delete_thread(self, thread_id: str) -> None:
         super().delete_thread(thread_id)  # type: ignore[misc]

@@ -3,6 +3,7 @@ checkpoint keep the first value at each index and add the new ones, on both back
 
 import operator
 import sqlite3
+import threading
 from typing import Annotated, Any, TypedDict
 
 import pytest
@@ -84,3 +85,31 @@ def test_an_interrupted_node_updated_twice_keeps_both_updates(db_url):
     assert expected == ["start", "u1", "u2", "answer:yes"]
     with open_saver(db_url) as saver:
         assert _updated_twice_then_resumed(saver) == expected
+
+
+def _looping_history(saver: Any) -> dict[str, Any]:
+    """A parent chain that loops (a checkpoint put again under its own child), walked."""
+    root = {"configurable": {"thread_id": new_thread_id(), "checkpoint_ns": ""}}
+    first, second = empty_checkpoint(), empty_checkpoint()
+    second["id"] = first["id"][:-1] + ("1" if first["id"][-1] != "1" else "2")
+    first_config = saver.put(root, first, {}, {})
+    saver.put_writes(first_config, [("log", "a")], "task-1")
+    second_config = saver.put(first_config, second, {}, {})
+    saver.put(second_config, first, {}, {})  # first is now second's child, and its parent
+    found: dict[str, Any] = {}
+    walk = threading.Thread(
+        target=lambda: found.update(
+            saver.get_delta_channel_history(config=second_config, channels=["log"])
+        ),
+        daemon=True,
+    )
+    walk.start()
+    walk.join(20)
+    assert not walk.is_alive(), "the walk did not end"
+    return found
+
+
+def test_a_looping_parent_chain_ends_the_delta_history_walk(db_url):
+    expected = _looping_history(_upstream())
+    with open_saver(db_url) as saver:
+        assert _looping_history(saver) == expected
