@@ -9,11 +9,12 @@ and still names its own exact list: time travel and forks read any checkpoint as
 before, with no replay. Rows written before this module (whole lists inline) are
 read as they are.
 
-Items are recognised by identity: an object this process stored, or one of the
-list it last read, maps to its seq, so a step serializes only the items it adds.
-A thread's stored bytes are read from the database once per process; every read
-revives them afresh, so what a caller gets is its own to change, and is the same
-whether it came from this cache or from disk. The contract is the one of
+A list that extends the one last written or read (recognised by identity, in C)
+costs only its new items; any other item is recognised by its stored bytes, so an
+item is stored once however it comes back. A thread's stored bytes are read from
+the database once per process; every read revives them afresh, so what a caller
+gets is its own to change, and is the same whether it came from this cache or
+from disk, whatever the reader's allow-list. The contract is the one of
 upstream's ``DeltaChannel``: state changes through node updates; an item a node
 mutated in place after it was checkpointed is not stored again.
 
@@ -31,7 +32,6 @@ import copy
 import gc
 import secrets
 import threading
-import weakref
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -70,7 +70,11 @@ class ItemRefs:
     runs: list[list[int]]
 
     def seqs(self) -> list[int]:
-        return list(chain.from_iterable(range(first, first + n) for first, n in self.runs))
+        return _seqs(self.runs)
+
+
+def _seqs(runs: list[list[int]]) -> list[int]:
+    return list(chain.from_iterable(range(first, first + n) for first, n in runs))
 
 
 def to_runs(seqs: Iterable[int]) -> list[list[int]]:
@@ -98,65 +102,44 @@ class ItemSerializer(SerializerProtocol, Protocol):
 
 
 Blob = tuple[str, bytes]  # an item as stored: its serializer type and bytes
+Known = tuple[tuple[Any, ...], list[list[int]]]  # a list by identity, and its runs
 
 
 class _ThreadItems:
-    __slots__ = ("by_obj", "by_seq", "last", "lock", "next_seq")
+    __slots__ = ("by_blob", "by_seq", "lock", "next_seq", "read", "written")
 
     def __init__(self) -> None:
         # Held while seqs are chosen: LangGraph writes checkpoints from worker threads.
         self.lock = threading.Lock()
-        # Per slot, the last list encoded or read and its runs: the next is usually it plus
-        # a tail. Only the latest is trusted: a list handed out before may have been edited.
-        self.last: dict[Slot, tuple[tuple[Any, ...], list[list[int]]]] = {}
-        # id(item) -> (item or a weak reference to it, seq, message ID when stored), for the
-        # items this process stored; reads hand out objects of their own, never these.
-        self.by_obj: dict[int, tuple[Any, int, Any]] = {}
-        # seq -> the item as stored: bytes cannot be changed by whoever holds a read.
+        # Per slot, the list last written and the list last read, with their runs: the next
+        # list written is nearly always one of them plus new items (see ``_refs``).
+        self.written: dict[Slot, Known] = {}
+        self.read: dict[Slot, Known] = {}
+        # The items as stored, both ways: bytes cannot be changed by whoever holds a read.
         self.by_seq: dict[int, Blob] = {}
+        self.by_blob: dict[Blob, int] = {}
         self.next_seq: int | None = None
 
-    def remember(self, item: Any, seq: int, blob: Blob) -> None:
-        self.by_obj[id(item)] = (_holder(item, self.by_obj), seq, getattr(item, "id", None))
-        self.by_seq[seq] = blob
+    def remember(self, seqs: Iterable[int], blobs: Iterable[Blob]) -> None:
+        pairs = list(zip(seqs, blobs, strict=True))
+        self.by_seq.update(pairs)
+        self.by_blob.update((blob, seq) for seq, blob in pairs)
 
-    def keep_last(
-        self, slot: Slot, items: list[Any], runs: list[list[int]], checked: int = 0
+    def keep(
+        self,
+        known: dict[Slot, Known],
+        slot: Slot,
+        items: list[Any],
+        runs: list[list[int]],
+        checked: int = 0,
     ) -> None:
-        """Remember *items* as *slot*'s latest list (their first *checked* are known good)."""
+        """Remember *items* as *slot*'s list in *known* (their first *checked* are known good)."""
         # A message stored without an ID gets one in place later (add_messages), so a list
         # holding one is never trusted: the next encode looks at each item again.
         if all(getattr(item, "id", True) is not None for item in items[checked:]):
-            self.last[slot] = (tuple(items), [list(run) for run in runs])
+            known[slot] = (tuple(items), [list(run) for run in runs])
         else:
-            self.last.pop(slot, None)
-
-    def seq_of(self, item: Any) -> int | None:
-        """The seq *item* is stored under, unless it changed ID since (``add_messages``
-        gives a message without one an ID in place)."""
-        known = self.by_obj.get(id(item))
-        if known is None or _held(known[0]) is not item or getattr(item, "id", None) != known[2]:
-            return None
-        return known[1]
-
-
-def _holder(item: Any, table: dict[int, Any]) -> Any:
-    """A weak reference to *item* that drops its entry in *table* when *item* dies; *item*
-    itself if it takes no weak reference (plain data)."""
-    key = id(item)
-
-    def drop(ref: weakref.ref[Any]) -> None:
-        if table.get(key, (None,))[0] is ref:
-            table.pop(key, None)
-
-    try:
-        return weakref.ref(item, drop)
-    except TypeError:
-        return item
-
-
-def _held(holder: Any) -> Any:
-    return holder() if type(holder) is weakref.ref else holder
+            known.pop(slot, None)
 
 
 def _common_prefix(a: Sequence[Any], b: Sequence[Any]) -> int:
@@ -222,24 +205,30 @@ class ItemLog:
     def _refs(
         self, thread_id: str, cache: _ThreadItems, slot: Slot, items: list[Any], rows: Rows
     ) -> ItemRefs:
-        runs: list[list[int]] = []
-        start = 0
-        last = cache.last.get(slot)
-        # The common case: the list is the last one plus new items. Comparing identities
-        # runs in C; only the tail is looked at one by one.
-        if last is not None and (start := _common_prefix(last[0], items)):
-            runs = last[1] if start == len(last[0]) else to_runs(ItemRefs(last[1]).seqs()[:start])
-            runs = [list(run) for run in runs]
+        # The common case: the list is the one last written or read plus new items, and
+        # comparing identities runs in C. The graph that read the list owns those objects
+        # and changes state through updates (DeltaChannel's contract); every other item,
+        # one a caller may have edited included, is compared as stored bytes.
+        start, runs = 0, []
+        for known in (cache.written.get(slot), cache.read.get(slot)):
+            if known is not None and (shared := _common_prefix(known[0], items)) > start:
+                start = shared
+                runs = known[1] if shared == len(known[0]) else to_runs(_seqs(known[1])[:shared])
+        runs = [list(run) for run in runs]
         for item in items[start:]:
-            seq = cache.seq_of(item)
-            if seq is None:
-                seq = self._next_seq(thread_id, cache)
-                blob = self.serde.dumps_typed(item)
-                rows.append((thread_id, seq, *blob))
-                cache.remember(item, seq, blob)
+            seq = self._seq(thread_id, cache, self.serde.dumps_typed(item), rows)
             _extend_runs(runs, seq)
-        cache.keep_last(slot, items, runs, checked=start)
+        cache.keep(cache.written, slot, items, runs, checked=start)
         return ItemRefs(runs)
+
+    def _seq(self, thread_id: str, cache: _ThreadItems, blob: Blob, rows: Rows) -> int:
+        """The seq of the item stored as *blob*, stored now (in *rows*) if it is new."""
+        seq = cache.by_blob.get(blob)
+        if seq is None:
+            seq = self._next_seq(thread_id, cache)
+            rows.append((thread_id, seq, *blob))
+            cache.remember([seq], [blob])
+        return seq
 
     def _next_seq(self, thread_id: str, cache: _ThreadItems) -> int:
         if cache.next_seq is None:
@@ -256,14 +245,17 @@ class ItemLog:
     ) -> list[tuple[str, Any]]:
         """*writes* with message lists already stored as items named by ``ItemRefs``.
 
-        Only items stored before are referenced; a write never stores new ones, so
-        item order follows list order and an append-only history stays one run.
+        Only items stored before (the same bytes) are referenced; a write never stores
+        new ones, so item order follows list order and an append-only history stays
+        one run.
         """
         cache = self._thread(thread_id)
         out = []
         for channel, value in writes:
             if _is_messages(value):
-                known = [cache.seq_of(item) for item in value]
+                blobs = [self.serde.dumps_typed(item) for item in value]
+                with cache.lock:
+                    known = [cache.by_blob.get(blob) for blob in blobs]
                 if None not in known:
                     value = ItemRefs(to_runs(seq for seq in known if seq is not None))
             out.append((channel, value))
@@ -287,15 +279,15 @@ class ItemLog:
                 # reads, and what is revived depends on the reader's allow-list.
                 with _gc_paused():
                     lists[slot] = items = self.serde.loads_many(map(by_seq.__getitem__, seqs))
-                cache.keep_last(slot, items, ref.runs)
+                cache.keep(cache.read, slot, items, ref.runs)
         return _put_slots(values, lists)
 
     def _load(self, thread_id: str, cache: _ThreadItems, runs: list[list[int]]) -> None:
-        """Read and revive the items of *runs* (ascending, not overlapping) into *cache*."""
+        """Read the stored bytes of *runs* (ascending, not overlapping) into *cache*."""
         short = False
         for first, count in runs:
             rows = self.db.read(SELECT_ITEMS_SQL, (thread_id, first, first + count - 1))
-            cache.by_seq.update((seq, (type_, bytes(blob))) for seq, type_, blob in rows)
+            cache.remember([seq for seq, _, _ in rows], [(t, bytes(b)) for _, t, b in rows])
             short = short or len(rows) < count
         if short:
             absent = [seq for seq in ItemRefs(runs).seqs() if seq not in cache.by_seq]

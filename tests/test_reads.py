@@ -14,6 +14,7 @@ from langgraph.graph import END, START, MessagesState, StateGraph
 from langgraph.graph.message import add_messages
 
 from checkpointing import new_thread_id, open_saver
+from tests.helpers import rows_for
 
 RETURNED: list[AIMessage] = []
 
@@ -158,3 +159,38 @@ def test_strict_mode_allow_list_reaches_stored_items_from_cache_and_disk(db_url,
 
     assert run("write") == "['Point'] 10"  # read from this process's cache
     assert run("read") == "['Point'] 10"  # read from disk in another process
+
+
+def test_an_edited_result_of_invoke_passed_back_to_update_state_is_stored_edited(db_url):
+    config = {"configurable": {"thread_id": new_thread_id()}}
+    with open_saver(db_url) as saver:
+        graph = _chat(saver)
+        answer = graph.invoke({"messages": [HumanMessage("hi", id="h1")]}, config)["messages"][-1]
+        answer.content = "edited after the run"
+        graph.update_state(config, {"messages": [answer]})
+    with open_saver(db_url) as saver:
+        stored = _chat(saver).get_state(config).values["messages"]
+    assert [m.content for m in stored] == ["hi", "edited after the run"]
+
+
+def test_reads_during_a_run_do_not_store_its_messages_again(db_url):
+    # A server shows a thread while it runs: reads between the run's own read and its
+    # writes must not make the run store the history again.
+    config = {"configurable": {"thread_id": new_thread_id()}}
+    with open_saver(db_url) as saver:
+        graph: Any = None
+
+        def answer(state: MessagesState) -> dict[str, list[AIMessage]]:
+            graph.get_state(config)  # another reader, mid-run
+            return {"messages": [AIMessage(f"answer {len(state['messages'])}")]}
+
+        builder = StateGraph(MessagesState)
+        builder.add_node("answer", answer)
+        builder.add_edge(START, "answer")
+        builder.add_edge("answer", END)
+        graph = builder.compile(checkpointer=saver)
+        for turn in range(3):
+            graph.invoke({"messages": [HumanMessage(f"turn {turn}")]}, config)
+        messages = graph.get_state(config).values["messages"]
+    assert len(messages) == 6
+    assert rows_for(db_url, config["configurable"]["thread_id"])["durable_agent_items"] == 6
