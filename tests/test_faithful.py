@@ -171,10 +171,16 @@ def assert_same(observed: dict[str, Observed], kinds: tuple[str, ...] = KINDS) -
         if kind == "upstream":
             continue
         assert list(observed[kind]) == list(theirs), f"{kind} made other observations"
+        who = "LangGraph's in-memory saver" if kind == "memory" else "ours"
+        differ = {}
         for label in theirs:
             found = first_difference(theirs[label], observed[kind][label])
-            who = "LangGraph's in-memory saver" if kind == "memory" else "ours"
-            assert found is None, f"[{who}] {label}{found}"
+            if found is not None:
+                differ[label] = found
+        if differ:
+            (label, found), *rest = differ.items()
+            also = f"\n(also different: {'; '.join(k for k, _ in rest)})" if rest else ""
+            pytest.fail(f"[{who}] {label}{found}{also}", pytrace=False)
 
 
 def run_everywhere(
@@ -275,7 +281,9 @@ def test_a_tasks_writes_saved_again_with_more_entries_keep_each(savers):
             saver.put_writes(stored, [("log", "u1"), ("log", "u2")], "task-1")
             saver.put_writes(stored, [("a", 1), ("b", 2)], "task-2")
             saver.put_writes(stored, [("a", 1), ("b", 2), ("c", 3)], "task-2")
-            seen["pending writes"] = norm(by_task(saver.get_tuple(stored).pending_writes))
+            writes = by_task(saver.get_tuple(stored).pending_writes)
+            seen["task-1, one more write to its channel"] = norm(writes["task-1"])
+            seen["task-2, a write to a new channel"] = norm(writes["task-2"])
         with open_() as saver:
             seen["reopened"] = norm(by_task(saver.get_tuple(stored).pending_writes))
         return seen
@@ -582,7 +590,8 @@ def test_a_fresh_process_reads_the_same_values_as_the_writer(savers):
             difference = first_difference(theirs, found)
             if difference is not None:
                 problems.append(f"{label}{difference}")
-    assert not problems, "\n".join(problems)
+    if problems:
+        pytest.fail("\n".join(problems), pytrace=False)
 
 
 @pytest.mark.parametrize("savers", BACKENDS, indirect=True)
@@ -609,7 +618,8 @@ def test_strict_msgpack_mode_revives_the_same_types_from_cache_and_disk(savers):
             difference = first_difference(theirs, seen)
             if difference is not None:
                 problems.append(f"ours {name}, {where}{difference}")
-    assert not problems, "\n".join(problems)
+    if problems:
+        pytest.fail("\n".join(problems), pytrace=False)
 
 
 # -- async ---------------------------------------------------------------------------------
@@ -728,6 +738,8 @@ def test_delta_channel_history_ends_on_a_looping_parent_chain(savers):
                 check=False,
             )
         except subprocess.TimeoutExpired:
-            pytest.fail(f"{kind}: get_delta_channel_history still walking after 10 s")
+            done = None  # failed below, without the timeout's traceback
+        if done is None:
+            pytest.fail(f"{kind}: get_delta_channel_history still walking after 10 s", False)
         assert done.returncode == 0, f"{kind}: {done.stderr[-2000:]}"
         assert json.loads(done.stdout.strip().splitlines()[-1]) == ["x"], kind
