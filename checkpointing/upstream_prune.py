@@ -18,18 +18,15 @@ from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from langgraph.checkpoint.base import CheckpointTuple
-from langgraph.checkpoint.serde.types import _DeltaSnapshot
 
 from checkpointing.conversations import Conversations
 from checkpointing.errors import InvalidIdentifier
 from checkpointing.leases import Leases, hold, leases_for
-from checkpointing.retention import TABLES, PruneReport, _keep_latest
+from checkpointing.retention import TABLES, PruneReport, _keep_latest, uses_delta_channel
 from checkpointing.sqlexec import executor_for
 from checkpointing.threads import validate_id
 
 PRUNE_STRATEGIES = ("keep_latest", "delete")
-# What upstream's guard looks for in a checkpoint's metadata (postgres/base.py).
-DELTA_METADATA_KEYS = ("counters_since_delta_snapshot", "delta_writes_versioned")
 DELETE_THREAD_SQL = {
     "sqlite": [
         "DELETE FROM writes WHERE thread_id = ?",
@@ -101,16 +98,6 @@ def _lease(leases: Leases, thread_id: str) -> AbstractContextManager[None]:
     return hold(leases, thread_id)
 
 
-def _uses_delta_channel(tuples: Sequence[CheckpointTuple]) -> bool:
-    for tup in tuples:
-        if any(key in (tup.metadata or {}) for key in DELTA_METADATA_KEYS):
-            return True
-        values = tup.checkpoint.get("channel_values") or {}
-        if any(isinstance(value, _DeltaSnapshot) for value in values.values()):
-            return True
-    return False
-
-
 def _refuse_delta_threads(
     saver: Any, thread_ids: Sequence[str], tuples: Sequence[CheckpointTuple] | None = None
 ) -> None:
@@ -118,7 +105,7 @@ def _refuse_delta_threads(
     delta = [
         t
         for t in thread_ids
-        if _uses_delta_channel(tuples if tuples is not None else _tuples(saver, t))
+        if uses_delta_channel(tuples if tuples is not None else _tuples(saver, t))
     ]
     if delta:
         raise NotImplementedError(

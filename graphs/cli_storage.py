@@ -47,6 +47,11 @@ def _summary(report: PruneReport) -> str:
     ]
     if report.pruned:
         lines.append(f"kept the latest checkpoints of {len(report.pruned)} thread(s)")
+    if report.delta:
+        lines.append(
+            f"left {len(report.delta)} thread(s) that use a DeltaChannel whole (keep-latest "
+            "would lose their state; --older-than still expires them): " + ", ".join(report.delta)
+        )
     if report.skipped:
         lines.append(
             f"left {len(report.skipped)} running or waiting thread(s) alone "

@@ -27,7 +27,7 @@ from checkpointing.items import ItemRefs
 from checkpointing.postgres_saver import CompactPostgresSaver
 from checkpointing.sqlite import SqliteSaver
 from graphs import compile_agent
-from tests.helpers import rows_for
+from tests.helpers import rows_for, run_cli
 
 OUR_SAVERS = (SqliteSaver, CompactPostgresSaver)
 # Inherited from BaseCheckpointSaver unchanged, each proven on our rows by the test named.
@@ -154,6 +154,26 @@ def test_keep_latest_refuses_threads_that_use_a_delta_channel_and_prunes_nothing
         state_values = graph.get_state({"configurable": {"thread_id": "delta"}}).values
         assert state_values["items"] == [0, 1, 2, 3]
         saver.prune(["plain"])
+        assert len(list(saver.list(thread_config("plain", "u")))) == 1
+
+
+def test_prune_command_leaves_delta_channel_threads_whole_and_says_so(db_url):
+    builder = StateGraph(_DeltaEveryThird)
+    builder.add_node("step", _delta_step)
+    builder.add_edge(START, "step")
+    config = {"configurable": {"thread_id": "delta"}}
+    with open_saver(db_url) as saver:
+        graph = builder.compile(checkpointer=saver)
+        for n in range(4):
+            graph.invoke({"n": n}, config)
+        _talk(saver, "plain", 2)
+    done = run_cli("prune", "--keep", "1", env={"DURABLE_AGENT_DB": db_url})
+    assert done.returncode == 0, done.stderr
+    assert "left 1 thread(s) that use a DeltaChannel whole" in done.stdout
+    assert done.stdout.strip().endswith(": delta")
+    with open_saver(db_url) as saver:  # a fresh process's view
+        graph = builder.compile(checkpointer=saver)
+        assert graph.get_state(config).values == {"items": [0, 1, 2, 3], "n": 4}
         assert len(list(saver.list(thread_config("plain", "u")))) == 1
 
 
