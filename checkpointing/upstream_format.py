@@ -3,11 +3,10 @@
 ``export_upstream`` copies every thread of one of our databases into a database that
 LangGraph's own ``SqliteSaver`` or ``PostgresSaver`` reads as its own: whole channel
 values (each stored list in full, no ``ItemRefs``), one write row per write index,
-LangGraph's serializer types only. It writes through LangGraph's own savers, so the
-rows are theirs by construction. Values are carried as stored: the source is read
-with a serializer that leaves every stored object but our own markers packed
-(``RawSerializer``), so a type that is not allow-listed is copied, not downgraded
-to a dict. IDs, parents, versions, metadata and task paths are kept. Each thread goes
+LangGraph's serializer types only, its version numbering. It writes through LangGraph's
+own savers, so the rows are theirs by construction; values are carried as stored
+(opening either side is ``upstream_open.py``). IDs, parents, versions, metadata and
+task paths are kept. Each thread goes
 oldest checkpoint first, its writes before it; a checkpoint already in the target is
 skipped and writes are idempotent upserts, so a killed run can simply be run again.
 The Store (LangGraph's own tables) is copied too; the conversation index is ours and
@@ -19,37 +18,22 @@ what our saver reads from the source. Copying between two of our databases is
 
 from __future__ import annotations
 
-import os
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import closing, contextmanager
+from collections.abc import Callable, Iterable
+from contextlib import closing
 from dataclasses import dataclass, field
 from typing import Any
 
-import ormsgpack
 from langchain_core.runnables import RunnableConfig
-from langgraph.checkpoint.base import (
-    WRITES_IDX_MAP,
-    BaseCheckpointSaver,
-    Checkpoint,
-    CheckpointTuple,
-)
-from langgraph.checkpoint.serde.jsonplus import (
-    EXT_CONSTRUCTOR_KW_ARGS,
-    EXT_DELTA_SNAPSHOT,
-    JsonPlusSerializer,
-)
-from langgraph.checkpoint.serde.types import _DeltaSnapshot
+from langgraph.checkpoint.base import WRITES_IDX_MAP, Checkpoint, CheckpointTuple
 
 from checkpointing.conversations import Conversations
-from checkpointing.errors import ConfigError, InvalidDatabase, UnwritableLocation
-from checkpointing.items import ItemRefs
-from checkpointing.saver import open_saver, resolve_url
-from checkpointing.serde import ITEM_REFS, UNPACK_OPTIONS, DurableSerializer, TypeKey, type_key
-from checkpointing.settings import Settings, load_settings
+from checkpointing.saver import open_saver
+from checkpointing.serde import TypeKey
+from checkpointing.settings import Settings
 from checkpointing.sqlexec import executor_for
 from checkpointing.transfer import _copy_store
-from checkpointing.urls import DatabaseURL
+from checkpointing.upstream_open import open_raw_saver, open_upstream_saver, upstream_serializer
 
 UPSTREAM_DIGITS = 32  # the width of a version's number in LangGraph's own savers
 THREADS_SQL = "SELECT DISTINCT thread_id FROM checkpoints ORDER BY thread_id"
@@ -60,145 +44,12 @@ TASK_PATHS_SQL = {
     "postgresql": "SELECT DISTINCT checkpoint_ns, checkpoint_id, task_id, task_path "
     "FROM checkpoint_writes WHERE thread_id = ?",
 }
-OURS_SQL = {
-    "sqlite": "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'durable_agent_items'",
-    "postgresql": "SELECT 1 WHERE to_regclass('durable_agent_items') IS NOT NULL",
-}
 HAS_STORE_SQL = {
     "sqlite": "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'store'",
     "postgresql": "SELECT 1 WHERE to_regclass('store') IS NOT NULL",
 }
 
 Progress = Callable[[str], None]
-
-
-class RawSerializer(DurableSerializer):
-    """Reads our rows with every stored object left packed (``ormsgpack.Ext``), so that
-    LangGraph's serializer writes it again byte for byte, whatever its type. Only our
-    ``ItemRefs`` (to read the items they name) and upstream's ``_DeltaSnapshot`` (which
-    its PostgreSQL saver stores apart) are revived."""
-
-    def _ext_hook(self, code: int, data: bytes) -> Any:
-        if code == EXT_DELTA_SNAPSHOT:
-            return _DeltaSnapshot(ormsgpack.unpackb(data, ext_hook=_packed, option=UNPACK_OPTIONS))
-        if code == EXT_CONSTRUCTOR_KW_ARGS:
-            module, name, kwargs, *_ = ormsgpack.unpackb(
-                data, ext_hook=_packed, option=UNPACK_OPTIONS
-            )
-            if (module, name) == ITEM_REFS:
-                return ItemRefs(kwargs["runs"])
-        return ormsgpack.Ext(code, data)
-
-
-def _packed(code: int, data: bytes) -> ormsgpack.Ext:
-    return ormsgpack.Ext(code, data)
-
-
-def upstream_serializer(allowed_types: Iterable[type | TypeKey] = ()) -> JsonPlusSerializer:
-    """LangGraph's own serializer, as strict as ours: its safe types plus *allowed_types*."""
-    keys = [t if isinstance(t, tuple) else type_key(t) for t in allowed_types]
-    serde = JsonPlusSerializer(
-        pickle_fallback=False, allowed_json_modules=None, allowed_msgpack_modules=None
-    )
-    return serde.with_msgpack_allowlist(keys)
-
-
-@contextmanager
-def open_raw_saver(url: str, settings: Settings | None = None) -> Iterator[Any]:
-    """One of our savers on *url*, reading values as stored (``RawSerializer``)."""
-    settings = settings or load_settings()
-    target = resolve_url(url, settings)
-    serde = RawSerializer(
-        pickle_fallback=False, allowed_json_modules=None, allowed_msgpack_modules=None
-    )
-    if target.scheme == "sqlite":
-        from checkpointing.sqlite import open_sqlite
-
-        with open_sqlite(target, settings, serde) as saver:
-            yield saver
-    elif target.scheme == "postgresql":
-        from checkpointing.postgres import open_postgres
-
-        with open_postgres(target, settings, serde) as saver:
-            yield saver
-    else:
-        raise ConfigError("migrate needs a sqlite:/// or postgresql:// source URL")
-
-
-@contextmanager
-def open_upstream_saver(
-    url: str, serde: JsonPlusSerializer, settings: Settings | None = None
-) -> Iterator[BaseCheckpointSaver[Any]]:
-    """LangGraph's own saver on *url*, its tables set up; refuses one of our databases."""
-    settings = settings or load_settings()
-    target = resolve_url(url, settings)
-    if target.scheme == "sqlite":
-        with _upstream_sqlite(target, serde) as saver:
-            yield saver
-    elif target.scheme == "postgresql":
-        with _upstream_postgres(target, serde, settings) as saver:
-            yield saver
-    else:
-        raise ConfigError("--format upstream needs a sqlite:/// or postgresql:// target URL")
-
-
-@contextmanager
-def _upstream_sqlite(url: DatabaseURL, serde: JsonPlusSerializer) -> Iterator[Any]:
-    from langgraph.checkpoint.sqlite import SqliteSaver
-
-    assert url.path is not None
-    path = url.path.absolute()
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
-        conn = sqlite3.connect(path, check_same_thread=False)
-    except (OSError, sqlite3.Error) as exc:
-        raise UnwritableLocation(f"cannot create SQLite file {path}: {exc}") from None
-    with closing(conn):
-        try:
-            conn.execute("PRAGMA schema_version").fetchone()
-        except sqlite3.DatabaseError as exc:
-            raise InvalidDatabase(
-                f"{path} is not a usable SQLite database ({exc}); it was left untouched: "
-                "name another target file"
-            ) from None
-        _refuse_ours(conn.execute(OURS_SQL["sqlite"]).fetchall(), url)
-        saver = SqliteSaver(conn, serde=serde)
-        saver.setup()
-        yield saver
-
-
-@contextmanager
-def _upstream_postgres(url: DatabaseURL, serde: JsonPlusSerializer, settings: Settings) -> Any:
-    import psycopg
-    from langgraph.checkpoint.postgres import PostgresSaver
-    from psycopg.rows import dict_row
-    from psycopg_pool import ConnectionPool
-
-    from checkpointing.postgres import describe
-
-    kwargs = {
-        "autocommit": True,
-        "row_factory": dict_row,
-        "prepare_threshold": None,
-        "connect_timeout": max(2, round(settings.connect_timeout)),
-    }
-    try:
-        with psycopg.connect(url.raw, **kwargs) as conn:  # type: ignore[arg-type]
-            _refuse_ours(conn.execute(OURS_SQL["postgresql"]).fetchall(), url)
-            PostgresSaver(conn, serde=serde).setup()  # type: ignore[arg-type]
-    except psycopg.Error as exc:
-        raise describe(url, exc) from None
-    with ConnectionPool(url.raw, kwargs=kwargs, min_size=1, max_size=2) as pool:
-        yield PostgresSaver(pool, serde=serde)  # type: ignore[arg-type]
-
-
-def _refuse_ours(rows: list[Any], url: DatabaseURL) -> None:
-    if rows:
-        raise ConfigError(
-            f"{url} is a durable-agent database; --format upstream writes LangGraph's own "
-            "rows: name a new database, or one written by LangGraph's own savers"
-        )
 
 
 @dataclass
@@ -370,7 +221,9 @@ def verify_upstream(
     report = UpstreamVerifyReport()
     with (
         open_saver(source_url, allowed_types=allowed, settings=settings) as source,
-        open_upstream_saver(target_url, upstream_serializer(allowed), settings) as target,
+        open_upstream_saver(
+            target_url, upstream_serializer(allowed), settings, create=False
+        ) as target,
     ):
         thread_ids = [str(r[0]) for r in source.items.db.read(THREADS_SQL, ())]  # type: ignore[attr-defined]
         for thread_id in thread_ids:

@@ -252,3 +252,24 @@ def test_types_nobody_allow_listed_are_copied_as_stored_not_downgraded(tmp_path)
     assert values == {"corner": Point(9, 9), "path": [Point(i, -i) for i in range(10)]}
     checked = verify_upstream(f"sqlite:///{source}", f"sqlite:///{target}", allowed_types=[Point])
     assert (checked.threads, checked.mismatches) == (1, {})
+
+
+def test_verify_only_touches_no_target_and_foreign_files_are_left_alone(tmp_path):
+    source = f"sqlite:///{tmp_path / 'ours.sqlite'}"
+    _fill(source)
+    missing = tmp_path / "missing.sqlite"
+    checked = run_cli(
+        "migrate", source, f"sqlite:///{missing}", "--format", "upstream", "--verify-only"
+    )
+    assert checked.returncode == 1
+    assert "holds no LangGraph checkpoints to verify" in checked.stderr
+    assert not missing.exists()
+    foreign = tmp_path / "foreign.sqlite"
+    with sqlite3.connect(foreign) as conn:
+        conn.execute("CREATE TABLE checkpoints (id INTEGER PRIMARY KEY, note TEXT)")
+    before = foreign.read_bytes()
+    refused = run_cli("migrate", source, f"sqlite:///{foreign}", "--format", "upstream")
+    assert refused.returncode == 1
+    assert "has a 'checkpoints' table that is not LangGraph's" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert foreign.read_bytes() == before
