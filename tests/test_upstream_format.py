@@ -15,10 +15,12 @@ from typing import Annotated, TypedDict
 
 import pytest
 from langchain_core.messages import HumanMessage
+from langgraph.channels.delta import DeltaChannel
+from langgraph.checkpoint.postgres import PostgresSaver
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.graph import START, StateGraph
-from langgraph.types import Command
+from langgraph.types import Command, interrupt
 
 from checkpointing import open_conversations, open_saver, thread_config
 from checkpointing.upstream_format import export_upstream, verify_upstream
@@ -32,10 +34,12 @@ USER = "alice"
 # source), the thread's state and history, then the waiting question approved.
 CONTINUE = """
 import json, sys
+from langgraph.channels.delta import DeltaChannel
+from langgraph.checkpoint.postgres import PostgresSaver
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.graph import START, StateGraph
-from langgraph.types import Command
+from langgraph.types import Command, interrupt
 from graphs import compile_agent
 
 kind, url, thread_id = sys.argv[1:]
@@ -65,7 +69,9 @@ if kind == "ours":
         run(index.saver, index.store)
 elif url.startswith("sqlite"):
     import sqlite3
-    from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
+    from langgraph.channels.delta import DeltaChannel
+from langgraph.checkpoint.postgres import PostgresSaver
+from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
     from langgraph.checkpoint.sqlite import SqliteSaver
     from langgraph.store.sqlite import SqliteStore
     path = url.removeprefix("sqlite:///")
@@ -75,7 +81,9 @@ elif url.startswith("sqlite"):
     run(SqliteSaver(conn, serde=serde), store)
 else:
     from langgraph.checkpoint.postgres import PostgresSaver
-    from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
+    from langgraph.channels.delta import DeltaChannel
+from langgraph.checkpoint.postgres import PostgresSaver
+from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
     from langgraph.store.postgres import PostgresStore
     serde = JsonPlusSerializer(allowed_msgpack_modules=None)
     with PostgresSaver.from_conn_string(url) as saver, PostgresStore.from_conn_string(url) as store:
@@ -273,3 +281,60 @@ def test_verify_only_touches_no_target_and_foreign_files_are_left_alone(tmp_path
     assert "has a 'checkpoints' table that is not LangGraph's" in refused.stderr
     assert "Traceback" not in refused.stderr
     assert foreign.read_bytes() == before
+
+
+def _extend(state: list, writes: list) -> list:
+    return [*state, *(item for write in writes for item in write)]
+
+
+class _Counted(TypedDict, total=False):
+    items: Annotated[list, DeltaChannel(_extend, snapshot_frequency=3)]
+    answer: str
+
+
+def _count(state: _Counted) -> dict:
+    return {"items": [len(state.get("items", []))]}
+
+
+class _Asked(TypedDict, total=False):
+    answer: str
+
+
+def _ask(state: _Asked) -> dict:
+    return {"answer": interrupt("which?")}
+
+
+def _shapes() -> StateGraph:
+    inner = StateGraph(_Asked)
+    inner.add_node("ask", _ask)
+    inner.add_edge(START, "ask")
+    outer = StateGraph(_Counted)
+    outer.add_node("count", _count)
+    outer.add_node("call", inner.compile())
+    outer.add_edge(START, "count")
+    outer.add_edge("count", "call")
+    return outer
+
+
+def test_delta_channels_and_a_waiting_subgraph_continue_on_langgraphs_postgres_saver(tmp_path):
+    source = f"sqlite:///{tmp_path / 'ours.sqlite'}"
+    config = {"configurable": {"thread_id": "shapes"}}
+    with open_saver(source) as saver:
+        graph = _shapes().compile(checkpointer=saver)
+        for answer in ("a", "b", "c"):
+            graph.invoke({}, config)
+            graph.invoke(Command(resume=answer), config)
+        graph.invoke({}, config)  # the fourth call waits in the subgraph
+        ours = graph.get_state(config, subgraphs=True)
+    with throwaway_database() as target:
+        report = export_upstream(source, target)
+        assert (report.threads, report.mismatches) == (1, {})
+        with PostgresSaver.from_conn_string(target) as theirs:
+            graph = _shapes().compile(checkpointer=theirs)
+            state = graph.get_state(config, subgraphs=True)
+            assert state.values == ours.values == {"items": [0, 1, 2, 3], "answer": "c"}
+            assert state.tasks[0].state.values == ours.tasks[0].state.values
+            assert graph.invoke(Command(resume="d"), config) == {
+                "items": [0, 1, 2, 3],
+                "answer": "d",
+            }
