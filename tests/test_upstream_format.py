@@ -34,12 +34,7 @@ USER = "alice"
 # source), the thread's state and history, then the waiting question approved.
 CONTINUE = """
 import json, sys
-from langgraph.channels.delta import DeltaChannel
-from langgraph.checkpoint.postgres import PostgresSaver
-from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
-from langgraph.checkpoint.sqlite import SqliteSaver
-from langgraph.graph import START, StateGraph
-from langgraph.types import Command, interrupt
+from langgraph.types import Command
 from graphs import compile_agent
 
 kind, url, thread_id = sys.argv[1:]
@@ -69,9 +64,7 @@ if kind == "ours":
         run(index.saver, index.store)
 elif url.startswith("sqlite"):
     import sqlite3
-    from langgraph.channels.delta import DeltaChannel
-from langgraph.checkpoint.postgres import PostgresSaver
-from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
+    from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
     from langgraph.checkpoint.sqlite import SqliteSaver
     from langgraph.store.sqlite import SqliteStore
     path = url.removeprefix("sqlite:///")
@@ -81,9 +74,7 @@ from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
     run(SqliteSaver(conn, serde=serde), store)
 else:
     from langgraph.checkpoint.postgres import PostgresSaver
-    from langgraph.channels.delta import DeltaChannel
-from langgraph.checkpoint.postgres import PostgresSaver
-from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
+    from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
     from langgraph.store.postgres import PostgresStore
     serde = JsonPlusSerializer(allowed_msgpack_modules=None)
     with PostgresSaver.from_conn_string(url) as saver, PostgresStore.from_conn_string(url) as store:
