@@ -23,7 +23,9 @@ from langgraph.graph import START, StateGraph
 from langgraph.types import Command, interrupt
 
 from checkpointing import open_saver, thread_config
+from checkpointing.errors import ThreadBusy
 from checkpointing.items import ItemRefs
+from checkpointing.leases import hold, leases_for
 from checkpointing.postgres_saver import CompactPostgresSaver
 from checkpointing.sqlite import SqliteSaver
 from graphs import compile_agent
@@ -220,6 +222,16 @@ def test_prune_checks_its_arguments_as_upstreams_does(db_url):
         saver.prune([])
         saver.prune(["../../escape", "no-such-thread"])  # nothing there, nothing done
         assert len(list(saver.list(thread_config("t", "u")))) == 5
+
+
+def test_keep_latest_refuses_a_thread_a_run_holds(db_url):
+    with open_saver(db_url) as saver:
+        _talk(saver, "busy", 2)
+        with hold(leases_for(saver), "busy"), pytest.raises(ThreadBusy):
+            saver.prune(["busy"])
+        assert len(list(saver.list(thread_config("busy", "u")))) == 10
+        saver.prune(["busy"])
+        assert len(list(saver.list(thread_config("busy", "u")))) == 1
 
 
 def test_aprune_is_prune(db_url):
