@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import json
 import operator
+import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, TypedDict
 
+import psycopg
 import pytest
 from langchain_core.messages import HumanMessage
 from langgraph.channels.delta import DeltaChannel
@@ -25,7 +28,7 @@ from langgraph.types import Command, interrupt
 from checkpointing import open_conversations, open_saver, thread_config
 from checkpointing.upstream_format import export_upstream, verify_upstream
 from graphs import compile_agent
-from tests.helpers import run_cli, throwaway_database
+from tests.helpers import CLI, run_cli, throwaway_database
 
 pytestmark = pytest.mark.postgres
 USER = "alice"
@@ -179,6 +182,53 @@ def test_a_killed_export_runs_again_to_the_same_target_and_says_what_it_did(tmp_
     assert "wrote 3 checkpoint(s)" in again.stdout
     assert "checkpoint(s) were already there" in again.stdout
     assert _rows(tmp_path / "upstream.sqlite") == full
+
+
+def test_an_export_killed_half_way_completes_when_run_again(tmp_path):
+    source = f"sqlite:///{tmp_path / 'ours.sqlite'}"
+    with open_saver(source) as saver:
+        agent = compile_agent(saver)
+        for n in range(12):
+            for turn in range(4):
+                agent.invoke(
+                    {"messages": [HumanMessage(f"what is {turn}*{n}?")]},
+                    thread_config(f"t{n:02}", USER),
+                )
+    with throwaway_database() as killed, throwaway_database() as clean:
+        child = subprocess.Popen(
+            [CLI, "migrate", source, killed, "--format", "upstream"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and _pg_threads(killed) < 3:
+            time.sleep(0.02)
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+        assert 3 <= _pg_threads(killed) < 12, "the export was not caught half way"
+        again = run_cli("migrate", source, killed, "--format", "upstream")
+        assert again.returncode == 0, again.stderr
+        assert "checkpoint(s) were already there" in again.stdout
+        assert "verified 12 thread(s) with LangGraph's own saver" in again.stdout
+        assert run_cli("migrate", source, clean, "--format", "upstream").returncode == 0
+        assert _pg_rows(killed) == _pg_rows(clean)
+
+
+def _pg_threads(url: str) -> int:
+    try:
+        with psycopg.connect(url) as conn:
+            row = conn.execute("SELECT count(DISTINCT thread_id) FROM checkpoints").fetchone()
+    except psycopg.Error:  # the child is still creating the tables
+        return 0
+    return int(row[0]) if row else 0
+
+
+def _pg_rows(url: str) -> dict[str, list]:
+    with psycopg.connect(url) as conn:
+        return {
+            table: sorted(map(repr, conn.execute(f"SELECT * FROM {table}").fetchall()))
+            for table in ("checkpoints", "checkpoint_blobs", "checkpoint_writes")
+        }
 
 
 def _rows(path: Path) -> dict[str, list]:
