@@ -9,6 +9,7 @@ own savers, so the rows are theirs by construction; values are carried as stored
 task paths are kept. Each thread goes
 oldest checkpoint first, its writes before it; a checkpoint already in the target is
 skipped and writes are idempotent upserts, so a killed run can simply be run again.
+A thread with a row that cannot be decoded is skipped and named; the others go on.
 The Store (LangGraph's own tables) is copied too; the conversation index is ours and
 is not. ``verify_upstream`` reads the target with LangGraph's own saver and compares
 every checkpoint (values, versions, metadata, parent) and its pending writes with
@@ -19,6 +20,8 @@ what our saver reads from the source. Copying between two of our databases is
 from __future__ import annotations
 
 import sqlite3
+import struct
+import zlib
 from collections.abc import Callable, Iterable
 from contextlib import closing
 from dataclasses import dataclass, field
@@ -29,6 +32,7 @@ from langgraph.checkpoint.base import WRITES_IDX_MAP, Checkpoint, CheckpointTupl
 from langgraph.checkpoint.serde.types import _DeltaSnapshot
 
 from checkpointing.conversations import Conversations
+from checkpointing.errors import CheckpointingError
 from checkpointing.saver import open_saver
 from checkpointing.serde import TypeKey
 from checkpointing.settings import Settings
@@ -51,6 +55,17 @@ HAS_STORE_SQL = {
 }
 
 Progress = Callable[[str], None]
+# What a row that cannot be decoded raises, from our formats or LangGraph's.
+UNREADABLE = (
+    CheckpointingError,
+    ValueError,
+    TypeError,
+    LookupError,
+    AttributeError,
+    NotImplementedError,
+    zlib.error,
+    struct.error,
+)
 
 
 @dataclass
@@ -60,6 +75,7 @@ class UpstreamReport:
     present: int = 0  # already in the target, from an earlier run
     writes: int = 0
     store_items: int = 0
+    unreadable: list[str] = field(default_factory=list)  # threads skipped: a row is bad
     mismatches: dict[str, list[str]] = field(default_factory=dict)  # thread -> what differs
 
 
@@ -84,7 +100,10 @@ def export_upstream(
             Conversations(target, executor_for(target)),
         )
         for (thread_id,) in source.items.db.read(THREADS_SQL, ()):
-            _export_thread(src, dst, str(thread_id), report)
+            try:
+                _export_thread(src, dst, str(thread_id), report)
+            except UNREADABLE:  # one bad thread does not stop the others; verify names it
+                report.unreadable.append(str(thread_id))
             if progress:
                 progress(str(thread_id))
         report.store_items = _export_store(src, dst)
@@ -230,7 +249,18 @@ def verify_upstream(
         for thread_id in thread_ids:
             report.threads += 1
             config: RunnableConfig = {"configurable": {"thread_id": thread_id}}
-            problems = _compare(list(source.list(config)), list(target.list(config)))
+            try:
+                ours = list(source.list(config))
+            except UNREADABLE as exc:
+                report.mismatches[thread_id] = [
+                    f"the source cannot be read ({type(exc).__name__}: {exc}), so it is not "
+                    "in the target: repair or delete the thread in the source, then run again"
+                ]
+                continue
+            try:
+                problems = _compare(ours, list(target.list(config)))
+            except UNREADABLE as exc:
+                problems = [f"LangGraph's saver cannot read it ({type(exc).__name__}: {exc})"]
             if problems:
                 report.mismatches[thread_id] = problems
     return report

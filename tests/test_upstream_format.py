@@ -379,3 +379,23 @@ def test_delta_channels_and_a_waiting_subgraph_continue_on_langgraphs_postgres_s
                 "items": [0, 1, 2, 3],
                 "answer": "d",
             }
+
+
+def test_a_thread_with_an_undecodable_row_is_named_and_the_others_are_written(tmp_path):
+    source, target = tmp_path / "ours.sqlite", tmp_path / "upstream.sqlite"
+    _fill(f"sqlite:///{source}")
+    with sqlite3.connect(source) as conn:
+        conn.execute(
+            "INSERT INTO checkpoints SELECT 'broken', checkpoint_ns, checkpoint_id, "
+            "parent_checkpoint_id, type, x'0001', metadata FROM checkpoints "
+            "WHERE thread_id = 'done'"
+        )
+    urls = (f"sqlite:///{source}", f"sqlite:///{target}")
+    result = run_cli("migrate", *urls, "--format", "upstream")
+    assert result.returncode == 1
+    assert "MISMATCH broken: the source cannot be read" in result.stderr
+    assert "1 of 3 thread(s) differ" in result.stderr
+    assert "Traceback" not in result.stderr
+    with sqlite3.connect(target) as conn:
+        threads = {r[0] for r in conn.execute("SELECT DISTINCT thread_id FROM checkpoints")}
+    assert threads == {"done", "forked"}
