@@ -272,6 +272,16 @@ class CompactLists:
     async def adelete_thread(self, thread_id: str) -> None:
         await asyncio.to_thread(self.delete_thread, thread_id)
 
+    def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
+        """Upstream's ``prune`` on our rows: ``"keep_latest"`` through retention, with
+        upstream's ``DeltaChannel`` guard; ``"delete"`` takes the threads' items too."""
+        from checkpointing.upstream_prune import prune_threads  # it imports this module
+
+        prune_threads(self, thread_ids, strategy)
+
+    async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
+        await asyncio.to_thread(lambda: self.prune(thread_ids, strategy=strategy))
+
 
 class AsyncSetup:
     """The shape of upstream's async savers (``AsyncSqliteSaver``, ``AsyncPostgresSaver``):

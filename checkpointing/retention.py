@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from langgraph.checkpoint.base import CheckpointTuple
+from langgraph.checkpoint.serde.types import _DeltaSnapshot
 
 from checkpointing.conversations import Conversations
 from checkpointing.errors import ConfigError, ThreadBusy
@@ -30,6 +31,7 @@ from checkpointing.thread_state import pending_nodes
 from checkpointing.writes import expand_batches
 
 ACTIVE_STATUSES = ("running", "interrupted", "paused")
+DELTA_METADATA_KEYS = ("counters_since_delta_snapshot", "delta_writes_versioned")
 INDEXED_SQL = "SELECT thread_id, user_id, status FROM conversations"
 DELETE_ITEMS_SQL = "DELETE FROM durable_agent_items WHERE thread_id = ? AND seq BETWEEN ? AND ?"
 CLEAR_PARENT_SQL = (
@@ -98,6 +100,8 @@ class PruneReport:
     expired: list[str] = field(default_factory=list)
     pruned: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # active threads left alone
+    # Threads keep-latest left whole: dropping a DeltaChannel's older writes loses its state.
+    delta: list[str] = field(default_factory=list)
     checkpoints: int = 0
     writes: int = 0
     items: int = 0
@@ -185,6 +189,9 @@ def _keep_latest(
 ) -> None:
     saver: Any = index.saver
     tuples = saver.list_raw({"configurable": {"thread_id": thread_id}})
+    if uses_delta_channel(tuples):
+        report.delta.append(thread_id)
+        return
     by_ns: dict[str, list[CheckpointTuple]] = {}
     for tup in tuples:  # newest first
         by_ns.setdefault(tup.config["configurable"]["checkpoint_ns"], []).append(tup)
@@ -229,6 +236,19 @@ def _keep_latest(
     ]
     index.execute(statements)  # one transaction: the thread is never half pruned
     saver.items.forget(thread_id)
+
+
+def uses_delta_channel(tuples: Sequence[CheckpointTuple]) -> bool:
+    """Whether a thread (its checkpoints as stored) uses upstream's ``DeltaChannel``,
+    which rebuilds a value from older checkpoints' writes: the marks upstream's own
+    guard looks for, update counters in metadata or a snapshot among the values."""
+    for tup in tuples:
+        if any(key in (tup.metadata or {}) for key in DELTA_METADATA_KEYS):
+            return True
+        values = tup.checkpoint.get("channel_values") or {}
+        if any(isinstance(value, _DeltaSnapshot) for value in values.values()):
+            return True
+    return False
 
 
 def _garbage_items(

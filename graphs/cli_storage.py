@@ -47,6 +47,11 @@ def _summary(report: PruneReport) -> str:
     ]
     if report.pruned:
         lines.append(f"kept the latest checkpoints of {len(report.pruned)} thread(s)")
+    if report.delta:
+        lines.append(
+            f"left {len(report.delta)} thread(s) that use a DeltaChannel whole (keep-latest "
+            "would lose their state; --older-than still expires them): " + ", ".join(report.delta)
+        )
     if report.skipped:
         lines.append(
             f"left {len(report.skipped)} running or waiting thread(s) alone "
@@ -84,13 +89,26 @@ def prune(
 @click.argument("source_url")
 @click.argument("target_url")
 @click.option("--verify-only", is_flag=True, help="Compare the two; copy nothing.")
-def migrate(source_url: str, target_url: str, verify_only: bool) -> None:
+@click.option(
+    "--format",
+    "row_format",
+    type=click.Choice(["durable-agent", "upstream"]),
+    default="durable-agent",
+    show_default=True,
+    help="upstream: write LangGraph's own rows, for its SqliteSaver or PostgresSaver.",
+)
+def migrate(source_url: str, target_url: str, verify_only: bool, row_format: str) -> None:
     """Copy every conversation, checkpoint and stored memory from SOURCE_URL to TARGET_URL.
 
     Safe to run again, also after it was stopped half way. Ends by comparing both sides.
+    With --format upstream the target gets LangGraph's own row format instead, read back
+    with LangGraph's own saver to verify it: a way to leave durable-agent.
     """
     if resolve_url(source_url).raw == resolve_url(target_url).raw:
         raise ConfigError("SOURCE_URL and TARGET_URL are the same database: name another target")
+    if row_format == "upstream":
+        migrate_upstream(source_url, target_url, verify_only)
+        return
     with open_conversations(source_url) as source, open_conversations(target_url) as target:
         if verify_only:
             checked = verify(source, target)
@@ -115,6 +133,40 @@ def migrate(source_url: str, target_url: str, verify_only: bool) -> None:
             f"durable-agent: {len(mismatches)} of {threads} thread(s) differ (listed above)"
         )
     click.echo(f"verified {threads} thread(s): counts, content hashes and latest states match")
+
+
+def migrate_upstream(source_url: str, target_url: str, verify_only: bool) -> None:
+    """Write SOURCE_URL's threads and Store into TARGET_URL in LangGraph's own format."""
+    from checkpointing.upstream_format import export_upstream, threads_to_export, verify_upstream
+
+    if verify_only:
+        checked = verify_upstream(source_url, target_url)
+        threads, mismatches = checked.threads, checked.mismatches
+    else:
+        total = threads_to_export(source_url, target_url)
+        with click.progressbar(length=total, label="writing threads", file=sys.stderr) as bar:
+            report = export_upstream(
+                source_url, target_url, progress=lambda thread_id: bar.update(1)
+            )
+        threads, mismatches = report.threads, report.mismatches
+        click.echo(
+            f"wrote {report.checkpoints} checkpoint(s) and {report.writes} write(s) of "
+            f"{threads} thread(s) in LangGraph's own format"
+            + (f" ({report.present} checkpoint(s) were already there)" if report.present else "")
+            + f", and {report.store_items} stored memory item(s); the conversation index "
+            "is durable-agent's own and was not copied"
+        )
+    for thread_id, problems in mismatches.items():
+        click.echo(f"MISMATCH {thread_id}: " + "; ".join(problems), err=True)
+    if mismatches:
+        raise SystemExit(
+            f"durable-agent: {len(mismatches)} of {threads} thread(s) differ when read with "
+            "LangGraph's own saver (listed above)"
+        )
+    click.echo(
+        f"verified {threads} thread(s) with LangGraph's own saver: every checkpoint's "
+        "values, metadata and parent and its pending writes match"
+    )
 
 
 @click.command()

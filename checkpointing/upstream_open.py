@@ -1,0 +1,193 @@
+"""Opening both sides of a move to LangGraph's own row format (``upstream_format.py``).
+
+Owns how each side is opened: the source with one of our savers reading values as
+stored (``RawSerializer``: every stored object stays packed but our ``ItemRefs`` and
+upstream's ``_DeltaSnapshot``, so a type nobody allow-listed is carried, not turned
+into a dict); the target with LangGraph's own ``SqliteSaver`` or ``PostgresSaver``
+and its serializer, set up if new, never one of our databases, nor a SQLite file
+whose ``checkpoints`` are someone else's. Not what is copied, nor the comparison.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import closing, contextmanager
+from typing import Any
+
+import ormsgpack
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.checkpoint.serde.jsonplus import (
+    EXT_CONSTRUCTOR_KW_ARGS,
+    EXT_DELTA_SNAPSHOT,
+    JsonPlusSerializer,
+)
+from langgraph.checkpoint.serde.types import _DeltaSnapshot
+
+from checkpointing.errors import ConfigError, InvalidDatabase, UnwritableLocation
+from checkpointing.items import ItemRefs
+from checkpointing.saver import resolve_url
+from checkpointing.serde import ITEM_REFS, UNPACK_OPTIONS, DurableSerializer, TypeKey, type_key
+from checkpointing.settings import Settings, load_settings
+from checkpointing.sqlite import FOREIGN_TABLE_SQL, HAS_CHECKPOINTS_SQL
+from checkpointing.urls import DatabaseURL
+
+OURS_SQL = {
+    "sqlite": "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'durable_agent_items'",
+    "postgresql": "SELECT 1 WHERE to_regclass('durable_agent_items') IS NOT NULL",
+}
+HAS_TABLE_SQL = "SELECT 1 WHERE to_regclass('checkpoint_writes') IS NOT NULL"
+
+
+class RawSerializer(DurableSerializer):
+    """Reads our rows with every stored object left packed (``ormsgpack.Ext``), so that
+    LangGraph's serializer writes it again byte for byte, whatever its type. Only our
+    ``ItemRefs`` (to read the items they name) and upstream's ``_DeltaSnapshot`` (which
+    its PostgreSQL saver stores apart) are revived."""
+
+    def _ext_hook(self, code: int, data: bytes) -> Any:
+        if code == EXT_DELTA_SNAPSHOT:
+            return _DeltaSnapshot(ormsgpack.unpackb(data, ext_hook=_packed, option=UNPACK_OPTIONS))
+        if code == EXT_CONSTRUCTOR_KW_ARGS:
+            module, name, kwargs, *_ = ormsgpack.unpackb(
+                data, ext_hook=_packed, option=UNPACK_OPTIONS
+            )
+            if (module, name) == ITEM_REFS:
+                return ItemRefs(kwargs["runs"])
+        return ormsgpack.Ext(code, data)
+
+
+def _packed(code: int, data: bytes) -> ormsgpack.Ext:
+    return ormsgpack.Ext(code, data)
+
+
+def upstream_serializer(allowed_types: Iterable[type | TypeKey] = ()) -> JsonPlusSerializer:
+    """LangGraph's own serializer, as strict as ours: its safe types plus *allowed_types*."""
+    keys = [t if isinstance(t, tuple) else type_key(t) for t in allowed_types]
+    serde = JsonPlusSerializer(
+        pickle_fallback=False, allowed_json_modules=None, allowed_msgpack_modules=None
+    )
+    return serde.with_msgpack_allowlist(keys)
+
+
+@contextmanager
+def open_raw_saver(url: str, settings: Settings | None = None) -> Iterator[Any]:
+    """One of our savers on *url*, reading values as stored (``RawSerializer``)."""
+    settings = settings or load_settings()
+    target = resolve_url(url, settings)
+    serde = RawSerializer(
+        pickle_fallback=False, allowed_json_modules=None, allowed_msgpack_modules=None
+    )
+    if target.scheme == "sqlite":
+        from checkpointing.sqlite import open_sqlite
+
+        with open_sqlite(target, settings, serde) as saver:
+            yield saver
+    elif target.scheme == "postgresql":
+        from checkpointing.postgres import open_postgres
+
+        with open_postgres(target, settings, serde) as saver:
+            yield saver
+    else:
+        raise ConfigError("migrate needs a sqlite:/// or postgresql:// source URL")
+
+
+@contextmanager
+def open_upstream_saver(
+    url: str, serde: JsonPlusSerializer, settings: Settings | None = None, *, create: bool = True
+) -> Iterator[BaseCheckpointSaver[Any]]:
+    """LangGraph's own saver on *url*, its tables set up (or, unless *create*, required
+    to be there already); refuses one of our databases."""
+    settings = settings or load_settings()
+    target = resolve_url(url, settings)
+    if target.scheme == "sqlite":
+        with _upstream_sqlite(target, serde, create) as saver:
+            yield saver
+    elif target.scheme == "postgresql":
+        with _upstream_postgres(target, serde, settings, create) as saver:
+            yield saver
+    else:
+        raise ConfigError("--format upstream needs a sqlite:/// or postgresql:// target URL")
+
+
+@contextmanager
+def _upstream_sqlite(url: DatabaseURL, serde: JsonPlusSerializer, create: bool) -> Iterator[Any]:
+    from langgraph.checkpoint.sqlite import SqliteSaver
+
+    assert url.path is not None
+    path = url.path.absolute()
+    if not create and not path.is_file():
+        raise _nothing_there(url)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+        conn = sqlite3.connect(path, check_same_thread=False)
+    except (OSError, sqlite3.Error) as exc:
+        raise UnwritableLocation(f"cannot create SQLite file {path}: {exc}") from None
+    with closing(conn):
+        try:
+            has_table = conn.execute(HAS_CHECKPOINTS_SQL).fetchone() is not None
+            langgraphs = conn.execute(FOREIGN_TABLE_SQL).fetchone() is not None
+        except sqlite3.DatabaseError as exc:
+            raise InvalidDatabase(
+                f"{path} is not a usable SQLite database ({exc}); it was left untouched: "
+                "name another target file"
+            ) from None
+        if has_table and not langgraphs:
+            raise InvalidDatabase(
+                f"{path} has a 'checkpoints' table that is not LangGraph's; it was left "
+                "untouched: name another target file"
+            )
+        _refuse_ours(conn.execute(OURS_SQL["sqlite"]).fetchall(), url)
+        if not create and not has_table:
+            raise _nothing_there(url)
+        saver = SqliteSaver(conn, serde=serde)
+        if create:
+            saver.setup()
+        yield saver
+
+
+def _nothing_there(url: DatabaseURL) -> ConfigError:
+    return ConfigError(
+        f"{url} holds no LangGraph checkpoints to verify: run the same migrate without "
+        "--verify-only first"
+    )
+
+
+@contextmanager
+def _upstream_postgres(
+    url: DatabaseURL, serde: JsonPlusSerializer, settings: Settings, create: bool
+) -> Any:
+    import psycopg
+    from langgraph.checkpoint.postgres import PostgresSaver
+    from psycopg.rows import dict_row
+    from psycopg_pool import ConnectionPool
+
+    from checkpointing.postgres import describe
+
+    kwargs = {
+        "autocommit": True,
+        "row_factory": dict_row,
+        "prepare_threshold": None,
+        "connect_timeout": max(2, round(settings.connect_timeout)),
+    }
+    try:
+        with psycopg.connect(url.raw, **kwargs) as conn:  # type: ignore[arg-type]
+            _refuse_ours(conn.execute(OURS_SQL["postgresql"]).fetchall(), url)
+            if create:
+                PostgresSaver(conn, serde=serde).setup()  # type: ignore[arg-type]
+            elif not conn.execute(HAS_TABLE_SQL).fetchall():
+                raise _nothing_there(url)
+    except psycopg.Error as exc:
+        raise describe(url, exc) from None
+    with ConnectionPool(url.raw, kwargs=kwargs, min_size=1, max_size=2) as pool:
+        yield PostgresSaver(pool, serde=serde)  # type: ignore[arg-type]
+
+
+def _refuse_ours(rows: list[Any], url: DatabaseURL) -> None:
+    if rows:
+        raise ConfigError(
+            f"{url} is a durable-agent database; --format upstream writes LangGraph's own "
+            "rows: name a new database, or one written by LangGraph's own savers"
+        )

@@ -1,0 +1,133 @@
+"""LangGraph's ``saver.prune(thread_ids, strategy=...)`` on our savers, through retention.
+
+Owns upstream's contract (``BaseCheckpointSaver.prune``, as checkpoint-postgres 3.2.0
+implements it): the arguments and their errors; ``"delete"``, every row of the
+threads gone in one transaction, our stored items included; ``"keep_latest"``, the
+latest checkpoint of each namespace and its pending writes kept through retention's
+keep-latest (which also frees the items and blobs nothing kept names), a finished
+subgraph call's namespace dropped with the root checkpoint it started from, and
+upstream's ``DeltaChannel`` guard: a thread that uses one is refused, and if any
+requested thread does, nothing is pruned. Each thread is pruned under its lease.
+Not when to prune, nor expiry of idle conversations (``retention.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any
+
+from langgraph.checkpoint.base import CheckpointTuple
+
+from checkpointing.conversations import Conversations
+from checkpointing.errors import InvalidIdentifier
+from checkpointing.leases import Leases, hold, leases_for
+from checkpointing.retention import TABLES, PruneReport, _keep_latest, uses_delta_channel
+from checkpointing.sqlexec import executor_for
+from checkpointing.threads import validate_id
+
+PRUNE_STRATEGIES = ("keep_latest", "delete")
+DELETE_THREAD_SQL = {
+    "sqlite": [
+        "DELETE FROM writes WHERE thread_id = ?",
+        "DELETE FROM checkpoints WHERE thread_id = ?",
+        "DELETE FROM durable_agent_items WHERE thread_id = ?",
+    ],
+    "postgresql": [
+        "DELETE FROM checkpoint_writes WHERE thread_id = ?",
+        "DELETE FROM checkpoint_blobs WHERE thread_id = ?",
+        "DELETE FROM checkpoints WHERE thread_id = ?",
+        "DELETE FROM durable_agent_items WHERE thread_id = ?",
+    ],
+}
+DELETE_NAMESPACE_SQL = {
+    "sqlite": [
+        "DELETE FROM writes WHERE thread_id = ? AND checkpoint_ns = ?",
+        "DELETE FROM checkpoints WHERE thread_id = ? AND checkpoint_ns = ?",
+    ],
+    "postgresql": [
+        "DELETE FROM checkpoint_writes WHERE thread_id = ? AND checkpoint_ns = ?",
+        "DELETE FROM checkpoint_blobs WHERE thread_id = ? AND checkpoint_ns = ?",
+        "DELETE FROM checkpoints WHERE thread_id = ? AND checkpoint_ns = ?",
+    ],
+}
+
+
+def prune_threads(saver: Any, thread_ids: Sequence[str], strategy: str) -> None:
+    """Upstream's ``prune`` for one of our savers (``CompactLists.prune`` calls this)."""
+    if isinstance(thread_ids, str):
+        raise TypeError("thread_ids must be a sequence of thread IDs, not a str")
+    if strategy not in PRUNE_STRATEGIES:
+        raise ValueError(f"Unknown prune strategy: {strategy!r}")
+    ids = [str(t) for t in thread_ids]
+    if not ids:
+        return
+    index = Conversations(saver, executor_for(saver))
+    if strategy == "delete":
+        index.execute([(sql, (t,)) for t in ids for sql in DELETE_THREAD_SQL[index.dialect]])
+        for thread_id in ids:
+            saver.items.forget(thread_id)
+        return
+    _refuse_delta_threads(saver, ids)
+    leases = leases_for(saver)
+    for thread_id in ids:
+        with _lease(leases, thread_id):
+            tuples = _tuples(saver, thread_id)
+            _refuse_delta_threads(saver, [thread_id], tuples)  # it may have started since
+            calls = _finished_calls(tuples)
+            if calls:
+                sql = DELETE_NAMESPACE_SQL[index.dialect]
+                index.execute([(s, (thread_id, ns)) for ns in calls for s in sql])
+            # Frees the items and blobs only the dropped calls named, too.
+            _keep_latest(index, TABLES[index.dialect], thread_id, 1, PruneReport(False))
+
+
+def _tuples(saver: Any, thread_id: str) -> list[CheckpointTuple]:
+    """Every checkpoint of the thread in every namespace, newest first, as stored."""
+    found: list[CheckpointTuple] = saver.list_raw({"configurable": {"thread_id": thread_id}})
+    return found
+
+
+def _lease(leases: Leases, thread_id: str) -> AbstractContextManager[None]:
+    """The thread's lease; an ID no lease can name (a run of ours validates its IDs
+    first) has no run of ours to wait for, and must never become a lock file's name."""
+    try:
+        validate_id(thread_id)
+    except InvalidIdentifier:
+        return nullcontext()
+    return hold(leases, thread_id)
+
+
+def _refuse_delta_threads(
+    saver: Any, thread_ids: Sequence[str], tuples: Sequence[CheckpointTuple] | None = None
+) -> None:
+    """Upstream's guard: keep_latest would sever a ``DeltaChannel``'s replay chain."""
+    delta = [
+        t
+        for t in thread_ids
+        if uses_delta_channel(tuples if tuples is not None else _tuples(saver, t))
+    ]
+    if delta:
+        raise NotImplementedError(
+            f"keep_latest can't prune threads that use a DeltaChannel: {', '.join(sorted(delta))}"
+        )
+
+
+def _finished_calls(tuples: Sequence[CheckpointTuple]) -> list[str]:
+    """Subgraph call namespaces (a task ID after a ":") whose root checkpoint is saved
+    and is not the latest: upstream deletes them whole. A ``checkpointer=True``
+    subgraph's namespace has no ":" and keeps its latest checkpoint like any other."""
+    root_ids = [t.config["configurable"]["checkpoint_id"] for t in tuples if _ns(t) == ""]
+    latest_root = root_ids[0] if root_ids else None
+    calls: dict[str, bool] = {}
+    for tup in tuples:  # newest first: a namespace's first tuple is its latest
+        ns = _ns(tup)
+        if ":" not in ns or ns in calls:
+            continue
+        root = ((tup.metadata or {}).get("parents") or {}).get("")
+        calls[ns] = root in root_ids and root != latest_root
+    return [ns for ns, finished in calls.items() if finished]
+
+
+def _ns(tup: CheckpointTuple) -> str:
+    return str(tup.config["configurable"].get("checkpoint_ns", ""))
