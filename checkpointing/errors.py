@@ -37,6 +37,10 @@ class InvalidIdentifier(CheckpointingError, ValueError):
     """A thread or user ID is not of the accepted form."""
 
 
+class InvalidText(CheckpointingError, ValueError):
+    """A run's input holds text that no database can store (a lone surrogate)."""
+
+
 class ThreadNotFound(CheckpointingError, LookupError):
     """No such thread for this user (foreign threads look exactly the same)."""
 

@@ -23,6 +23,7 @@ from langgraph.types import Command
 from checkpointing.conversations import Conversation, Conversations, conversation_from_row
 from checkpointing.errors import NothingToResume, ThreadBusy
 from checkpointing.leases import Leases, hold, is_free, leases_for
+from checkpointing.text import check_storable
 from checkpointing.thread_state import (
     DIED,
     NO_ANSWER,
@@ -142,7 +143,9 @@ class Runner:
         ``ThreadBusy`` if another run holds the thread for longer than *wait* seconds. A
         pause asked for from elsewhere, or ``control.request_drain()``, stops the run at the
         next step boundary with ``GraphDrained``; the thread is then ``paused``.
+        ``InvalidText`` before anything runs if *inputs* hold text no database can store.
         """
+        check_storable(inputs)
         control = control or RunControl()
         stream_kwargs.setdefault("durability", "sync")
         with (
@@ -254,6 +257,7 @@ class Runner:
         **stream_kwargs: Any,
     ) -> AsyncIterator[Any]:
         """Async twin of ``stream``."""
+        check_storable(inputs)
         control = control or RunControl()
         stream_kwargs.setdefault("durability", "sync")
         lease = hold(self.leases, conversation.thread_id, wait=wait)

@@ -16,6 +16,7 @@ from langgraph.types import Command, Interrupt
 from checkpointing.conversations import Conversation
 from checkpointing.errors import NothingToResume
 from checkpointing.leases import busy_error
+from checkpointing.text import check_storable
 
 NO_ANSWER: Any = object()
 DIED = "the process running it died"
@@ -77,6 +78,7 @@ def resume_input(
     thread: ThreadState, answer: Any, answers: Mapping[str, Any] | None
 ) -> Command[Any] | None:
     """What to send the graph to continue *thread*, or why it cannot be continued."""
+    check_storable((answer, answers))  # before the answer is saved for a crash to reuse
     tid, user = thread.thread_id, thread.conversation.user_id
     if thread.state == "running":
         raise busy_error(tid)
