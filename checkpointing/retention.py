@@ -23,7 +23,7 @@ from langgraph.checkpoint.base import CheckpointTuple
 
 from checkpointing.compact import expand_batches
 from checkpointing.conversations import Conversations
-from checkpointing.errors import ConfigError, ThreadBusy
+from checkpointing.errors import DAMAGED_ROW, ConfigError, ThreadBusy
 from checkpointing.items import ItemRefs, to_runs
 from checkpointing.leases import hold, leases_for
 from checkpointing.sqlexec import Statement
@@ -98,6 +98,7 @@ class PruneReport:
     expired: list[str] = field(default_factory=list)
     pruned: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # active threads left alone
+    unreadable: dict[str, str] = field(default_factory=dict)  # thread -> why, left alone
     checkpoints: int = 0
     writes: int = 0
     items: int = 0
@@ -141,6 +142,8 @@ def prune(
                     _keep_latest(index, tables, thread_id, keep, report)
         except ThreadBusy:
             report.skipped.append(thread_id)
+        except DAMAGED_ROW as exc:  # read before any change: the thread is left as it was
+            report.unreadable[thread_id] = f"{type(exc).__name__}: {exc}"
     return report
 
 

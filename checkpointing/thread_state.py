@@ -19,6 +19,7 @@ from checkpointing.leases import busy_error
 from checkpointing.text import check_storable
 
 NO_ANSWER: Any = object()
+UNREADABLE = "unreadable"  # its rows cannot be read back: left alone and reported
 DIED = "the process running it died"
 RETRIED = ("crashed", "failed")  # states whose resume counts as an attempt
 
@@ -26,7 +27,8 @@ RETRIED = ("crashed", "failed")  # states whose resume counts as an attempt
 @dataclass(frozen=True)
 class ThreadState:
     """Where a thread stands: ``state`` is one of running, crashed, waiting, paused,
-    failed, done or idle; ``waiting_for`` holds the questions a human must answer."""
+    failed, done, idle or unreadable (why: ``conversation.last_error``); ``waiting_for``
+    holds the questions a human must answer."""
 
     conversation: Conversation
     state: str

@@ -47,6 +47,8 @@ def _summary(report: PruneReport) -> str:
     ]
     if report.pruned:
         lines.append(f"kept the latest checkpoints of {len(report.pruned)} thread(s)")
+    for thread_id, why in report.unreadable.items():
+        lines.append(f"could not read {thread_id}, left it as it was: {why}")
     if report.skipped:
         lines.append(
             f"left {len(report.skipped)} running or waiting thread(s) alone "
@@ -78,6 +80,11 @@ def prune(
         if not dry_run:
             reclaim(index)
     click.echo(_summary(report))
+    if report.unreadable:
+        raise SystemExit(
+            f"durable-agent: {len(report.unreadable)} thread(s) could not be read and were "
+            "left alone (listed above)"
+        )
 
 
 @click.command()
