@@ -143,7 +143,8 @@ def prune(
         except ThreadBusy:
             report.skipped.append(thread_id)
         except DAMAGED_ROW as exc:  # read before any change: the thread is left as it was
-            report.unreadable[thread_id] = f"{type(exc).__name__}: {exc}"
+            why = " ".join(str(exc).split())[:300]
+            report.unreadable[thread_id] = f"{type(exc).__name__}: {why}"
     return report
 
 

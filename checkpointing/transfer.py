@@ -248,7 +248,8 @@ def verify(source: Conversations, target: Conversations) -> VerifyReport:
                 for what, detail in _differences(source, target, thread_id)
             ]
         except DAMAGED_ROW as exc:  # one bad thread must not stop the others
-            problems = [f"cannot be read ({type(exc).__name__}: {exc})"]
+            why = " ".join(str(exc).split())[:300]
+            problems = [f"cannot be read ({type(exc).__name__}: {why})"]
         if problems:
             report.mismatches[thread_id] = problems
     return report
