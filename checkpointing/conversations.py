@@ -34,6 +34,7 @@ from checkpointing.serde import TypeKey
 from checkpointing.settings import Settings, load_settings
 from checkpointing.sqlexec import AsyncExecutor, Executor, Rows, Statement, executor_for
 from checkpointing.store import open_store_for
+from checkpointing.text import storable
 from checkpointing.threads import new_thread_id, thread_config, thread_not_found, validate_id
 
 STATUSES = ("idle", "running", "interrupted", "paused", "failed", "done")
@@ -120,7 +121,7 @@ def _one(rows: Rows, thread_id: str, user_id: str) -> Conversation:
 
 
 def _title(text: str) -> str:
-    line = " ".join(text.split())
+    line = " ".join(storable(text).split())
     return line if len(line) <= TITLE_CHARS else line[: TITLE_CHARS - 1] + "…"
 
 
@@ -132,7 +133,8 @@ def _metadata(metadata: Mapping[str, Any] | None) -> str:
 
 
 def _text(message: Any) -> str:
-    return message.text if isinstance(message, BaseMessage) else str(message)
+    """A message's search text, as every backend can store it (see ``text.storable``)."""
+    return storable(message.text if isinstance(message, BaseMessage) else str(message))
 
 
 def _summary(messages: Sequence[Any]) -> dict[str, int]:
@@ -163,11 +165,11 @@ def _error_text(exc: BaseException | None) -> str:
     if exc is None or not isinstance(exc, Exception) or isinstance(exc, GraphDrained):
         return ""
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {first}"[:500]
+    return storable(f"{type(exc).__name__}: {first}"[:500])
 
 
 def _tail_id(messages: Sequence[Any]) -> str:
-    return str(getattr(messages[-1], "id", None) or "") if messages else ""
+    return storable(str(getattr(messages[-1], "id", None) or "")) if messages else ""
 
 
 def _record_statements(
@@ -214,7 +216,7 @@ def _record_statements(
 
 
 def _like(text: str) -> str:
-    escaped = text.casefold().replace("!", "!!").replace("%", "!%").replace("_", "!_")
+    escaped = storable(text).casefold().replace("!", "!!").replace("%", "!%").replace("_", "!_")
     return f"%{escaped}%"
 
 

@@ -33,8 +33,18 @@ class InvalidDatabase(CheckpointingError):
     """The target exists but is not a usable checkpoint database."""
 
 
+# What reading a damaged or crafted row can raise: InvalidDatabase from our own checks,
+# and the ValueError, TypeError or LookupError of a decoder given bytes it cannot read.
+# Commands that go over every thread skip and name a thread that raises one of these.
+DAMAGED_ROW = (InvalidDatabase, ValueError, TypeError, LookupError, AttributeError)
+
+
 class InvalidIdentifier(CheckpointingError, ValueError):
     """A thread or user ID is not of the accepted form."""
+
+
+class InvalidText(CheckpointingError, ValueError):
+    """A run's input holds text that no database can store (a lone surrogate)."""
 
 
 class ThreadNotFound(CheckpointingError, LookupError):

@@ -57,6 +57,10 @@ INSERT_ITEM_SQL = "INSERT INTO durable_agent_items (thread_id, seq, type, blob) 
 Rows = list[tuple[str, int, str, bytes]]  # new items, in INSERT_ITEM_SQL's order
 Slot = tuple[str, str | None]  # a channel, and a key inside its dict value
 MAX_SEQ_SQL = "SELECT max(seq) AS top FROM durable_agent_items WHERE thread_id = ?"
+# A stored list may name at most this many items, and seqs are BIGINTs: a damaged or
+# crafted reference is refused before it is expanded, instead of exhausting memory.
+MAX_LIST_ITEMS = 1_000_000
+MAX_SEQ = 2**63 - 1
 SELECT_ITEMS_SQL = (
     "SELECT seq, type, blob FROM durable_agent_items "
     "WHERE thread_id = ? AND seq BETWEEN ? AND ? ORDER BY seq"
@@ -70,11 +74,39 @@ class ItemRefs:
     runs: list[list[int]]
 
     def seqs(self) -> list[int]:
+        self.check()
         return _seqs(self.runs)
+
+    def check(self, thread_id: str | None = None) -> None:
+        """``InvalidDatabase`` unless ``runs`` are ``[first, count]`` pairs of seqs that
+        fit a BIGINT, naming ``MAX_LIST_ITEMS`` or fewer items in all."""
+        runs: list[Any] = self.runs if type(self.runs) is list else [self.runs]
+        total = 0
+        for run in runs:
+            if not _is_run(run):
+                raise _bad_refs(thread_id, f"a run that is not [first seq, count]: {run!r:.60}")
+            total += run[1]
+            if total > MAX_LIST_ITEMS:
+                raise _bad_refs(thread_id, f"more than {MAX_LIST_ITEMS} items")
 
 
 def _seqs(runs: list[list[int]]) -> list[int]:
     return list(chain.from_iterable(range(first, first + n) for first, n in runs))
+
+
+def _is_run(run: Any) -> bool:
+    if type(run) not in (list, tuple) or len(run) != 2 or any(type(n) is not int for n in run):
+        return False
+    first, count = run
+    return bool(first >= 0 and 1 <= count <= MAX_SEQ - first + 1)
+
+
+def _bad_refs(thread_id: str | None, what: str) -> InvalidDatabase:
+    where = f"thread {thread_id!r}" if thread_id is not None else "a thread"
+    return InvalidDatabase(
+        f"{where} names a stored list with {what}; the database was changed outside "
+        "durable-agent: restore it from a backup or delete the thread"
+    )
 
 
 def to_runs(seqs: Iterable[int]) -> list[list[int]]:
@@ -270,6 +302,7 @@ class ItemLog:
         lists: dict[Slot, list[Any]] = {}
         with cache.lock:
             for slot, ref in slots.items():
+                ref.check(thread_id)
                 seqs, by_seq = ref.seqs(), cache.by_seq
                 if not by_seq and _ascending(ref.runs):  # a cold read: every item, in order
                     self._load(thread_id, cache, ref.runs)

@@ -11,7 +11,9 @@ Being able to take the lease is what tells a crashed run from one still running.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -29,6 +31,11 @@ POLL_SECONDS = 0.1
 # at a time. It starts with a dot, so it is never a valid thread ID.
 SETUP_LOCK_NAME = ".setup"
 SETUP_WAIT_SECONDS = 120
+# A lock file is named by its thread ID when that is a plain name (our IDs always are);
+# any other ID read back from a database ("../x", "/abs", "a\0b") gets a hash instead.
+# Hashed names start with "~", which no plain name does, so the two never meet. The setup
+# lock's name passes as it is (a thread called ".setup" would share it, and only wait).
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@:-]{0,63}")
 
 
 class Leases(Protocol):
@@ -67,15 +74,25 @@ def is_free(leases: Leases, thread_id: str) -> bool:
     return True
 
 
+def lock_file_name(thread_id: str) -> str:
+    """A file name for *thread_id*'s lock that stays inside the lock directory, whatever
+    the ID holds: the ID itself if it is a plain name, else ``~`` and its hash."""
+    if thread_id == SETUP_LOCK_NAME or _PLAIN_NAME.fullmatch(thread_id):
+        return thread_id
+    raw = thread_id.encode("utf-8", "surrogatepass")
+    return "~" + hashlib.sha256(raw).hexdigest()
+
+
 class FileLeases:
-    """``flock`` on ``<database>.locks/<thread_id>``; thread IDs are validated file names."""
+    """``flock`` on ``<database>.locks/<name>``, the name from ``lock_file_name``."""
 
     def __init__(self, database: Path) -> None:
         self.directory = database.with_name(database.name + ".locks")
 
     def try_acquire(self, thread_id: str) -> Callable[[], None] | None:
         self.directory.mkdir(mode=0o700, exist_ok=True)
-        fd = os.open(self.directory / thread_id, os.O_RDWR | os.O_CREAT, 0o600)
+        path = os.path.join(self.directory, lock_file_name(str(thread_id)))
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -11,9 +11,11 @@ with nothing to answer silently starts a fresh run; here it is refused.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import threading
 from collections.abc import AsyncIterator, Iterator, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
@@ -21,12 +23,14 @@ from langgraph.runtime import RunControl
 from langgraph.types import Command
 
 from checkpointing.conversations import Conversation, Conversations, conversation_from_row
-from checkpointing.errors import NothingToResume, ThreadBusy
+from checkpointing.errors import DAMAGED_ROW, InvalidDatabase, NothingToResume, ThreadBusy
 from checkpointing.leases import Leases, hold, is_free, leases_for
+from checkpointing.text import check_storable
 from checkpointing.thread_state import (
     DIED,
     NO_ANSWER,
     RETRIED,
+    UNREADABLE,
     ThreadState,
     check_graph_has,
     given_up,
@@ -87,6 +91,30 @@ def _outcome(thread_id: str, exc: Exception) -> tuple[str, str]:
     return thread_id, f"failed: {type(exc).__name__}: {exc}"
 
 
+def _unreadable(thread_id: str, exc: Exception) -> InvalidDatabase:
+    """The one error for a thread whose rows cannot be read back, naming it."""
+    if isinstance(exc, InvalidDatabase) and repr(thread_id) in str(exc):
+        return exc
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return InvalidDatabase(
+        f"conversation {thread_id!r} cannot be read ({type(exc).__name__}: {first[:200]}); "
+        "restore the database from a backup or delete the conversation"
+    )
+
+
+def _unreadable_state(row: Mapping[str, Any], exc: Exception) -> ThreadState:
+    """A thread ``pending`` could not read, named with why, so the others still are listed."""
+    error = _unreadable(str(row["thread_id"]), exc)
+    try:
+        conversation = conversation_from_row(row)
+    except DAMAGED_ROW:  # the index row itself is damaged: what can be shown of it
+        epoch = datetime.fromtimestamp(0, UTC)
+        conversation = Conversation(
+            str(row["thread_id"]), str(row["user_id"]), "", str(row["status"]), epoch, epoch
+        )
+    return ThreadState(dataclasses.replace(conversation, last_error=str(error)), UNREADABLE)
+
+
 def _with_limit(config: RunnableConfig, recursion_limit: int | None) -> RunnableConfig:
     if recursion_limit is None:
         return config
@@ -113,17 +141,27 @@ class Runner:
 
     def _thread_state(self, conversation: Conversation) -> ThreadState:
         free = is_free(self.leases, conversation.thread_id)
-        snapshot = self.graph.get_state(conversation.config)
+        try:
+            snapshot = self.graph.get_state(conversation.config)
+        except DAMAGED_ROW as exc:
+            raise _unreadable(conversation.thread_id, exc) from None
         return thread_state(conversation, free, snapshot)
+
+    def _pending_state(self, row: Mapping[str, Any]) -> ThreadState:
+        try:
+            return self._thread_state(conversation_from_row(row))
+        except DAMAGED_ROW as exc:  # one bad thread must not hide the others
+            return _unreadable_state(row, exc)
 
     def state(self, thread_id: str, user_id: str) -> ThreadState:
         """Where *thread_id* stands; ``ThreadNotFound`` if it is not *user_id*'s."""
         return self._thread_state(self.conversations.get(thread_id, user_id))
 
     def pending(self, user_id: str | None = None) -> list[ThreadState]:
-        """Every thread that is running or could be resumed, for one user or for all."""
+        """Every thread that is running or could be resumed, for one user or for all;
+        those whose rows cannot be read are ``unreadable``, with why."""
         rows = self.conversations.execute([(RESUMABLE_SQL, (user_id, user_id))])[0]
-        return [self._thread_state(conversation_from_row(row)) for row in rows]
+        return [self._pending_state(row) for row in rows]
 
     # -- running ----------------------------------------------------------------------------
 
@@ -142,7 +180,9 @@ class Runner:
         ``ThreadBusy`` if another run holds the thread for longer than *wait* seconds. A
         pause asked for from elsewhere, or ``control.request_drain()``, stops the run at the
         next step boundary with ``GraphDrained``; the thread is then ``paused``.
+        ``InvalidText`` before anything runs if *inputs* hold text no database can store.
         """
+        check_storable(inputs)
         control = control or RunControl()
         stream_kwargs.setdefault("durability", "sync")
         with (
@@ -222,10 +262,15 @@ class Runner:
         """Resume every crashed thread (for one user or all), as a service does at start-up.
 
         Threads running elsewhere are skipped; a thread that keeps dying at the same step is
-        marked failed after ``max_attempts`` and left alone. Returns (thread_id, outcome).
+        marked failed after ``max_attempts`` and left alone; one that cannot be read is left
+        alone and named ("unreadable: ..."). Returns (thread_id, outcome).
         """
         outcomes = []
         for thread in self.pending(user_id):
+            if thread.state == UNREADABLE:
+                outcomes.append(
+                    (thread.thread_id, f"{UNREADABLE}: {thread.conversation.last_error}")
+                )
             if thread.state != "crashed":
                 continue
             key = (thread.thread_id, thread.conversation.user_id)
@@ -254,6 +299,7 @@ class Runner:
         **stream_kwargs: Any,
     ) -> AsyncIterator[Any]:
         """Async twin of ``stream``."""
+        check_storable(inputs)
         control = control or RunControl()
         stream_kwargs.setdefault("durability", "sync")
         lease = hold(self.leases, conversation.thread_id, wait=wait)
@@ -323,12 +369,21 @@ class Runner:
     async def apending(self, user_id: str | None = None) -> list[ThreadState]:
         """Async twin of ``pending``."""
         rows = (await self.conversations.aexecute([(RESUMABLE_SQL, (user_id, user_id))]))[0]
-        return [await self._athread_state(conversation_from_row(row)) for row in rows]
+        return [await self._apending_state(row) for row in rows]
 
     async def _athread_state(self, conversation: Conversation) -> ThreadState:
         free = await asyncio.to_thread(is_free, self.leases, conversation.thread_id)
-        snapshot = await self.graph.aget_state(conversation.config)
+        try:
+            snapshot = await self.graph.aget_state(conversation.config)
+        except DAMAGED_ROW as exc:
+            raise _unreadable(conversation.thread_id, exc) from None
         return thread_state(conversation, free, snapshot)
+
+    async def _apending_state(self, row: Mapping[str, Any]) -> ThreadState:
+        try:
+            return await self._athread_state(conversation_from_row(row))
+        except DAMAGED_ROW as exc:
+            return _unreadable_state(row, exc)
 
     async def arequest_pause(self, thread_id: str, user_id: str) -> None:
         """Async twin of ``request_pause``."""
@@ -342,6 +397,10 @@ class Runner:
         """Async twin of ``recover``."""
         outcomes = []
         for thread in await self.apending(user_id):
+            if thread.state == UNREADABLE:
+                outcomes.append(
+                    (thread.thread_id, f"{UNREADABLE}: {thread.conversation.last_error}")
+                )
             if thread.state != "crashed":
                 continue
             key = (thread.thread_id, thread.conversation.user_id)

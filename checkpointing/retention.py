@@ -23,7 +23,7 @@ from langgraph.checkpoint.base import CheckpointTuple
 from langgraph.checkpoint.serde.types import _DeltaSnapshot
 
 from checkpointing.conversations import Conversations
-from checkpointing.errors import ConfigError, ThreadBusy
+from checkpointing.errors import DAMAGED_ROW, ConfigError, ThreadBusy
 from checkpointing.items import ItemRefs, to_runs
 from checkpointing.leases import hold, leases_for
 from checkpointing.sqlexec import Statement
@@ -102,6 +102,7 @@ class PruneReport:
     skipped: list[str] = field(default_factory=list)  # active threads left alone
     # Threads keep-latest left whole: dropping a DeltaChannel's older writes loses its state.
     delta: list[str] = field(default_factory=list)
+    unreadable: dict[str, str] = field(default_factory=dict)  # thread -> why, left alone
     checkpoints: int = 0
     writes: int = 0
     items: int = 0
@@ -145,6 +146,9 @@ def prune(
                     _keep_latest(index, tables, thread_id, keep, report)
         except ThreadBusy:
             report.skipped.append(thread_id)
+        except DAMAGED_ROW as exc:  # read before any change: the thread is left as it was
+            why = " ".join(str(exc).split())[:300]
+            report.unreadable[thread_id] = f"{type(exc).__name__}: {why}"
     return report
 
 

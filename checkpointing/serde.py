@@ -20,6 +20,7 @@ import ormsgpack
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 from langgraph.checkpoint.serde.jsonplus import EXT_PYDANTIC_V2, JsonPlusSerializer
 
+from checkpointing.errors import InvalidDatabase
 from checkpointing.items import ItemRefs
 
 TypeKey = tuple[str, str]
@@ -66,6 +67,9 @@ MESSAGE_FIELDS = {cls: frozenset(cls.model_fields) for cls in MESSAGE_CLASSES.va
 MESSAGE_TYPE = "da-message1"  # [kind, fields]: a message on its own, as items store them
 REFS_TYPE = "da-refs"
 ZIPPED_TYPE = "da-zmsgpack1"
+# A stored checkpoint unpacks to at most this much; zlib expands up to ~1000x, so an
+# unbounded read of a damaged or crafted row could take all the memory there is.
+MAX_UNZIPPED_BYTES = 256 << 20
 # A fixed preset dictionary for zlib: what every checkpoint's bookkeeping repeats. Changing
 # it would make stored rows unreadable; a new one needs a new type name.
 ZDICT = (
@@ -125,11 +129,22 @@ class DurableSerializer(JsonPlusSerializer):
             )
             return _message(MESSAGE_CLASSES[kind], fields)
         if type_ == REFS_TYPE:
+            if len(payload) % 16:
+                raise _damaged(f"a list reference of {len(payload)} bytes, not 16 per run")
             flat = struct.unpack(f"<{len(payload) // 8}q", payload)
-            return ItemRefs([list(flat[i : i + 2]) for i in range(0, len(flat), 2)])
+            refs = ItemRefs([list(flat[i : i + 2]) for i in range(0, len(flat), 2)])
+            refs.check()
+            return refs
         if type_ == ZIPPED_TYPE:
             unpacker = zlib.decompressobj(zdict=ZDICT)
-            raw = unpacker.decompress(bytes(payload)) + unpacker.flush()
+            try:
+                raw = unpacker.decompress(bytes(payload), MAX_UNZIPPED_BYTES + 1)
+            except zlib.error as exc:
+                raise _damaged(f"a checkpoint that does not unpack ({exc})") from None
+            if len(raw) > MAX_UNZIPPED_BYTES:
+                raise _damaged(f"a checkpoint that unpacks to over {MAX_UNZIPPED_BYTES >> 20} MiB")
+            if not unpacker.eof:
+                raise _damaged("a checkpoint that is cut short")
             return self.loads_typed(("msgpack", raw))
         return super().loads_typed(data)
 
@@ -150,6 +165,13 @@ class DurableSerializer(JsonPlusSerializer):
             if cls is not None and type(fields) is dict:
                 return _message(cls, fields)
         return self._unpack_ext_hook(code, data)
+
+
+def _damaged(what: str) -> InvalidDatabase:
+    return InvalidDatabase(
+        f"the database holds {what}; it was changed outside durable-agent: restore it "
+        "from a backup or delete the thread"
+    )
 
 
 def _message(cls: type[Any], fields: dict[str, Any]) -> Any:

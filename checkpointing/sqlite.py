@@ -38,8 +38,40 @@ from checkpointing.settings import Settings
 from checkpointing.sqlexec import SqliteExecutor
 from checkpointing.urls import DatabaseURL
 
-FOREIGN_TABLE_SQL = "SELECT name FROM pragma_table_info('checkpoints') WHERE name = 'thread_id'"
-HAS_CHECKPOINTS_SQL = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'checkpoints'"
+SCHEMA_SQL = "SELECT type, name FROM sqlite_master WHERE name NOT LIKE 'sqlite!_%' ESCAPE '!'"
+COLUMNS_SQL = "SELECT name FROM pragma_table_info(?)"
+# Every table a file of ours may hold: (the columns it must have, those it may have too).
+# LangGraph's SqliteSaver and SqliteStore (task_path, expires_at and ttl_minutes came in
+# later versions, which add them), and ours at every migration (migrations.py).
+_COLUMNS = {
+    "checkpoints": (
+        "thread_id checkpoint_ns checkpoint_id parent_checkpoint_id type checkpoint metadata",
+        "",
+    ),
+    "writes": ("thread_id checkpoint_ns checkpoint_id task_id idx channel type value", "task_path"),
+    "store": ("prefix key value created_at updated_at", "expires_at ttl_minutes"),
+    "store_migrations": ("v", ""),
+    "store_vectors": ("prefix key field_name embedding created_at updated_at", ""),
+    "vector_migrations": ("v", ""),
+    "durable_agent_migrations": ("name applied_at", ""),
+    "conversations": (
+        "thread_id user_id title title_folded status created_at updated_at message_count "
+        "tool_calls input_tokens output_tokens metadata",
+        "attempts attempt_checkpoint pause_requested pending_answer last_error indexed_tail",
+    ),
+    "conversation_text": ("thread_id seq folded", ""),
+    "durable_agent_items": ("thread_id seq type blob", ""),
+}
+LAYOUT = {
+    table: (frozenset(must.split()), frozenset(may.split()))
+    for table, (must, may) in _COLUMNS.items()
+}
+# Tables that are set up by a ledger's migrations, which must then be there too.
+LEDGERS = {
+    "durable_agent_migrations": ("conversations", "conversation_text", "durable_agent_items"),
+    "store_migrations": ("store",),
+    "vector_migrations": ("store_vectors",),
+}
 OWNER_ONLY = 0o600
 INSERT_CHECKPOINT_SQL = (
     "INSERT OR REPLACE INTO checkpoints (thread_id, checkpoint_ns, checkpoint_id, "
@@ -157,7 +189,8 @@ def open_sqlite(
     except sqlite3.Error as exc:
         raise UnwritableLocation(f"cannot open SQLite file {path}: {exc}; {_FIX}") from None
     with closing(conn):
-        _check_is_checkpoint_db(conn, path)
+        check_is_checkpoint_db(conn, path)
+        _tighten(path)  # only once the file is known to be ours: a foreign one is not touched
         if conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0:
             # Only a new file can take this without a full VACUUM; prune gives pages back.
             conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
@@ -175,7 +208,7 @@ def open_sqlite(
 
 
 def _prepare_file(path: Path) -> None:
-    """Create the directory and an empty owner-only file, or tighten an existing one."""
+    """Create the directory and an empty owner-only file, unless the file exists."""
     if path.is_dir():
         raise UnwritableLocation(f"{path} is a directory, not a SQLite file; {_FIX}")
     blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
@@ -190,6 +223,10 @@ def _prepare_file(path: Path) -> None:
     except OSError as exc:
         reason = exc.strerror or str(exc)
         raise UnwritableLocation(f"cannot create SQLite file {path}: {reason}; {_FIX}") from None
+
+
+def _tighten(path: Path) -> None:
+    """Make the file, and its -wal and -shm, owner-only if they are ours and are not."""
     # SQLite gives its -wal and -shm files the main file's mode, so this covers them.
     for member in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
         try:
@@ -200,19 +237,44 @@ def _prepare_file(path: Path) -> None:
             member.chmod(stat.S_IMODE(info.st_mode) & 0o700)
 
 
-def _check_is_checkpoint_db(conn: sqlite3.Connection, path: Path) -> None:
-    """Refuse files that are not SQLite, or that hold someone else's ``checkpoints``."""
+def check_is_checkpoint_db(conn: sqlite3.Connection, path: Path) -> None:
+    """Refuse files that are not SQLite, or hold anything but our tables and LangGraph's
+    in their current layout; empty files are ours to set up. Only reads, before any write."""
     try:
         conn.execute("PRAGMA schema_version").fetchone()
-        has_table = conn.execute(HAS_CHECKPOINTS_SQL).fetchone() is not None
-        ours = conn.execute(FOREIGN_TABLE_SQL).fetchone() is not None
+        schema = conn.execute(SCHEMA_SQL).fetchall()
+        columns = {
+            name: {row[0] for row in conn.execute(COLUMNS_SQL, (name,))}
+            for kind, name in schema
+            if kind == "table"
+        }
     except sqlite3.DatabaseError as exc:
         raise InvalidDatabase(
             f"{path} is not a usable SQLite database ({exc}); it was left untouched. "
             "Point --db or DURABLE_AGENT_DB at another file, or move this one away"
         ) from None
-    if has_table and not ours:
+    problem = _foreign_layout(schema, columns)
+    if problem:
         raise InvalidDatabase(
-            f"{path} has a 'checkpoints' table that is not LangGraph's; it was left "
-            "untouched. Use another file with --db sqlite:///PATH"
+            f"{path} {problem}, not LangGraph's or durable-agent's; it was left untouched. "
+            "Use another file with --db sqlite:///PATH"
         )
+
+
+def _foreign_layout(schema: list[tuple[str, str]], columns: dict[str, set[str]]) -> str:
+    """What makes a file's tables someone else's, or "" if they are ours and LangGraph's."""
+    for kind, name in schema:
+        if kind in ("view", "trigger"):
+            return f"has a {kind} {name!r}"
+    for table, found in columns.items():
+        if table not in LAYOUT:
+            return f"has a table {table!r}"
+        must, may = LAYOUT[table]
+        if not must <= found <= must | may:
+            odd = sorted((found - must - may) | (must - found))
+            return f"has a table {table!r} whose columns ({', '.join(odd)}) differ"
+    for ledger, tables in LEDGERS.items():
+        orphans = [table for table in tables if table in columns]
+        if orphans and ledger not in columns:
+            return f"has a table {orphans[0]!r} without the {ledger!r} that made it"
+    return ""

@@ -16,8 +16,10 @@ from langgraph.types import Command, Interrupt
 from checkpointing.conversations import Conversation
 from checkpointing.errors import NothingToResume
 from checkpointing.leases import busy_error
+from checkpointing.text import check_storable
 
 NO_ANSWER: Any = object()
+UNREADABLE = "unreadable"  # its rows cannot be read back: left alone and reported
 DIED = "the process running it died"
 RETRIED = ("crashed", "failed")  # states whose resume counts as an attempt
 
@@ -25,7 +27,8 @@ RETRIED = ("crashed", "failed")  # states whose resume counts as an attempt
 @dataclass(frozen=True)
 class ThreadState:
     """Where a thread stands: ``state`` is one of running, crashed, waiting, paused,
-    failed, done or idle; ``waiting_for`` holds the questions a human must answer."""
+    failed, done, idle or unreadable (why: ``conversation.last_error``); ``waiting_for``
+    holds the questions a human must answer."""
 
     conversation: Conversation
     state: str
@@ -77,6 +80,7 @@ def resume_input(
     thread: ThreadState, answer: Any, answers: Mapping[str, Any] | None
 ) -> Command[Any] | None:
     """What to send the graph to continue *thread*, or why it cannot be continued."""
+    check_storable((answer, answers))  # before the answer is saved for a crash to reuse
     tid, user = thread.thread_id, thread.conversation.user_id
     if thread.state == "running":
         raise busy_error(tid)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -24,7 +25,7 @@ from langchain_core.runnables import RunnableConfig
 from pydantic import BaseModel
 
 from checkpointing.conversations import Conversations
-from checkpointing.errors import ConfigError
+from checkpointing.errors import DAMAGED_ROW, ConfigError
 from checkpointing.items import ItemRefs
 
 CHECKPOINT_IDS_SQL = "SELECT checkpoint_ns, checkpoint_id FROM checkpoints WHERE thread_id = ?"
@@ -108,7 +109,10 @@ def transfer(
     _check_pair(source, target)
     report = TransferReport()
     for thread_id in source.thread_ids():
-        _copy_thread(source, target, thread_id, report)
+        # A thread that cannot be read is not listed in the target (its index row goes
+        # last); verify names it, and the others are copied all the same.
+        with suppress(*DAMAGED_ROW):
+            _copy_thread(source, target, thread_id, report)
         if progress:
             progress(thread_id)
     report.store_items = _copy_store(source, target)
@@ -238,9 +242,14 @@ def verify(source: Conversations, target: Conversations) -> VerifyReport:
     report = VerifyReport()
     for thread_id in source.thread_ids():
         report.threads += 1
-        problems = [
-            f"{what} differ ({detail})" for what, detail in _differences(source, target, thread_id)
-        ]
+        try:
+            problems = [
+                f"{what} differ ({detail})"
+                for what, detail in _differences(source, target, thread_id)
+            ]
+        except DAMAGED_ROW as exc:  # one bad thread must not stop the others
+            why = " ".join(str(exc).split())[:300]
+            problems = [f"cannot be read ({type(exc).__name__}: {why})"]
         if problems:
             report.mismatches[thread_id] = problems
     return report

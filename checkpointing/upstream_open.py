@@ -25,12 +25,12 @@ from langgraph.checkpoint.serde.jsonplus import (
 )
 from langgraph.checkpoint.serde.types import _DeltaSnapshot
 
-from checkpointing.errors import ConfigError, InvalidDatabase, UnwritableLocation
+from checkpointing.errors import ConfigError, UnwritableLocation
 from checkpointing.items import ItemRefs
 from checkpointing.saver import resolve_url
 from checkpointing.serde import ITEM_REFS, UNPACK_OPTIONS, DurableSerializer, TypeKey, type_key
 from checkpointing.settings import Settings, load_settings
-from checkpointing.sqlite import FOREIGN_TABLE_SQL, HAS_CHECKPOINTS_SQL
+from checkpointing.sqlite import check_is_checkpoint_db
 from checkpointing.urls import DatabaseURL
 
 OURS_SQL = {
@@ -38,6 +38,7 @@ OURS_SQL = {
     "postgresql": "SELECT 1 WHERE to_regclass('durable_agent_items') IS NOT NULL",
 }
 HAS_TABLE_SQL = "SELECT 1 WHERE to_regclass('checkpoint_writes') IS NOT NULL"
+HAS_CHECKPOINTS_SQL = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'checkpoints'"
 
 
 class RawSerializer(DurableSerializer):
@@ -126,20 +127,9 @@ def _upstream_sqlite(url: DatabaseURL, serde: JsonPlusSerializer, create: bool) 
     except (OSError, sqlite3.Error) as exc:
         raise UnwritableLocation(f"cannot create SQLite file {path}: {exc}") from None
     with closing(conn):
-        try:
-            has_table = conn.execute(HAS_CHECKPOINTS_SQL).fetchone() is not None
-            langgraphs = conn.execute(FOREIGN_TABLE_SQL).fetchone() is not None
-        except sqlite3.DatabaseError as exc:
-            raise InvalidDatabase(
-                f"{path} is not a usable SQLite database ({exc}); it was left untouched: "
-                "name another target file"
-            ) from None
-        if has_table and not langgraphs:
-            raise InvalidDatabase(
-                f"{path} has a 'checkpoints' table that is not LangGraph's; it was left "
-                "untouched: name another target file"
-            )
+        check_is_checkpoint_db(conn, path)  # LangGraph's tables and ours only, or none
         _refuse_ours(conn.execute(OURS_SQL["sqlite"]).fetchall(), url)
+        has_table = conn.execute(HAS_CHECKPOINTS_SQL).fetchone() is not None
         if not create and not has_table:
             raise _nothing_there(url)
         saver = SqliteSaver(conn, serde=serde)

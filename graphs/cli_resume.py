@@ -9,7 +9,7 @@ import click
 
 from checkpointing.conversations import open_conversations
 from checkpointing.resume import Runner
-from checkpointing.thread_state import NO_ANSWER, ThreadState
+from checkpointing.thread_state import NO_ANSWER, UNREADABLE, ThreadState
 from graphs.agent import compile_agent
 from graphs.cli_options import db_option, json_option, some_user_option, user_option
 from graphs.models import make_model
@@ -27,6 +27,15 @@ def _what(thread: ThreadState) -> str:
     return thread.conversation.last_error
 
 
+def _fail_if_unreadable(thread_ids: list[str]) -> None:
+    """After listing every thread: a non-zero exit naming those that could not be read."""
+    if thread_ids:
+        raise SystemExit(
+            f"durable-agent: {len(thread_ids)} conversation(s) could not be read and were "
+            f"left alone (listed above): {', '.join(thread_ids)}"
+        )
+
+
 @click.command()
 @some_user_option
 @json_option
@@ -35,9 +44,11 @@ def pending(user: str | None, as_json: bool, db: str | None) -> None:
     """List conversations that are running or can be resumed, and what each waits for."""
     with open_conversations(db) as conversations:
         threads = Runner(conversations, compile_agent(conversations.saver)).pending(user)
+    unreadable = [t.thread_id for t in threads if t.state == UNREADABLE]
     if as_json:
         for thread in threads:
             click.echo(json.dumps(thread.as_dict(), ensure_ascii=False, default=str))
+        _fail_if_unreadable(unreadable)
         return
     if not threads:
         click.echo("nothing to resume")
@@ -48,6 +59,7 @@ def pending(user: str | None, as_json: bool, db: str | None) -> None:
         click.echo(
             f"{t.thread_id:26}  {user_id:12}  {t.state:8}  {t.conversation.attempts:>5}  {_what(t)}"
         )
+    _fail_if_unreadable(unreadable)
 
 
 @click.command()
@@ -88,6 +100,7 @@ def recover(user: str | None, db: str | None) -> None:
         click.echo("no crashed conversations")
     for thread_id, outcome in outcomes:
         click.echo(f"{thread_id}: {outcome}")
+    _fail_if_unreadable([t for t, outcome in outcomes if outcome.startswith(UNREADABLE)])
 
 
 @click.command()

@@ -52,6 +52,8 @@ def _summary(report: PruneReport) -> str:
             f"left {len(report.delta)} thread(s) that use a DeltaChannel whole (keep-latest "
             "would lose their state; --older-than still expires them): " + ", ".join(report.delta)
         )
+    for thread_id, why in report.unreadable.items():
+        lines.append(f"could not read {thread_id}, left it as it was: {why}")
     if report.skipped:
         lines.append(
             f"left {len(report.skipped)} running or waiting thread(s) alone "
@@ -83,6 +85,11 @@ def prune(
         if not dry_run:
             reclaim(index)
     click.echo(_summary(report))
+    if report.unreadable:
+        raise SystemExit(
+            f"durable-agent: {len(report.unreadable)} thread(s) could not be read and were "
+            "left alone (listed above)"
+        )
 
 
 @click.command()

@@ -23,6 +23,7 @@ from langgraph.runtime import RunControl
 
 from checkpointing.conversations import Conversation
 from checkpointing.resume import Runner
+from checkpointing.text import check_storable
 from checkpointing.thread_state import NO_ANSWER, ThreadState
 from graphs.agent import RECURSION_LIMIT
 from graphs.render import update_lines
@@ -92,6 +93,7 @@ class Session:
 
     def send(self, text: str) -> None:
         """Send a new message, first finishing whatever the thread left undone."""
+        check_storable(text)  # before a new conversation is started for it
         if self.conversation is None:
             self.conversation = self.runner.conversations.start(self.user)
             tid = self.conversation.thread_id
