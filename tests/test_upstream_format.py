@@ -319,7 +319,8 @@ def test_verify_only_touches_no_target_and_foreign_files_are_left_alone(tmp_path
     before = foreign.read_bytes()
     refused = run_cli("migrate", source, f"sqlite:///{foreign}", "--format", "upstream")
     assert refused.returncode == 1
-    assert "has a 'checkpoints' table that is not LangGraph's" in refused.stderr
+    assert "has a table 'checkpoints' whose columns" in refused.stderr
+    assert "it was left untouched" in refused.stderr
     assert "Traceback" not in refused.stderr
     assert foreign.read_bytes() == before
 
