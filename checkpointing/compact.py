@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import random
+import zlib
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
@@ -25,10 +26,31 @@ from langgraph.checkpoint.base import (
     DeltaChannelHistory,
 )
 
+from checkpointing.errors import CheckpointingError, InvalidDatabase
 from checkpointing.items import ItemLog, Rows
 from checkpointing.writes import BATCH_CHANNEL, Write, expand_batches, missing_writes, plan_writes
 
 DELETE_ITEMS_SQL = "DELETE FROM durable_agent_items WHERE thread_id = ?"
+
+
+@contextmanager
+def readable(config: RunnableConfig | None) -> Iterator[None]:
+    """Turn what a decoder raises on a damaged or crafted row into one ``InvalidDatabase``
+    naming the thread, so a reader says which thread to restore or delete."""
+    thread_id = str(((config or {}).get("configurable") or {}).get("thread_id", "?"))
+    try:
+        yield
+    except CheckpointingError as exc:
+        if not isinstance(exc, InvalidDatabase) or repr(thread_id) in str(exc):
+            raise
+        raise InvalidDatabase(f"thread {thread_id!r}: {exc}") from exc
+    except (ValueError, TypeError, LookupError, AttributeError, zlib.error) as exc:
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        raise InvalidDatabase(
+            f"thread {thread_id!r} has a stored row that cannot be read "
+            f"({type(exc).__name__}: {first}); the database was changed outside "
+            "durable-agent: restore it from a backup or delete the thread"
+        ) from exc
 
 
 def _values(row: Any) -> Any:
@@ -159,8 +181,9 @@ class CompactLists:
         return tup
 
     def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
-        tup = super().get_tuple(config)  # type: ignore[misc]
-        return self._read(tup) if tup is not None else None
+        with readable(config):
+            tup = super().get_tuple(config)  # type: ignore[misc]
+            return self._read(tup) if tup is not None else None
 
     def _read(self, tup: CheckpointTuple) -> CheckpointTuple:
         """A stored tuple as LangGraph expects it: its format undone, batches expanded,
@@ -180,8 +203,9 @@ class CompactLists:
     ) -> list[CheckpointTuple]:
         """Upstream's ``list``, materialized, with ``ItemRefs`` left as stored."""
         # Materialized: upstream SQLite holds the saver's lock while its generator is open.
-        found = super().list(config, filter=filter, before=before, limit=limit)  # type: ignore[misc]
-        return [self.unmark(tup) for tup in found]
+        with readable(config):
+            found = super().list(config, filter=filter, before=before, limit=limit)  # type: ignore[misc]
+            return [self.unmark(tup) for tup in found]
 
     def list(
         self,
@@ -192,7 +216,9 @@ class CompactLists:
         limit: int | None = None,
     ) -> Iterator[CheckpointTuple]:
         for tup in self.list_raw(config, filter=filter, before=before, limit=limit):
-            yield self._read(tup)
+            with readable(tup.config):
+                found = self._read(tup)
+            yield found
 
     def get_delta_channel_history(
         self, *, config: RunnableConfig, channels: Sequence[str]

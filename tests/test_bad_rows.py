@@ -184,3 +184,18 @@ def test_a_crafted_list_reference_is_refused_before_it_is_expanded(payload):
         SERDE.loads_typed((REFS_TYPE, payload)).seqs()
     with pytest.raises(InvalidDatabase, match=f"more than {MAX_LIST_ITEMS} items"):
         ItemRefs([[0, MAX_LIST_ITEMS], [MAX_LIST_ITEMS, 1]]).seqs()
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGE))
+def test_reading_one_damaged_thread_names_it_in_one_line(db_url, damage):
+    good, bad = _two_cut_off_threads(db_url)
+    DAMAGE[damage](db_url, bad)
+    env = {"DURABLE_AGENT_DB": db_url}
+    for args in (["show", bad, "--user", "bob"], ["chat", "--user", "bob", "-t", bad, "hi"]):
+        shown = run_cli(*args, env=env)
+        assert shown.returncode == 1
+        assert len(shown.stderr.strip().splitlines()) == 1, shown.stderr
+        assert repr(bad) in shown.stderr
+        assert "restore it from a backup or delete" in shown.stderr or "restore the" in shown.stderr
+        assert "unexpected" not in shown.stderr
+    assert run_cli("show", good, "--user", "alice", env=env).returncode == 0
