@@ -24,7 +24,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, Protocol
 
-from checkpointing.errors import LeaseLost, ThreadBusy
+from checkpointing.errors import DatabaseUnavailable, LeaseLost, ThreadBusy
 
 # The hold lock (seed 7, the only one before fencing, so older processes still see a run
 # as busy) and the write lock (seed 8), each on a session of its own.
@@ -185,10 +185,22 @@ class PostgresLeases:
         self.connect, self.probe = connect, probe
         self.held = {} if held is None else held
 
-    def try_acquire(self, thread_id: str) -> Callable[[], None] | None:
-        hold_conn = self.connect()
+    def _open(self, thread_id: str) -> Any:
+        import psycopg
+
         try:
-            write_conn = self.connect()
+            return self.connect()
+        except psycopg.OperationalError as exc:
+            raise DatabaseUnavailable(
+                f"cannot open a connection for the lease of conversation {thread_id!r} "
+                f"({_reason(exc)}); if the server is at max_connections, wait for other "
+                "runs to finish or raise it, and try again"
+            ) from None
+
+    def try_acquire(self, thread_id: str) -> Callable[[], None] | None:
+        hold_conn = self._open(thread_id)
+        try:
+            write_conn = self._open(thread_id)
         except BaseException:
             hold_conn.close()
             raise
