@@ -36,6 +36,9 @@ SELECT pg_try_advisory_lock(hashtextextended(%s, 7)) AS hold,
 PG_UNLOCK_SQL = "SELECT pg_advisory_unlock(hashtextextended(%s, 7))"
 PG_UNLOCK_WRITE_SQL = "SELECT pg_advisory_unlock(hashtextextended(%s, 8))"
 PG_PING_SQL = "SELECT 1"
+# How often a held lease's sessions are pinged: often enough to see a lost one soon, and
+# to keep idle timeouts (the server's, a NAT's) off them; rarely enough to cost nothing.
+PG_CHECK_SECONDS = 1.0
 POLL_SECONDS = 0.1
 
 # Schema setup of a SQLite file (saver and store) takes this lock beside it, one process
@@ -126,6 +129,7 @@ class PostgresLease:
         self.thread_id, self.hold, self.write = thread_id, hold, write
         self.lost: str | None = None
         self._lock = threading.Lock()  # one statement at a time on the write session
+        self._checked = time.monotonic()
 
     def _lose(self, exc: BaseException) -> LeaseLost:
         self.lost = self.lost or _reason(exc)
@@ -147,9 +151,13 @@ class PostgresLease:
                 raise
 
     def check(self) -> bool:
-        """A round trip on each session (the write one only if idle); False once lost."""
+        """A round trip on each session (the write one only if idle), at most once every
+        ``PG_CHECK_SECONDS``; False once the lease is lost."""
         import psycopg
 
+        if self.lost is not None or time.monotonic() - self._checked < PG_CHECK_SECONDS:
+            return self.lost is None
+        self._checked = time.monotonic()
         try:
             self.hold.execute(PG_PING_SQL)
             if self._lock.acquire(blocking=False):
