@@ -14,6 +14,7 @@ import sqlite3
 import subprocess
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,9 +24,10 @@ from langgraph.errors import GraphDrained
 
 from checkpointing import DatabaseUnavailable, LeaseLost, Settings
 from checkpointing.conversations import open_async_conversations, open_conversations
+from checkpointing.leases import hold, is_free, leases_for
 from checkpointing.resume import Runner
 from tests.crash_child import build
-from tests.helpers import CLI, run_cli, throwaway_database
+from tests.helpers import CLI, rows_for, run_cli, throwaway_database
 from tests.pg_cluster import Cluster, pg_cluster, wait_until  # noqa: F401 (a fixture)
 from tests.test_resume import UNINTERRUPTED, Child, _final, _forks, _new_thread, _wait_for
 
@@ -155,6 +157,36 @@ def test_an_async_run_that_loses_its_write_session_stops_and_resumes(own_pg, tmp
     assert lines.index("e:start") > lines.index("d:end")  # nothing after d in the lost run
     assert lines.count("e:start") == 1
     assert _forks(own_pg) == 0
+
+
+@pytest.mark.postgres
+def test_no_write_of_a_thread_whose_lease_session_died_reaches_the_database(own_pg):
+    with open_conversations(own_pg) as conversations:
+        saver = conversations.saver
+        graph = build("/dev/null", 0, 0).compile(checkpointer=saver)
+        leased, other = conversations.start("alice"), conversations.start("alice")
+        for conversation in (leased, other):
+            graph.invoke({"log": []}, conversation.config)
+        leases = leases_for(saver)
+        with hold(leases, leased.thread_id):
+            assert _terminate(own_pg, LEASE_BACKENDS_SQL, (leased.thread_id, SEEDS["write"]))
+            before = rows_for(own_pg, leased.thread_id)
+            latest = saver.get_tuple(leased.config)
+            assert latest is not None
+            checkpoint = {**latest.checkpoint, "id": str(uuid.uuid4())}
+            writes = [("log", ["late"])]
+            attempts = [
+                lambda: saver.put_writes(latest.config, writes, "task-1"),
+                lambda: saver.put(latest.config, checkpoint, latest.metadata, {}),
+                lambda: asyncio.run(saver.aput_writes(latest.config, writes, "task-2")),
+                lambda: asyncio.run(saver.aput(latest.config, checkpoint, latest.metadata, {})),
+            ]
+            for attempt in attempts:
+                with pytest.raises(LeaseLost, match="resumable"):
+                    attempt()
+            assert rows_for(own_pg, leased.thread_id) == before
+            graph.invoke({"log": []}, other.config)  # other threads write as before
+        assert is_free(leases, leased.thread_id)  # released without a word
 
 
 def _popen_chat(url: str, *args: str, **env: str) -> subprocess.Popen[str]:
