@@ -4,7 +4,7 @@
 a server on a free port on 127.0.0.1, as the ``postgres`` OS user when the tests run as
 root; it is stopped when the session ends. Tests may terminate its backends, or stop
 and continue its processes with real signals (``frozen``); each test takes a fresh
-database on it with ``throwaway_database(cluster.url)``.
+database on it with ``cluster.database()``.
 """
 
 from __future__ import annotations
@@ -17,11 +17,16 @@ import socket
 import subprocess
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
+import psycopg
 import pytest
+from psycopg import sql
+
+from tests.helpers import with_database
 
 
 def _bin(name: str) -> str:
@@ -62,6 +67,24 @@ class Cluster:
         options += " -c fsync=off -c max_connections=60"
         log = str(self.directory / "server.log")
         self._run(_bin("pg_ctl"), "-D", str(self.data), "-o", options, "-l", log, "-w", "start")
+
+    @contextmanager
+    def database(self) -> Iterator[str]:
+        """A fresh database on this cluster, dropped afterwards on a fresh connection (a
+        test may have restarted the server or terminated every session meanwhile)."""
+        name = f"test_{uuid.uuid4().hex[:16]}"
+        with psycopg.connect(self.url, autocommit=True) as admin:
+            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        try:
+            yield with_database(self.url, name)
+        finally:
+            with psycopg.connect(self.url, autocommit=True) as admin:
+                admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+    def restart(self) -> None:
+        """``pg_ctl restart -m fast``: every session ends, and the server comes back."""
+        log = str(self.directory / "server.log")  # not our pipes: we wait for them to close
+        self._run(_bin("pg_ctl"), "-D", str(self.data), "-l", log, "-m", "fast", "-w", "restart")
 
     def stop(self) -> None:
         self.thaw()

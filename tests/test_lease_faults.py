@@ -27,7 +27,7 @@ from checkpointing.conversations import open_async_conversations, open_conversat
 from checkpointing.leases import hold, is_free, leases_for
 from checkpointing.resume import Runner
 from tests.crash_child import build
-from tests.helpers import CLI, rows_for, run_cli, throwaway_database
+from tests.helpers import CLI, rows_for, run_cli
 from tests.pg_cluster import Cluster, pg_cluster, wait_until  # noqa: F401 (a fixture)
 from tests.test_resume import UNINTERRUPTED, Child, _final, _forks, _new_thread, _wait_for
 
@@ -57,7 +57,7 @@ def _terminate(url: str, sql: str, params: tuple = ()) -> list[int]:
 
 @pytest.fixture
 def own_pg(pg_cluster: Cluster) -> Iterator[str]:  # noqa: F811
-    with throwaway_database(pg_cluster.url) as url:
+    with pg_cluster.database() as url:
         yield url
 
 
@@ -68,7 +68,7 @@ def faulty_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield f"sqlite:///{tmp_path / 'cp.sqlite'}"
     else:
         cluster = request.getfixturevalue("pg_cluster")
-        with throwaway_database(cluster.url) as url:
+        with cluster.database() as url:
             yield url
 
 
@@ -207,11 +207,19 @@ def _thread_of(chat: subprocess.Popen[str]) -> str:
 
 
 @pytest.mark.postgres
-def test_a_run_that_loses_its_lease_says_so_in_one_line_and_resumes_to_the_end(own_pg):
+@pytest.mark.parametrize("fault", ["terminate", "restart"])
+def test_a_run_that_loses_its_lease_says_so_in_one_line_and_resumes_to_the_end(
+    own_pg,
+    pg_cluster,  # noqa: F811
+    fault,
+):
     chat = _popen_chat(own_pg, "what is 12*7?", DURABLE_AGENT_OFFLINE_DELAY="1.5")
     thread_id = _thread_of(chat)
     time.sleep(0.5)  # the model's first call is under way
-    assert _terminate(own_pg, ALL_BACKENDS_SQL)
+    if fault == "terminate":
+        assert _terminate(own_pg, ALL_BACKENDS_SQL)
+    else:
+        pg_cluster.restart()
     out, err = chat.communicate(timeout=60)
     assert chat.returncode == 1, (out, err)
     assert err.count("\n") == 1, err  # one line: no traceback, no pool log lines
@@ -288,7 +296,7 @@ def test_a_server_that_stops_answering_fails_the_run_instead_of_hanging(pg_clust
         "DURABLE_AGENT_POOL_TIMEOUT": "2",
         "DURABLE_AGENT_CONNECT_TIMEOUT": "2",
     }
-    with throwaway_database(pg_cluster.url) as url:
+    with pg_cluster.database() as url:
         chat = _popen_chat(url, "what is 12*7?", DURABLE_AGENT_OFFLINE_DELAY="1", **bounded)
         _thread_of(chat)
         time.sleep(0.3)
