@@ -26,8 +26,9 @@ from checkpointing import DatabaseUnavailable, LeaseLost, Settings
 from checkpointing.conversations import open_async_conversations, open_conversations
 from checkpointing.leases import hold, is_free, leases_for
 from checkpointing.resume import Runner
+from graphs.cli import errors_as_one_line
 from tests.crash_child import build
-from tests.helpers import CLI, rows_for, run_cli
+from tests.helpers import CLI, rows_for, run_cli, throwaway_database
 from tests.pg_cluster import Cluster, pg_cluster, wait_until  # noqa: F401 (a fixture)
 from tests.test_resume import UNINTERRUPTED, Child, _final, _forks, _new_thread, _wait_for
 
@@ -378,3 +379,22 @@ def test_a_pool_setting_that_cannot_work_is_refused_at_start(db_url):
     assert chat.returncode == 1
     assert chat.stderr.count("\n") == 1, chat.stderr
     assert "DURABLE_AGENT_POOL_MIN_SIZE (5) is above DURABLE_AGENT_POOL_MAX_SIZE (2)" in chat.stderr
+
+
+@pytest.mark.postgres
+def test_a_pool_that_has_no_connection_to_give_is_one_line_naming_the_fix(capsys):
+    from psycopg_pool import ConnectionPool
+
+    with (
+        throwaway_database() as url,
+        ConnectionPool(url, min_size=1, max_size=1, timeout=0.2) as pool,
+        pool.connection(),  # the pool's only connection, busy
+        pytest.raises(SystemExit) as exited,
+        errors_as_one_line(),
+    ):
+        pool.getconn()  # a real PoolTimeout
+    assert exited.value.code == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert "unexpected" not in err
+    assert "DURABLE_AGENT_POOL_MAX_SIZE" in err
