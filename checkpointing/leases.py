@@ -206,6 +206,8 @@ class PostgresLeases:
             ) from None
 
     def try_acquire(self, thread_id: str) -> Callable[[], None] | None:
+        if self.probe is not None and not self.is_free(thread_id):
+            return None  # a busy thread costs a pooled round trip, not two new connections
         hold_conn = self._open(thread_id)
         try:
             write_conn = self._open(thread_id)
