@@ -46,6 +46,9 @@ SETUP_LOCK_KEY = 0x6475722D61676E74
 TRY_LOCK_SQL = "SELECT pg_try_advisory_lock(%s) AS locked"
 LOCK_POLL_SECONDS = 0.05
 LOCK_WAIT_SECONDS = 120
+# Schema setup may build an index on a large table: its statements get an hour, not the
+# query timeout (DURABLE_AGENT_QUERY_TIMEOUT) every other wait has.
+SETUP_STATEMENT_SECONDS = 3600.0
 UNLOCK_SQL = "SELECT pg_advisory_unlock(%s)"
 HAS_MIGRATIONS_SQL = "SELECT to_regclass('checkpoint_migrations') IS NOT NULL AS present"
 SCHEMA_VERSION_SQL = "SELECT coalesce(max(v), -1) AS v FROM checkpoint_migrations"
@@ -229,9 +232,14 @@ def _under_setup_lock(
             if time.monotonic() > deadline:
                 raise _lock_timeout(url)
             time.sleep(LOCK_POLL_SECONDS)
+        bound = getattr(conn, "wait_timeout", None)
         try:
+            if bound is not None:
+                conn.wait_timeout = max(bound, SETUP_STATEMENT_SECONDS)  # type: ignore[attr-defined]
             setup()  # idempotent once the lock serializes callers
         finally:
+            if bound is not None:
+                conn.wait_timeout = bound  # type: ignore[attr-defined]
             conn.execute(UNLOCK_SQL, (SETUP_LOCK_KEY,))
     except psycopg.Error as exc:
         raise _migration_failed(url, exc) from None

@@ -21,11 +21,14 @@ from pathlib import Path
 import psycopg
 import pytest
 from langgraph.errors import GraphDrained
+from psycopg.rows import dict_row
 
 from checkpointing import DatabaseUnavailable, LeaseLost, Settings
 from checkpointing.conversations import open_async_conversations, open_conversations
 from checkpointing.leases import hold, is_free, leases_for
+from checkpointing.postgres import _under_setup_lock, bounded_connection
 from checkpointing.resume import Runner
+from checkpointing.urls import DatabaseURL
 from graphs.cli import errors_as_one_line
 from tests.crash_child import build
 from tests.helpers import CLI, rows_for, run_cli, throwaway_database
@@ -398,3 +401,24 @@ def test_a_pool_that_has_no_connection_to_give_is_one_line_naming_the_fix(capsys
     assert err.count("\n") == 1, err
     assert "unexpected" not in err
     assert "DURABLE_AGENT_POOL_MAX_SIZE" in err
+
+
+@pytest.mark.postgres
+def test_a_wait_past_the_query_timeout_fails_but_schema_setup_may_take_longer():
+    connection_class = bounded_connection(1.0)
+    with throwaway_database() as url:
+        url_ = DatabaseURL(url, "postgresql")
+        conn = connection_class.connect(url, autocommit=True, row_factory=dict_row)
+        with pytest.raises(psycopg.OperationalError, match="did not answer within 1s"):
+            conn.execute("SELECT pg_sleep(1.5)")
+        assert conn.closed  # its state is unknown: never reused
+        with connection_class.connect(url, autocommit=True, row_factory=dict_row) as conn:
+            slept = []
+            _under_setup_lock(
+                conn,
+                url_,
+                lambda: bool(slept),
+                lambda: slept.append(conn.execute("SELECT pg_sleep(1.5)").fetchone()),
+            )
+            assert slept
+            assert conn.wait_timeout == 1.0  # the hour was for setup only
