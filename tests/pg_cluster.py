@@ -16,7 +16,6 @@ import signal
 import socket
 import subprocess
 import tempfile
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -116,13 +115,6 @@ class Cluster:
             yield
         finally:
             self.thaw()
-
-
-def wait_until(check, timeout: float = 30, what: str = "the condition") -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"{what} never held"
-        time.sleep(0.02)
 
 
 @pytest.fixture(scope="session")

@@ -32,7 +32,7 @@ from checkpointing.urls import DatabaseURL
 from graphs.cli import errors_as_one_line
 from tests.crash_child import build
 from tests.helpers import CLI, rows_for, run_cli, throwaway_database
-from tests.pg_cluster import Cluster, pg_cluster, wait_until  # noqa: F401 (a fixture)
+from tests.pg_cluster import Cluster, pg_cluster  # noqa: F401 (a fixture)
 from tests.test_resume import UNINTERRUPTED, Child, _final, _forks, _new_thread, _wait_for
 
 # The backends holding one of a thread's advisory locks: seed 7 holds, seed 8 writes.
