@@ -61,3 +61,7 @@ class ThreadBusy(CheckpointingError):
 
 class NothingToResume(CheckpointingError):
     """The thread is finished, idle, or has given up: resume has nothing to continue."""
+
+
+class LeaseLost(CheckpointingError, ConnectionError):
+    """A run lost its hold on its thread: it was stopped, and nothing more of it saved."""

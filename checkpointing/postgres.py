@@ -3,9 +3,10 @@
 Owns the connection settings LangGraph's savers need (autocommit, dict rows,
 prepared statements unless ``DURABLE_AGENT_PG_PREPARE=false`` for a pooler that
 cannot carry them), a health check on checkout so a restarted server is
-reconnected rather than fatal, a bounded connect timeout, and running the
-schema migrations once per database under an advisory lock, so that processes
-starting together do not race.
+reconnected rather than fatal, a bounded connect timeout and a bound on every
+wait for the server after it (``BoundedConnection``), and running the schema
+migrations once per database under an advisory lock, so that processes starting
+together do not race.
 Errors from psycopg become this package's typed errors, passwords redacted.
 """
 
@@ -15,7 +16,7 @@ import time
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from functools import partial
+from functools import cache, partial
 from typing import Any
 
 import psycopg
@@ -45,6 +46,9 @@ SETUP_LOCK_KEY = 0x6475722D61676E74
 TRY_LOCK_SQL = "SELECT pg_try_advisory_lock(%s) AS locked"
 LOCK_POLL_SECONDS = 0.05
 LOCK_WAIT_SECONDS = 120
+# Schema setup may build an index on a large table: its statements get an hour, not the
+# query timeout (DURABLE_AGENT_QUERY_TIMEOUT) every other wait has.
+SETUP_STATEMENT_SECONDS = 3600.0
 UNLOCK_SQL = "SELECT pg_advisory_unlock(%s)"
 HAS_MIGRATIONS_SQL = "SELECT to_regclass('checkpoint_migrations') IS NOT NULL AS present"
 SCHEMA_VERSION_SQL = "SELECT coalesce(max(v), -1) AS v FROM checkpoint_migrations"
@@ -84,6 +88,34 @@ def connection_kwargs(settings: Settings) -> dict[str, Any]:
     }
 
 
+class BoundedConnection(psycopg.Connection[Any]):
+    """A connection whose every wait for the server ends within ``wait_timeout`` seconds.
+
+    psycopg waits without limit once connected: a server that stops answering (its
+    processes stopped, its network dropped without a reset) would hang a run for ever,
+    in a statement or in the pool's checkout check. On timeout the connection is closed,
+    as its protocol state is then unknown, and the wait fails as a lost connection.
+    """
+
+    wait_timeout = 60.0
+
+    def wait(self, gen: Any, interval: float = 0.1, timeout: float | None = None) -> Any:
+        try:
+            return super().wait(gen, interval, self.wait_timeout if timeout is None else timeout)
+        except psycopg.errors._WaitTimeout:
+            self.close()
+            raise psycopg.OperationalError(
+                f"the server did not answer within {self.wait_timeout:g}s "
+                "(DURABLE_AGENT_QUERY_TIMEOUT)"
+            ) from None
+
+
+@cache
+def bounded_connection(timeout: float) -> type[BoundedConnection]:
+    """The ``BoundedConnection`` class whose waits end within *timeout* seconds."""
+    return type("BoundedConnection", (BoundedConnection,), {"wait_timeout": timeout})
+
+
 def note_returned(conn: psycopg.Connection[Any]) -> None:
     """The pool's reset hook: remember when *conn* was last handed back in working order."""
     _returned_at[conn] = time.monotonic()
@@ -107,7 +139,8 @@ def check_unless_recent(conn: psycopg.Connection[Any]) -> None:
 def _pool_kwargs(url: DatabaseURL, settings: Settings) -> dict[str, Any]:
     return {
         "conninfo": url.raw,
-        "min_size": min(settings.pool_min_size, settings.pool_max_size),
+        "connection_class": bounded_connection(settings.query_timeout),
+        "min_size": settings.pool_min_size,
         "max_size": settings.pool_max_size,
         "kwargs": connection_kwargs(settings),
         "timeout": settings.pool_timeout,
@@ -199,9 +232,14 @@ def _under_setup_lock(
             if time.monotonic() > deadline:
                 raise _lock_timeout(url)
             time.sleep(LOCK_POLL_SECONDS)
+        bound = getattr(conn, "wait_timeout", None)
         try:
+            if bound is not None:
+                conn.wait_timeout = max(bound, SETUP_STATEMENT_SECONDS)  # type: ignore[attr-defined]
             setup()  # idempotent once the lock serializes callers
         finally:
+            if bound is not None:
+                conn.wait_timeout = bound  # type: ignore[attr-defined]
             conn.execute(UNLOCK_SQL, (SETUP_LOCK_KEY,))
     except psycopg.Error as exc:
         raise _migration_failed(url, exc) from None
@@ -234,7 +272,8 @@ def open_postgres(
 ) -> Iterator[CompactPostgresSaver]:
     """Yield a migrated ``PostgresSaver`` over a checked pool; close the pool on exit."""
     try:
-        conn = psycopg.connect(url.raw, **connection_kwargs(settings))
+        connection_class = bounded_connection(settings.query_timeout)
+        conn = connection_class.connect(url.raw, **connection_kwargs(settings))
     except psycopg.Error as exc:
         raise describe(url, exc) from None
     # The server answered: the pool connects in the background while the schemas are checked.

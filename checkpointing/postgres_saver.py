@@ -1,13 +1,16 @@
 """Our PostgreSQL saver: upstream's ``PostgresSaver`` in a smaller row format.
 
 Owns how a checkpoint is laid out in upstream's tables (``put_raw`` / ``unmark``)
-and the per-call connections; opening the pool and the schema is ``postgres.py``.
+and the per-call connections: a pooled one, or for a thread this process holds the
+lease of, the lease's own write session (fencing: see ``leases.py``). Opening the
+pool and the schema is ``postgres.py``.
 """
 
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
+import threading
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
@@ -88,6 +91,38 @@ class CompactPostgresSaver(CompactLists, PostgresSaver):
         self.pool = pool
         self.durable_serde = serde
         self.items = ItemLog(PostgresExecutor(pool), serde)
+        # Leases this process holds, by thread ID (``PostgresLeases`` keeps it): the
+        # writes of such a thread go through its lease's session, and fail with it.
+        self.held_leases: dict[str, Any] = {}
+        self._writing = threading.local()  # the thread ID a put in this OS thread writes
+
+    @contextmanager
+    def _writes_to(self, config: RunnableConfig) -> Iterator[None]:
+        self._writing.thread_id = str(config["configurable"]["thread_id"])
+        try:
+            yield
+        finally:
+            self._writing.thread_id = None
+
+    def put(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        with self._writes_to(config):
+            return super().put(config, checkpoint, metadata, new_versions)
+
+    def put_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
+        with self._writes_to(config):
+            super().put_writes(config, writes, task_id, task_path)
 
     def put_raw(
         self,
@@ -152,8 +187,11 @@ class CompactPostgresSaver(CompactLists, PostgresSaver):
     def _cursor(self, *, pipeline: bool = False) -> Iterator[Cursor[DictRow]]:
         # Upstream serializes every call on one lock, which a single shared connection
         # needs; each call here has a pooled connection of its own, so a step's
-        # checkpoint and its tasks' writes go to the server side by side.
-        with self.pool.connection() as conn:
+        # checkpoint and its tasks' writes go to the server side by side. A put for a
+        # thread whose lease this process holds goes through the lease's session, one
+        # call at a time: once that session is gone, so is the right to write.
+        lease = self.held_leases.get(getattr(self._writing, "thread_id", None) or "")
+        with lease.session() if lease is not None else self.pool.connection() as conn:
             if pipeline:
                 with conn.pipeline(), conn.cursor(binary=True, row_factory=dict_row) as cur:
                     yield cur

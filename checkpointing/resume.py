@@ -186,28 +186,48 @@ class Runner:
         control = control or RunControl()
         stream_kwargs.setdefault("durability", "sync")
         with (
-            hold(self.leases, conversation.thread_id, wait=wait),
+            hold(self.leases, conversation.thread_id, wait=wait) as lease,
             self.conversations.track_run(self.graph, conversation) as run,
         ):
-            stop = self._watch_for_pause(conversation.thread_id, control)
+            stop = self._watch_for_pause(conversation.thread_id, control, lease)
             config = _with_limit(run.config, recursion_limit)
             try:
                 yield from self.graph.stream(inputs, config, control=control, **stream_kwargs)
             finally:
                 stop.set()
 
-    def _watch_for_pause(self, thread_id: str, control: RunControl) -> threading.Event:
+    def _watch_for_pause(
+        self, thread_id: str, control: RunControl, lease: object = None
+    ) -> threading.Event:
+        """Poll for a pause request, and check the lease (see ``_look``), until *stop*."""
         stop = threading.Event()
 
         def watch() -> None:
             while not stop.wait(self.pause_poll):
-                rows = self.conversations.execute([(PAUSE_REQUESTED_SQL, (thread_id,))])[0]
-                if rows and rows[0]["pause_requested"]:
-                    control.request_drain("paused on request")
+                if self._look(thread_id, control, lease):
                     return
 
         threading.Thread(target=watch, name=f"pause-watch-{thread_id}", daemon=True).start()
         return stop
+
+    def _look(self, thread_id: str, control: RunControl, lease: object) -> bool:
+        """One look for the watcher: True once there is nothing more to watch for.
+
+        A lease found lost stops the watch: the run's next write fails with ``LeaseLost``.
+        A look that fails (a restarted server, a lock held past SQLite's busy timeout) is
+        tried again at the next poll; the run's own calls report a lasting failure.
+        """
+        check = getattr(lease, "check", None)
+        if check is not None and not check():
+            return True
+        try:
+            rows = self.conversations.execute([(PAUSE_REQUESTED_SQL, (thread_id,))])[0]
+        except Exception:
+            return False
+        if rows and rows[0]["pause_requested"]:
+            control.request_drain("paused on request")
+            return True
+        return False
 
     def resume(
         self,
@@ -302,12 +322,12 @@ class Runner:
         check_storable(inputs)
         control = control or RunControl()
         stream_kwargs.setdefault("durability", "sync")
-        lease = hold(self.leases, conversation.thread_id, wait=wait)
-        await asyncio.to_thread(lease.__enter__)
+        holding = hold(self.leases, conversation.thread_id, wait=wait)
+        lease = await asyncio.to_thread(holding.__enter__)
         try:
             async with self.conversations.atrack_run(self.graph, conversation) as run:
                 watcher = asyncio.create_task(
-                    self._awatch_for_pause(conversation.thread_id, control)
+                    self._awatch_for_pause(conversation.thread_id, control, lease)
                 )
                 try:
                     async for chunk in self.graph.astream(
@@ -320,14 +340,15 @@ class Runner:
                 finally:
                     watcher.cancel()
         finally:
-            await asyncio.to_thread(lease.__exit__, None, None, None)
+            await asyncio.to_thread(holding.__exit__, None, None, None)
 
-    async def _awatch_for_pause(self, thread_id: str, control: RunControl) -> None:
+    async def _awatch_for_pause(
+        self, thread_id: str, control: RunControl, lease: object = None
+    ) -> None:
+        # One look at a time in a worker thread: the async index runs its SQL there too.
         while True:
             await asyncio.sleep(self.pause_poll)
-            rows = (await self.conversations.aexecute([(PAUSE_REQUESTED_SQL, (thread_id,))]))[0]
-            if rows and rows[0]["pause_requested"]:
-                control.request_drain("paused on request")
+            if await asyncio.to_thread(self._look, thread_id, control, lease):
                 return
 
     async def aresume(

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import platformdirs
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from checkpointing.errors import ConfigError
@@ -31,10 +31,22 @@ class Settings(BaseSettings):
     pool_min_size: int = Field(1, ge=0, le=100)
     pool_max_size: int = Field(10, ge=1, le=1000)
     pool_timeout: float = Field(30.0, gt=0)
+    # The longest any one wait for the server may take (a statement, a pool's checkout
+    # check, a lease's release): a server that stops answering fails, never hangs.
+    query_timeout: float = Field(60.0, gt=0)
     # Server-side prepared statements, as upstream's savers use; off behind a pooler that
     # cannot carry them (PgBouncer before 1.21 in transaction mode, Supavisor).
     pg_prepare: bool = True
     sqlite_busy_timeout: float = Field(5.0, ge=0)
+
+    @model_validator(mode="after")
+    def _pool_can_work(self) -> Settings:
+        if self.pool_min_size > self.pool_max_size:
+            raise ValueError(
+                f"DURABLE_AGENT_POOL_MIN_SIZE ({self.pool_min_size}) is above "
+                f"DURABLE_AGENT_POOL_MAX_SIZE ({self.pool_max_size}): no pool can be both"
+            )
+        return self
 
     def data_dir(self) -> Path:
         if self.home is not None:
@@ -56,6 +68,8 @@ def load_settings() -> Settings:
     except ValidationError as exc:
         problems = "; ".join(
             f"DURABLE_AGENT_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
+            if err["loc"]
+            else err["msg"].removeprefix("Value error, ")  # a check across settings
             for err in exc.errors()
         )
         raise ConfigError(f"bad setting: {problems}; fix or unset the variable") from None

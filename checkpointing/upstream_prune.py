@@ -14,17 +14,14 @@ Not when to prune, nor expiry of idle conversations (``retention.py``).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from langgraph.checkpoint.base import CheckpointTuple
 
 from checkpointing.conversations import Conversations
-from checkpointing.errors import InvalidIdentifier
-from checkpointing.leases import Leases, hold, leases_for
+from checkpointing.leases import hold, leases_for
 from checkpointing.retention import TABLES, PruneReport, _keep_latest, uses_delta_channel
 from checkpointing.sqlexec import executor_for
-from checkpointing.threads import validate_id
 
 PRUNE_STRATEGIES = ("keep_latest", "delete")
 DELETE_THREAD_SQL = {
@@ -71,7 +68,7 @@ def prune_threads(saver: Any, thread_ids: Sequence[str], strategy: str) -> None:
     _refuse_delta_threads(saver, ids)
     leases = leases_for(saver)
     for thread_id in ids:
-        with _lease(leases, thread_id):
+        with hold(leases, thread_id):
             tuples = _tuples(saver, thread_id)
             _refuse_delta_threads(saver, [thread_id], tuples)  # it may have started since
             calls = _finished_calls(tuples)
@@ -86,16 +83,6 @@ def _tuples(saver: Any, thread_id: str) -> list[CheckpointTuple]:
     """Every checkpoint of the thread in every namespace, newest first, as stored."""
     found: list[CheckpointTuple] = saver.list_raw({"configurable": {"thread_id": thread_id}})
     return found
-
-
-def _lease(leases: Leases, thread_id: str) -> AbstractContextManager[None]:
-    """The thread's lease; an ID no lease can name (a run of ours validates its IDs
-    first) has no run of ours to wait for, and must never become a lock file's name."""
-    try:
-        validate_id(thread_id)
-    except InvalidIdentifier:
-        return nullcontext()
-    return hold(leases, thread_id)
 
 
 def _refuse_delta_threads(

@@ -7,6 +7,7 @@ stderr and a non-zero exit. The work itself is done by ``graphs.agent`` and
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import traceback
@@ -126,6 +127,11 @@ def _lost_prepared_statements(exc: Exception) -> bool:
     return isinstance(exc, lost)
 
 
+def _pool_timed_out(exc: Exception) -> bool:
+    pool = sys.modules.get("psycopg_pool")  # imported only once PostgreSQL is opened
+    return pool is not None and isinstance(exc, pool.PoolTimeout)
+
+
 @contextmanager
 def errors_as_one_line() -> Iterator[None]:
     try:
@@ -153,6 +159,12 @@ def errors_as_one_line() -> Iterator[None]:
                 "transaction mode (PgBouncer before 1.21, Supavisor) does; "
                 "set DURABLE_AGENT_PG_PREPARE=false"
             )
+        if _pool_timed_out(exc):
+            _fail(
+                "no PostgreSQL connection came free within DURABLE_AGENT_POOL_TIMEOUT seconds "
+                "(the server stopped answering, or every pooled connection stayed busy); "
+                "check the server, then try again, or raise DURABLE_AGENT_POOL_MAX_SIZE"
+            )
         if os.environ.get("DURABLE_AGENT_DEBUG"):
             traceback.print_exc()
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
@@ -161,6 +173,10 @@ def errors_as_one_line() -> Iterator[None]:
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the CLI with errors reduced to one line on stderr."""
+    if not os.environ.get("DURABLE_AGENT_DEBUG"):
+        # psycopg_pool logs each connection it replaces; with no handler set, Python would
+        # print those to stderr beside our one line. Errors reach the user as that line.
+        logging.getLogger("psycopg").addHandler(logging.NullHandler())
     with errors_as_one_line():
         code = cli.main(args=argv, prog_name="durable-agent", standalone_mode=False)
         sys.exit(code if isinstance(code, int) else 0)

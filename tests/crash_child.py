@@ -7,7 +7,8 @@ The graph is ``a -> (b, c in parallel) -> d -> e``, plus ``STEPS`` extra steps w
 Every node appends "<name>:start" and "<name>:end" to COUNTER_FILE, so the parent can
 kill at a known moment and count what ran. ``STEP_DELAY`` sets each node's duration
 (c takes twice as long); ``POISON=1`` makes node d kill its own process every time.
-Exit codes: 0 done, 3 busy, 4 paused, 5 refused.
+``COUNTER_TAG`` is appended to each line, to tell processes apart.
+Exit codes: 0 done, 3 busy, 4 paused, 5 refused, 6 lease lost.
 
 ``--serve`` reads one JSON request per line and answers with one line: ``spawn`` forks a
 child that runs the arguments above with the given environment and output files and
@@ -31,7 +32,7 @@ from typing import Annotated, TypedDict
 from langgraph.errors import GraphDrained
 from langgraph.graph import END, START, StateGraph
 
-from checkpointing import NothingToResume, ThreadBusy
+from checkpointing import LeaseLost, NothingToResume, ThreadBusy
 from checkpointing.conversations import open_conversations
 from checkpointing.resume import Runner
 
@@ -41,15 +42,17 @@ class State(TypedDict):
 
 
 def build(counter: str, delay: float, extra_steps: int) -> StateGraph[State]:
+    tag = os.environ.get("COUNTER_TAG", "")
+
     def node(name: str, seconds: float):
         def run(state: State) -> dict:
             with open(counter, "a") as f:
-                f.write(f"{name}:start\n")
+                f.write(f"{name}:start{tag}\n")
             if name == "d" and os.environ.get("POISON"):
                 os.kill(os.getpid(), signal.SIGKILL)
             time.sleep(seconds)
             with open(counter, "a") as f:
-                f.write(f"{name}:end\n")
+                f.write(f"{name}:end{tag}\n")
             return {"log": [name]}
 
         return run
@@ -98,6 +101,9 @@ def main(argv: list[str]) -> int:
         except NothingToResume as refused:
             print(f"refused: {refused}", flush=True)
             return 5
+        except LeaseLost as lost:
+            print(f"lease lost: {lost}", flush=True)
+            return 6
     print("done", flush=True)
     return 0
 
