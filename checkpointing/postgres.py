@@ -33,6 +33,7 @@ from checkpointing.errors import (
     InvalidDatabase,
     UnsupportedURL,
 )
+from checkpointing.layouts import NAMES, foreign_layout
 from checkpointing.migrations import MIGRATIONS, migrate
 from checkpointing.postgres_saver import CompactPostgresSaver
 from checkpointing.serde import DurableSerializer
@@ -68,6 +69,15 @@ ALL_VERSIONS_SQL = (
     " (SELECT coalesce(max(v), -1) FROM store_migrations) AS store,"
     " ARRAY(SELECT name FROM durable_agent_migrations) AS ours"
 )
+# Relations in the search path's first schema that carry a name of ours, with their columns.
+OUR_NAMES_SQL = """
+SELECT c.relname AS name,
+    CASE WHEN c.relkind IN ('r', 'p') THEN 'table' ELSE 'view' END AS kind,
+    ARRAY(SELECT a.attname::text FROM pg_attribute a
+          WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped) AS columns
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = current_schema() AND c.relname = ANY(%s)
+  AND c.relkind IN ('r', 'p', 'v', 'm', 'f')"""
 RECENT_SECONDS = 0.5
 _returned_at: weakref.WeakKeyDictionary[psycopg.Connection[Any], float] = (
     weakref.WeakKeyDictionary()
@@ -197,6 +207,23 @@ def _current_schemas(conn: psycopg.Connection[Any]) -> set[str]:
     return {schema for schema, current in latest.items() if current}
 
 
+def _refuse_foreign_tables(conn: psycopg.Connection[Any], url: DatabaseURL) -> None:
+    """``InvalidDatabase``, before any setup writes, if a table with one of our names is
+    someone else's: otherwise setup would add LangGraph's tables and then fail on it."""
+    try:
+        rows = conn.execute(OUR_NAMES_SQL, (NAMES,)).fetchall()
+    except psycopg.Error as exc:
+        raise _migration_failed(url, exc) from None
+    relations = [(row["kind"], row["name"]) for row in rows]
+    columns = {row["name"]: set(row["columns"]) for row in rows if row["kind"] == "table"}
+    problem = foreign_layout("postgresql", relations, columns, whole=False)
+    if problem:
+        raise InvalidDatabase(
+            f"the database at {url} {problem}, not LangGraph's or durable-agent's; nothing was "
+            "changed. Use another database in --db or DURABLE_AGENT_DB"
+        )
+
+
 def _migration_failed(url: DatabaseURL, exc: psycopg.Error) -> CheckpointingError:
     reason = redact(" ".join(str(exc).split()))
     if isinstance(exc, psycopg.OperationalError):
@@ -285,6 +312,8 @@ def open_postgres(
                 current = _current_schemas(conn)
             except psycopg.Error as exc:
                 raise _migration_failed(url, exc) from None
+            if len(current) < 3:  # setup will run: first make sure every name is free or ours
+                _refuse_foreign_tables(conn, url)
             if "saver" not in current:
                 _migrate(conn, url)
         try:

@@ -31,6 +31,7 @@ from langgraph.checkpoint.sqlite import SqliteSaver as _UpstreamSqliteSaver
 from checkpointing.compact import AsyncSetup, CompactLists, saved_config
 from checkpointing.errors import InvalidDatabase, UnwritableLocation
 from checkpointing.items import INSERT_ITEM_SQL, ItemLog, Rows
+from checkpointing.layouts import foreign_layout
 from checkpointing.leases import SETUP_LOCK_NAME, SETUP_WAIT_SECONDS, FileLeases, hold
 from checkpointing.migrations import migrate
 from checkpointing.serde import DurableSerializer
@@ -40,38 +41,6 @@ from checkpointing.urls import DatabaseURL
 
 SCHEMA_SQL = "SELECT type, name FROM sqlite_master WHERE name NOT LIKE 'sqlite!_%' ESCAPE '!'"
 COLUMNS_SQL = "SELECT name FROM pragma_table_info(?)"
-# Every table a file of ours may hold: (the columns it must have, those it may have too).
-# LangGraph's SqliteSaver and SqliteStore (task_path, expires_at and ttl_minutes came in
-# later versions, which add them), and ours at every migration (migrations.py).
-_COLUMNS = {
-    "checkpoints": (
-        "thread_id checkpoint_ns checkpoint_id parent_checkpoint_id type checkpoint metadata",
-        "",
-    ),
-    "writes": ("thread_id checkpoint_ns checkpoint_id task_id idx channel type value", "task_path"),
-    "store": ("prefix key value created_at updated_at", "expires_at ttl_minutes"),
-    "store_migrations": ("v", ""),
-    "store_vectors": ("prefix key field_name embedding created_at updated_at", ""),
-    "vector_migrations": ("v", ""),
-    "durable_agent_migrations": ("name applied_at", ""),
-    "conversations": (
-        "thread_id user_id title title_folded status created_at updated_at message_count "
-        "tool_calls input_tokens output_tokens metadata",
-        "attempts attempt_checkpoint pause_requested pending_answer last_error indexed_tail",
-    ),
-    "conversation_text": ("thread_id seq folded", ""),
-    "durable_agent_items": ("thread_id seq type blob", ""),
-}
-LAYOUT = {
-    table: (frozenset(must.split()), frozenset(may.split()))
-    for table, (must, may) in _COLUMNS.items()
-}
-# Tables that are set up by a ledger's migrations, which must then be there too.
-LEDGERS = {
-    "durable_agent_migrations": ("conversations", "conversation_text", "durable_agent_items"),
-    "store_migrations": ("store",),
-    "vector_migrations": ("store_vectors",),
-}
 OWNER_ONLY = 0o600
 INSERT_CHECKPOINT_SQL = (
     "INSERT OR REPLACE INTO checkpoints (thread_id, checkpoint_ns, checkpoint_id, "
@@ -253,28 +222,9 @@ def check_is_checkpoint_db(conn: sqlite3.Connection, path: Path) -> None:
             f"{path} is not a usable SQLite database ({exc}); it was left untouched. "
             "Point --db or DURABLE_AGENT_DB at another file, or move this one away"
         ) from None
-    problem = _foreign_layout(schema, columns)
+    problem = foreign_layout("sqlite", schema, columns, whole=True)
     if problem:
         raise InvalidDatabase(
             f"{path} {problem}, not LangGraph's or durable-agent's; it was left untouched. "
             "Use another file with --db sqlite:///PATH"
         )
-
-
-def _foreign_layout(schema: list[tuple[str, str]], columns: dict[str, set[str]]) -> str:
-    """What makes a file's tables someone else's, or "" if they are ours and LangGraph's."""
-    for kind, name in schema:
-        if kind in ("view", "trigger"):
-            return f"has a {kind} {name!r}"
-    for table, found in columns.items():
-        if table not in LAYOUT:
-            return f"has a table {table!r}"
-        must, may = LAYOUT[table]
-        if not must <= found <= must | may:
-            odd = sorted((found - must - may) | (must - found))
-            return f"has a table {table!r} whose columns ({', '.join(odd)}) differ"
-    for ledger, tables in LEDGERS.items():
-        orphans = [table for table in tables if table in columns]
-        if orphans and ledger not in columns:
-            return f"has a table {orphans[0]!r} without the {ledger!r} that made it"
-    return ""

@@ -1,4 +1,4 @@
-"""Foreign SQLite files: recognised before any write, refused in one line, left byte-identical."""
+"""Foreign databases: recognised before any write, refused in one line, left as they were."""
 
 from __future__ import annotations
 
@@ -76,3 +76,55 @@ def test_a_file_langgraph_itself_wrote_is_opened_and_kept(tmp_path):
         assert conn.execute("SELECT count(*) FROM store").fetchone()[0] == 1
         assert conn.execute("SELECT count(*) FROM conversations").fetchone()[0] == 0
     conn.close()
+
+
+# PostgreSQL databases are often shared: only tables carrying our names are looked at.
+PG_FOREIGN = {
+    "early_langgraph_checkpoints": [
+        "CREATE TABLE checkpoints (thread_id TEXT NOT NULL, thread_ts TEXT NOT NULL, "
+        "checkpoint BYTEA, PRIMARY KEY (thread_id, thread_ts))"
+    ],
+    "foreign_conversations": ["CREATE TABLE conversations (id SERIAL PRIMARY KEY, body TEXT)"],
+    "a_view_named_store": ["CREATE VIEW store AS SELECT 1 AS prefix"],
+    "our_table_without_its_ledger": [
+        "CREATE TABLE durable_agent_items (thread_id TEXT, seq BIGINT, type TEXT, blob BYTEA)"
+    ],
+}
+TABLES_SQL = "SELECT relname FROM pg_class WHERE relnamespace = 'public'::regnamespace ORDER BY 1"
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("layout", sorted(PG_FOREIGN))
+def test_a_postgres_database_with_someone_elses_table_is_refused_untouched(layout):
+    import psycopg
+
+    from tests.helpers import throwaway_database
+
+    with throwaway_database() as url:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("CREATE TABLE recipes (name TEXT, steps TEXT)")  # theirs, ignored
+            for statement in PG_FOREIGN[layout]:
+                conn.execute(statement)
+            before = conn.execute(TABLES_SQL).fetchall()
+        refused = run_cli("threads", "--user", "alice", "--db", url)
+        assert refused.returncode == 1
+        lines = refused.stderr.strip().splitlines()
+        assert len(lines) == 1, refused.stderr
+        assert "not LangGraph's or durable-agent's; nothing was changed" in lines[0]
+        with psycopg.connect(url, autocommit=True) as conn:
+            assert conn.execute(TABLES_SQL).fetchall() == before
+
+
+@pytest.mark.postgres
+def test_a_shared_postgres_database_with_other_tables_is_set_up_beside_them():
+    import psycopg
+
+    from tests.helpers import throwaway_database
+
+    with throwaway_database() as url:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("CREATE TABLE recipes (name TEXT, steps TEXT)")
+        listed = run_cli("threads", "--user", "alice", "--db", url)
+        assert listed.returncode == 0, listed.stderr
+        again = run_cli("threads", "--user", "alice", "--db", url)
+        assert again.returncode == 0, again.stderr
