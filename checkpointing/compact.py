@@ -1,11 +1,14 @@
 """What our SQLite and PostgreSQL savers add to LangGraph's: compact lists, one async path.
 
 ``CompactLists`` sits in front of an upstream saver class in the MRO. Writing, it
-swaps long lists for ``ItemRefs`` (see ``items.py``); reading, it swaps them back;
-deleting a thread deletes its items. Everything else (tables, queries, versions,
-pending writes, filters) is the upstream saver's. The ``a*`` methods run the sync
-ones in a worker thread, so one saver serves ``invoke`` and ``ainvoke`` alike and
-shares one pool and one item cache.
+swaps long lists for ``ItemRefs`` (see ``items.py``) and stores a task's writes in
+fewer rows with upstream's index semantics (``writes.py``); reading, it swaps them
+back, and names the thread of a row that cannot be read; deleting a thread deletes
+its items; ``prune`` and the delta-channel walk work on these rows. Everything else
+(tables, queries, versions, filters) is the upstream saver's. The ``a*`` methods run
+the sync ones in a worker thread, so one saver serves ``invoke`` and ``ainvoke``
+alike and shares one pool and one item cache; ``AsyncSetup`` gives it the shape of
+upstream's async savers.
 """
 
 from __future__ import annotations
