@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -94,3 +95,14 @@ def rows_for(db_url: str, thread_id: str) -> dict[str, int]:
                 query = f"SELECT count(*) FROM {table} WHERE thread_id = %s"
                 counts[table] = conn.execute(query, (thread_id,)).fetchone()[0]
     return counts
+
+
+def one_node(state: type, node: Any) -> Any:
+    """A graph builder that runs *node* once: START -> node -> END."""
+    from langgraph.graph import END, START, StateGraph
+
+    builder = StateGraph(state)
+    builder.add_node(node.__name__, node)
+    builder.add_edge(START, node.__name__)
+    builder.add_edge(node.__name__, END)
+    return builder

@@ -7,9 +7,10 @@ import inspect
 from langchain_core.messages import HumanMessage
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
-from langgraph.graph import END, START, MessagesState, StateGraph
+from langgraph.graph import MessagesState
 
 from checkpointing import new_thread_id, open_async_saver
+from tests.helpers import one_node
 
 
 def _kind(cls: type, name: str) -> str:
@@ -42,10 +43,7 @@ def test_the_async_saver_has_upstreams_async_surface(db_url):
 
 
 def test_code_written_for_upstreams_async_savers_runs_unchanged(db_url):
-    builder = StateGraph(MessagesState)
-    builder.add_node("echo", _echo)
-    builder.add_edge(START, "echo")
-    builder.add_edge("echo", END)
+    builder = one_node(MessagesState, _echo)
     config = {"configurable": {"thread_id": new_thread_id()}}
 
     async def talk() -> tuple[str, int]:

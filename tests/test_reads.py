@@ -10,11 +10,11 @@ from typing import Annotated, Any, TypedDict
 from langchain_core.agents import AgentAction
 from langchain_core.documents import Document
 from langchain_core.messages import AIMessage, HumanMessage
-from langgraph.graph import END, START, MessagesState, StateGraph
+from langgraph.graph import MessagesState
 from langgraph.graph.message import add_messages
 
 from checkpointing import new_thread_id, open_saver
-from tests.helpers import rows_for
+from tests.helpers import one_node, rows_for
 
 RETURNED: list[AIMessage] = []
 
@@ -29,11 +29,7 @@ def _answer(state: MessagesState) -> dict[str, list[AIMessage]]:
 
 
 def _chat(saver: Any) -> Any:
-    builder = StateGraph(MessagesState)
-    builder.add_node("answer", _answer)
-    builder.add_edge(START, "answer")
-    builder.add_edge("answer", END)
-    return builder.compile(checkpointer=saver)
+    return one_node(MessagesState, _answer).compile(checkpointer=saver)
 
 
 def test_a_read_is_the_callers_to_change(db_url):
@@ -89,10 +85,7 @@ def _keep(state: Notes) -> dict[str, Any]:
 
 
 def test_langchains_own_data_types_come_back_as_themselves(db_url):
-    builder = StateGraph(Notes)
-    builder.add_node("keep", _keep)
-    builder.add_edge(START, "keep")
-    builder.add_edge("keep", END)
+    builder = one_node(Notes, _keep)
     config = {"configurable": {"thread_id": new_thread_id()}}
     with open_saver(db_url) as saver:
         graph = builder.compile(checkpointer=saver)
@@ -184,11 +177,7 @@ def test_reads_during_a_run_do_not_store_its_messages_again(db_url):
             graph.get_state(config)  # another reader, mid-run
             return {"messages": [AIMessage(f"answer {len(state['messages'])}")]}
 
-        builder = StateGraph(MessagesState)
-        builder.add_node("answer", answer)
-        builder.add_edge(START, "answer")
-        builder.add_edge("answer", END)
-        graph = builder.compile(checkpointer=saver)
+        graph = one_node(MessagesState, answer).compile(checkpointer=saver)
         for turn in range(3):
             graph.invoke({"messages": [HumanMessage(f"turn {turn}")]}, config)
         messages = graph.get_state(config).values["messages"]

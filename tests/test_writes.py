@@ -10,10 +10,10 @@ import pytest
 from langgraph.checkpoint.base import ERROR, INTERRUPT, RESUME, empty_checkpoint
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.sqlite import SqliteSaver
-from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command, interrupt
 
 from checkpointing import new_thread_id, open_saver
+from tests.helpers import one_node
 
 # Each case: the calls of put_writes for one task at one checkpoint, in order.
 CASES = {
@@ -64,11 +64,7 @@ def _ask(state: Log) -> dict[str, list[str]]:
 
 
 def _graph(saver: Any) -> Any:
-    builder = StateGraph(Log)
-    builder.add_node("ask", _ask)
-    builder.add_edge(START, "ask")
-    builder.add_edge("ask", END)
-    return builder.compile(checkpointer=saver)
+    return one_node(Log, _ask).compile(checkpointer=saver)
 
 
 def _updated_twice_then_resumed(saver: Any) -> list[str]:
