@@ -33,8 +33,6 @@ from checkpointing.errors import CheckpointingError, InvalidDatabase
 from checkpointing.items import ItemLog, Rows
 from checkpointing.writes import BATCH_CHANNEL, Write, expand_batches, missing_writes, plan_writes
 
-DELETE_ITEMS_SQL = "DELETE FROM durable_agent_items WHERE thread_id = ?"
-
 
 @contextmanager
 def readable(config: RunnableConfig | None) -> Iterator[None]:
@@ -252,9 +250,8 @@ class CompactLists:
         }
 
     def delete_thread(self, thread_id: str) -> None:
-        super().delete_thread(thread_id)  # type: ignore[misc]
-        self.items.db.run([(DELETE_ITEMS_SQL, (str(thread_id),))])
-        self.items.forget(str(thread_id))
+        """Every row of the thread, its items and index row included, in one transaction."""
+        self.prune([thread_id], strategy="delete")
 
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         return await asyncio.to_thread(self.get_tuple, config)

@@ -24,17 +24,25 @@ from checkpointing.retention import TABLES, PruneReport, _keep_latest, uses_delt
 from checkpointing.sqlexec import executor_for
 
 PRUNE_STRATEGIES = ("keep_latest", "delete")
+# A thread deleted through the saver leaves nothing: its index row and search text too,
+# or the index would list a conversation whose checkpoints are gone.
+_DELETE_INDEX = [
+    "DELETE FROM conversation_text WHERE thread_id = ?",
+    "DELETE FROM conversations WHERE thread_id = ?",
+]
 DELETE_THREAD_SQL = {
     "sqlite": [
         "DELETE FROM writes WHERE thread_id = ?",
         "DELETE FROM checkpoints WHERE thread_id = ?",
         "DELETE FROM durable_agent_items WHERE thread_id = ?",
+        *_DELETE_INDEX,
     ],
     "postgresql": [
         "DELETE FROM checkpoint_writes WHERE thread_id = ?",
         "DELETE FROM checkpoint_blobs WHERE thread_id = ?",
         "DELETE FROM checkpoints WHERE thread_id = ?",
         "DELETE FROM durable_agent_items WHERE thread_id = ?",
+        *_DELETE_INDEX,
     ],
 }
 DELETE_NAMESPACE_SQL = {

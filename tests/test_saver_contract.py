@@ -22,7 +22,7 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import START, StateGraph
 from langgraph.types import Command, interrupt
 
-from checkpointing import open_saver, thread_config
+from checkpointing import open_conversations, open_saver, thread_config
 from checkpointing.errors import ThreadBusy
 from checkpointing.items import ItemRefs
 from checkpointing.leases import hold, leases_for
@@ -315,3 +315,18 @@ def test_methods_upstreams_savers_lack_raise_and_touch_nothing(db_url):
             asyncio.run(saver.adelete_for_runs(["any"]))
         assert rows_for(db_url, "t") == before
         assert set(rows_for(db_url, "copy").values()) == {0}
+
+
+def test_a_thread_deleted_through_the_saver_leaves_no_row_the_index_included(db_url):
+    with open_conversations(db_url) as conversations:
+        agent = compile_agent(conversations.saver, store=conversations.store)
+        gone, pruned, kept = (conversations.start("alice") for _ in range(3))
+        for conversation in (gone, pruned, kept):
+            with conversations.track_run(agent, conversation) as run:
+                agent.invoke({"messages": [HumanMessage("what is 6*7?")]}, run.config)
+        conversations.saver.delete_thread(gone.thread_id)
+        conversations.saver.prune([pruned.thread_id], strategy="delete")
+        assert [c.thread_id for c in conversations.list("alice")] == [kept.thread_id]
+    for conversation in (gone, pruned):
+        assert set(rows_for(db_url, conversation.thread_id).values()) == {0}
+    assert rows_for(db_url, kept.thread_id)["conversations"] == 1
