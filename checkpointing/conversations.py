@@ -28,6 +28,7 @@ from langgraph.types import StateSnapshot
 from checkpointing import conversation_sql as sql
 from checkpointing.compact import CompactLists
 from checkpointing.errors import InvalidIdentifier
+from checkpointing.items import internal_reads
 from checkpointing.migrations import amigrate, migrate
 from checkpointing.saver import open_async_saver, open_saver
 from checkpointing.serde import TypeKey
@@ -404,11 +405,13 @@ class Conversations:
             yield run
         except BaseException as exc:
             with suppress(Exception):  # the run's own error is the one to report
-                self._record(graph.get_state(run.config), run, exc)
+                self._record(graph, run, exc)
             raise
-        self._record(graph.get_state(run.config), run, None)
+        self._record(graph, run, None)
 
-    def _record(self, snapshot: StateSnapshot, run: TrackedRun, exc: BaseException | None) -> None:
+    def _record(self, graph: Any, run: TrackedRun, exc: BaseException | None) -> None:
+        with internal_reads():  # only counted and indexed here
+            snapshot = graph.get_state(run.config)
         statements = _record_statements(run, snapshot, exc, self.messages_key)
         run.conversation = conversation_from_row(self.execute(statements)[-1][0])
 
@@ -422,13 +425,13 @@ class Conversations:
             yield run
         except BaseException as exc:
             with suppress(Exception):
-                await self._arecord(await graph.aget_state(run.config), run, exc)
+                await self._arecord(graph, run, exc)
             raise
-        await self._arecord(await graph.aget_state(run.config), run, None)
+        await self._arecord(graph, run, None)
 
-    async def _arecord(
-        self, snapshot: StateSnapshot, run: TrackedRun, exc: BaseException | None
-    ) -> None:
+    async def _arecord(self, graph: Any, run: TrackedRun, exc: BaseException | None) -> None:
+        with internal_reads():
+            snapshot = await graph.aget_state(run.config)
         statements = _record_statements(run, snapshot, exc, self.messages_key)
         run.conversation = conversation_from_row((await self.aexecute(statements))[-1][0])
 

@@ -35,6 +35,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from itertools import chain, pairwise
 from operator import is_
@@ -137,8 +138,27 @@ Blob = tuple[str, bytes]  # an item as stored: its serializer type and bytes
 Known = tuple[tuple[Any, ...], list[list[int]]]  # a list by identity, and its runs
 
 
+# Set while this package reads state only to look at it (``internal_reads``).
+_INTERNAL: ContextVar[bool] = ContextVar("durable_agent_internal_read", default=False)
+
+
+@contextmanager
+def internal_reads() -> Iterator[None]:
+    """Reads in this block hand out the items each process revived once, not fresh ones.
+
+    For this package's own reads that only look (a thread's state before a resume, the
+    index's counts and text after a run) and never hand the values on: every other read
+    revives fresh objects, so what a caller gets is its own to change.
+    """
+    token = _INTERNAL.set(True)
+    try:
+        yield
+    finally:
+        _INTERNAL.reset(token)
+
+
 class _ThreadItems:
-    __slots__ = ("by_blob", "by_seq", "lock", "next_seq", "read", "written")
+    __slots__ = ("by_blob", "by_seq", "lock", "next_seq", "read", "revived", "written")
 
     def __init__(self) -> None:
         # Held while seqs are chosen: LangGraph writes checkpoints from worker threads.
@@ -150,6 +170,8 @@ class _ThreadItems:
         # The items as stored, both ways: bytes cannot be changed by whoever holds a read.
         self.by_seq: dict[int, Blob] = {}
         self.by_blob: dict[Blob, int] = {}
+        # seq -> the item revived once, for internal reads only: never handed to a caller.
+        self.revived: dict[int, Any] = {}
         self.next_seq: int | None = None
 
     def remember(self, seqs: Iterable[int], blobs: Iterable[Blob]) -> None:
@@ -308,12 +330,22 @@ class ItemLog:
                     self._load(thread_id, cache, ref.runs)
                 elif missing := {seq for seq in seqs if seq not in by_seq}:
                     self._load(thread_id, cache, to_runs(sorted(missing)))
-                # Revived afresh on every read, like upstream's: a caller may change what it
-                # reads, and what is revived depends on the reader's allow-list.
-                with _gc_paused():
-                    lists[slot] = items = self.serde.loads_many(map(by_seq.__getitem__, seqs))
+                lists[slot] = items = self._revive(cache, seqs)
                 cache.keep(cache.read, slot, items, ref.runs)
         return _put_slots(values, lists)
+
+    def _revive(self, cache: _ThreadItems, seqs: list[int]) -> list[Any]:
+        """The items of *seqs*: revived afresh on every read, like upstream's, since a
+        caller may change what it reads and what is revived depends on the reader's
+        allow-list; for internal reads, the ones revived before."""
+        with _gc_paused():
+            if not _INTERNAL.get():
+                return self.serde.loads_many(map(cache.by_seq.__getitem__, seqs))
+            revived = cache.revived
+            if new := [seq for seq in dict.fromkeys(seqs) if seq not in revived]:
+                blobs = map(cache.by_seq.__getitem__, new)
+                revived.update(zip(new, self.serde.loads_many(blobs), strict=True))
+            return list(map(revived.__getitem__, seqs))
 
     def _load(self, thread_id: str, cache: _ThreadItems, runs: list[list[int]]) -> None:
         """Read the stored bytes of *runs* (ascending, not overlapping) into *cache*."""

@@ -24,6 +24,7 @@ from langgraph.types import Command
 
 from checkpointing.conversations import Conversation, Conversations, conversation_from_row
 from checkpointing.errors import DAMAGED_ROW, InvalidDatabase, NothingToResume, ThreadBusy
+from checkpointing.items import internal_reads
 from checkpointing.leases import Leases, hold, is_free, leases_for
 from checkpointing.text import check_storable
 from checkpointing.thread_state import (
@@ -142,7 +143,8 @@ class Runner:
     def _thread_state(self, conversation: Conversation) -> ThreadState:
         free = is_free(self.leases, conversation.thread_id)
         try:
-            snapshot = self.graph.get_state(conversation.config)
+            with internal_reads():  # looked at here, never handed on
+                snapshot = self.graph.get_state(conversation.config)
         except DAMAGED_ROW as exc:
             raise _unreadable(conversation.thread_id, exc) from None
         return thread_state(conversation, free, snapshot)
@@ -246,7 +248,8 @@ class Runner:
         """
         thread = self.state(thread_id, user_id)
         inputs = resume_input(thread, answer, answers)
-        found = self.conversations.saver.get_tuple(thread.conversation.config)
+        with internal_reads():
+            found = self.conversations.saver.get_tuple(thread.conversation.config)
         check_graph_has(thread_id, found, self.graph)
         inputs = self._with_saved_answer(thread, inputs)
         if thread.state in RETRIED:
@@ -363,7 +366,8 @@ class Runner:
         """Async twin of ``resume``."""
         thread = await self.astate(thread_id, user_id)
         inputs = resume_input(thread, answer, answers)
-        found = await self.conversations.saver.aget_tuple(thread.conversation.config)
+        with internal_reads():
+            found = await self.conversations.saver.aget_tuple(thread.conversation.config)
         check_graph_has(thread_id, found, self.graph)
         inputs = await self._awith_saved_answer(thread, inputs)
         if thread.state in RETRIED:
@@ -395,7 +399,8 @@ class Runner:
     async def _athread_state(self, conversation: Conversation) -> ThreadState:
         free = await asyncio.to_thread(is_free, self.leases, conversation.thread_id)
         try:
-            snapshot = await self.graph.aget_state(conversation.config)
+            with internal_reads():
+                snapshot = await self.graph.aget_state(conversation.config)
         except DAMAGED_ROW as exc:
             raise _unreadable(conversation.thread_id, exc) from None
         return thread_state(conversation, free, snapshot)
