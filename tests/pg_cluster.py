@@ -37,7 +37,14 @@ def _bin(name: str) -> str:
 
 
 def _as_postgres(argv: list[str]) -> list[str]:
-    return ["runuser", "-u", "postgres", "--", *argv] if os.geteuid() == 0 else argv
+    if os.geteuid() != 0:
+        return argv
+    # runuser lives in sbin, which a minimal PATH (CI's, cron's) may leave out.
+    sbin = os.pathsep.join(["/usr/sbin", "/sbin", os.environ.get("PATH", "")])
+    runuser = shutil.which("runuser", path=sbin)
+    if runuser is None:
+        raise AssertionError("runuser not found: install util-linux to run the server as postgres")
+    return [runuser, "-u", "postgres", "--", *argv]
 
 
 def _free_port() -> int:
