@@ -123,13 +123,14 @@ class CompactLists:
         compact = self.items.reference_writes(thread_id, writes)
         self.put_writes_raw(config, compact, task_id, task_path)
 
-    # Each backend names its writes table's statements and a cursor that commits.
+    # Each backend names its writes table's statements, and a cursor that commits what it
+    # writes to a thread (through the thread's lease, where the backend fences writes).
     INSERT_WRITE_SQL: str
     REPLACE_WRITE_SQL: str
     FIRST_WRITE_SQL: str  # INSERT_WRITE_SQL's row, then the task's key: only if it has none
     TASK_WRITES_SQL: str  # (idx, channel, type, blob) of a task's ordinary writes
 
-    def writes_cursor(self) -> AbstractContextManager[Any]:
+    def writes_cursor(self, thread_id: str) -> AbstractContextManager[Any]:
         raise NotImplementedError
 
     def put_writes_raw(
@@ -150,7 +151,7 @@ class CompactLists:
             return [(*task, i, c, *serde.dumps_typed(v)) for i, c, v in planned]
 
         plan = plan_writes(writes)
-        with self.writes_cursor() as cur:
+        with self.writes_cursor(key[0]) as cur:
             if plan.special:
                 query = self.REPLACE_WRITE_SQL if plan.replace else self.INSERT_WRITE_SQL
                 cur.executemany(query, rows(plan.special))

@@ -9,8 +9,7 @@ pool and the schema is ``postgres.py``.
 from __future__ import annotations
 
 import base64
-import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
@@ -94,35 +93,6 @@ class CompactPostgresSaver(CompactLists, PostgresSaver):
         # Leases this process holds, by thread ID (``PostgresLeases`` keeps it): the
         # writes of such a thread go through its lease's session, and fail with it.
         self.held_leases: dict[str, Any] = {}
-        self._writing = threading.local()  # the thread ID a put in this OS thread writes
-
-    @contextmanager
-    def _writes_to(self, config: RunnableConfig) -> Iterator[None]:
-        self._writing.thread_id = str(config["configurable"]["thread_id"])
-        try:
-            yield
-        finally:
-            self._writing.thread_id = None
-
-    def put(
-        self,
-        config: RunnableConfig,
-        checkpoint: Checkpoint,
-        metadata: CheckpointMetadata,
-        new_versions: ChannelVersions,
-    ) -> RunnableConfig:
-        with self._writes_to(config):
-            return super().put(config, checkpoint, metadata, new_versions)
-
-    def put_writes(
-        self,
-        config: RunnableConfig,
-        writes: Sequence[tuple[str, Any]],
-        task_id: str,
-        task_path: str = "",
-    ) -> None:
-        with self._writes_to(config):
-            super().put_writes(config, writes, task_id, task_path)
 
     def put_raw(
         self,
@@ -156,7 +126,7 @@ class CompactPostgresSaver(CompactLists, PostgresSaver):
         key = (thread_id, ns, checkpoint["id"], conf.get("checkpoint_id"))
         # A pipeline only when there are blob rows too: it costs a wait of its own, and
         # each wait is a turn for the GIL, which a busy graph thread holds for 5 ms.
-        with self._cursor(pipeline=bool(new_blobs)) as cur:
+        with self._cursor(pipeline=bool(new_blobs), thread_id=str(thread_id)) as cur:
             if new_blobs:
                 blob_rows = self._dump_blobs(thread_id, ns, blobs, new_blobs)
                 cur.executemany(self.UPSERT_CHECKPOINT_BLOBS_SQL, blob_rows)
@@ -169,9 +139,9 @@ class CompactPostgresSaver(CompactLists, PostgresSaver):
     FIRST_WRITE_SQL = FIRST_WRITE_SQL
     TASK_WRITES_SQL = TASK_WRITES_SQL
 
-    def writes_cursor(self) -> AbstractContextManager[Cursor[DictRow]]:
+    def writes_cursor(self, thread_id: str) -> AbstractContextManager[Cursor[DictRow]]:
         # No transaction: the usual call is one statement, and upstream's are autocommitted too.
-        return self._cursor()
+        return self._cursor(thread_id=thread_id)
 
     def unmark(self, tup: CheckpointTuple) -> CheckpointTuple:
         stored: dict[str, Any] = dict(tup.checkpoint)
@@ -184,13 +154,15 @@ class CompactPostgresSaver(CompactLists, PostgresSaver):
         return tup._replace(checkpoint=checkpoint)  # type: ignore[arg-type]
 
     @contextmanager
-    def _cursor(self, *, pipeline: bool = False) -> Iterator[Cursor[DictRow]]:
+    def _cursor(
+        self, *, pipeline: bool = False, thread_id: str | None = None
+    ) -> Iterator[Cursor[DictRow]]:
         # Upstream serializes every call on one lock, which a single shared connection
         # needs; each call here has a pooled connection of its own, so a step's
-        # checkpoint and its tasks' writes go to the server side by side. A put for a
-        # thread whose lease this process holds goes through the lease's session, one
-        # call at a time: once that session is gone, so is the right to write.
-        lease = self.held_leases.get(getattr(self._writing, "thread_id", None) or "")
+        # checkpoint and its tasks' writes go to the server side by side. A write to
+        # *thread_id* while this process holds its lease goes through the lease's session,
+        # one call at a time: once that session is gone, so is the right to write.
+        lease = self.held_leases.get(thread_id) if thread_id is not None else None
         with lease.session() if lease is not None else self.pool.connection() as conn:
             if pipeline:
                 with conn.pipeline(), conn.cursor(binary=True, row_factory=dict_row) as cur:

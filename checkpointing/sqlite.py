@@ -93,7 +93,7 @@ class SqliteSaver(CompactLists, _UpstreamSqliteSaver):
         SELECT idx, channel, type, value FROM writes WHERE thread_id = ? AND checkpoint_ns = ?
         AND checkpoint_id = ? AND task_id = ? AND idx >= 0"""
 
-    def writes_cursor(self) -> AbstractContextManager[sqlite3.Cursor]:
+    def writes_cursor(self, thread_id: str) -> AbstractContextManager[sqlite3.Cursor]:
         return self.cursor()  # upstream's: under the saver's lock, committed on exit
 
     @contextmanager
