@@ -88,6 +88,10 @@ def is_free(leases: Leases, thread_id: str) -> bool:
     probe = getattr(leases, "is_free", None)
     if probe is not None:
         return bool(probe(thread_id))
+    return _taken_and_dropped(leases, thread_id)
+
+
+def _taken_and_dropped(leases: Leases, thread_id: str) -> bool:
     release = leases.try_acquire(thread_id)
     if release is None:
         return False
@@ -257,10 +261,7 @@ class PostgresLeases:
     def is_free(self, thread_id: str) -> bool:
         """Whether both locks are free, tried and dropped on a pooled connection."""
         if self.probe is None:
-            release = self.try_acquire(thread_id)
-            if release is not None:
-                release()
-            return release is not None
+            return _taken_and_dropped(self, thread_id)
         with self.probe() as conn:
             row = conn.execute(PG_PROBE_SQL, (thread_id, thread_id)).fetchone()
             if row["hold"]:
