@@ -152,7 +152,7 @@ def open_sqlite(
     """Yield a ready *saver_class* on the file *url* names; close it on exit."""
     assert url.path is not None
     path = url.path.absolute()
-    _prepare_file(path)
+    prepare_file(path)
     try:
         conn = sqlite3.connect(path, timeout=settings.sqlite_busy_timeout, check_same_thread=False)
     except sqlite3.Error as exc:
@@ -176,7 +176,7 @@ def open_sqlite(
         yield saver
 
 
-def _prepare_file(path: Path) -> None:
+def prepare_file(path: Path) -> None:
     """Create the directory and an empty owner-only file, unless the file exists."""
     if path.is_dir():
         raise UnwritableLocation(f"{path} is a directory, not a SQLite file; {_FIX}")

@@ -10,7 +10,6 @@ whose ``checkpoints`` are someone else's. Not what is copied, nor the comparison
 
 from __future__ import annotations
 
-import os
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import closing, contextmanager
@@ -30,7 +29,7 @@ from checkpointing.items import ItemRefs
 from checkpointing.saver import resolve_url
 from checkpointing.serde import ITEM_REFS, UNPACK_OPTIONS, DurableSerializer, TypeKey, type_key
 from checkpointing.settings import Settings, load_settings
-from checkpointing.sqlite import check_is_checkpoint_db
+from checkpointing.sqlite import check_is_checkpoint_db, prepare_file
 from checkpointing.urls import DatabaseURL
 
 OURS_SQL = {
@@ -120,11 +119,10 @@ def _upstream_sqlite(url: DatabaseURL, serde: JsonPlusSerializer, create: bool) 
     path = url.path.absolute()
     if not create and not path.is_file():
         raise _nothing_there(url)
+    prepare_file(path)  # its directory and an owner-only file, as our own files get
     try:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
         conn = sqlite3.connect(path, check_same_thread=False)
-    except (OSError, sqlite3.Error) as exc:
+    except sqlite3.Error as exc:
         raise UnwritableLocation(f"cannot create SQLite file {path}: {exc}") from None
     with closing(conn):
         check_is_checkpoint_db(conn, path)  # LangGraph's tables and ours only, or none
