@@ -29,7 +29,7 @@ from langgraph.checkpoint.base import (
     DeltaChannelHistory,
 )
 
-from checkpointing.errors import CheckpointingError, InvalidDatabase
+from checkpointing.errors import CheckpointingError, InvalidDatabase, damaged
 from checkpointing.items import ItemLog, Rows
 from checkpointing.writes import BATCH_CHANNEL, Write, expand_batches, missing_writes, plan_writes
 
@@ -47,10 +47,9 @@ def readable(config: RunnableConfig | None) -> Iterator[None]:
         raise InvalidDatabase(f"thread {thread_id!r}: {exc}") from exc
     except (ValueError, TypeError, LookupError, AttributeError, zlib.error) as exc:
         first = (str(exc).strip().splitlines() or [""])[0][:200]
-        raise InvalidDatabase(
+        raise damaged(
             f"thread {thread_id!r} has a stored row that cannot be read "
-            f"({type(exc).__name__}: {first}); the database was changed outside "
-            "durable-agent: restore it from a backup or delete the thread"
+            f"({type(exc).__name__}: {first})"
         ) from exc
 
 

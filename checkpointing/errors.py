@@ -39,6 +39,14 @@ class InvalidDatabase(CheckpointingError):
 DAMAGED_ROW = (InvalidDatabase, ValueError, TypeError, LookupError, AttributeError)
 
 
+def damaged(what: str) -> InvalidDatabase:
+    """The one error for stored rows that cannot be what we wrote: *what* says which."""
+    return InvalidDatabase(
+        f"{what}; the database was changed outside durable-agent: restore it from a backup "
+        "or delete the thread"
+    )
+
+
 class InvalidIdentifier(CheckpointingError, ValueError):
     """A thread or user ID is not of the accepted form."""
 

@@ -45,7 +45,7 @@ from langchain_core.messages import BaseMessage
 from langgraph.checkpoint.base import CheckpointTuple
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
-from checkpointing.errors import InvalidDatabase
+from checkpointing.errors import InvalidDatabase, damaged
 from checkpointing.sqlexec import Executor
 
 # Shorter lists stay inline, but for messages: their quadratic cost is bounded and a row
@@ -104,10 +104,7 @@ def _is_run(run: Any) -> bool:
 
 def _bad_refs(thread_id: str | None, what: str) -> InvalidDatabase:
     where = f"thread {thread_id!r}" if thread_id is not None else "a thread"
-    return InvalidDatabase(
-        f"{where} names a stored list with {what}; the database was changed outside "
-        "durable-agent: restore it from a backup or delete the thread"
-    )
+    return damaged(f"{where} names a stored list with {what}")
 
 
 def to_runs(seqs: Iterable[int]) -> list[list[int]]:
@@ -356,10 +353,9 @@ class ItemLog:
             short = short or len(rows) < count
         if short:
             absent = [seq for seq in ItemRefs(runs).seqs() if seq not in cache.by_seq]
-            raise InvalidDatabase(
+            raise damaged(
                 f"thread {thread_id!r} names {len(absent)} stored items that are missing "
-                f"(first seq {absent[0]}); the database was changed outside durable-agent: "
-                "restore it from a backup or delete the thread"
+                f"(first seq {absent[0]})"
             )
 
     def decode_writes(self, thread_id: str, writes: Sequence[Any]) -> list[Any]:

@@ -20,7 +20,7 @@ import ormsgpack
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 from langgraph.checkpoint.serde.jsonplus import EXT_PYDANTIC_V2, JsonPlusSerializer
 
-from checkpointing.errors import InvalidDatabase
+from checkpointing.errors import InvalidDatabase, damaged
 from checkpointing.items import ItemRefs
 
 TypeKey = tuple[str, str]
@@ -168,10 +168,7 @@ class DurableSerializer(JsonPlusSerializer):
 
 
 def _damaged(what: str) -> InvalidDatabase:
-    return InvalidDatabase(
-        f"the database holds {what}; it was changed outside durable-agent: restore it "
-        "from a backup or delete the thread"
-    )
+    return damaged(f"the database holds {what}")
 
 
 def _message(cls: type[Any], fields: dict[str, Any]) -> Any:
