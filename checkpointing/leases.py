@@ -21,6 +21,7 @@ import os
 import re
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -114,16 +115,48 @@ class FileLeases:
     def __init__(self, database: Path) -> None:
         self.directory = database.with_name(database.name + ".locks")
 
+    def _path(self, thread_id: str) -> str:
+        return os.path.join(self.directory, lock_file_name(str(thread_id)))
+
     def try_acquire(self, thread_id: str) -> Callable[[], None] | None:
         self.directory.mkdir(mode=0o700, exist_ok=True)
-        path = os.path.join(self.directory, lock_file_name(str(thread_id)))
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        path = self._path(thread_id)
+        while True:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                return None
+            if _still_named(fd, path):
+                return lambda: os.close(fd)  # closing the descriptor drops the lock
+            # The file was removed (its thread deleted) between our open and our lock: a
+            # lock on it excludes nobody, so lock whatever file the name holds now.
             os.close(fd)
-            return None
-        return lambda: os.close(fd)  # closing the descriptor drops the lock
+
+    def discard(self, thread_id: str) -> None:
+        """Remove *thread_id*'s lock file; only its holder may, once the thread is deleted
+        (``try_acquire`` re-checks the name after locking, so no one keeps a stale lock)."""
+        with suppress(FileNotFoundError):
+            os.unlink(self._path(thread_id))
+
+
+def _still_named(fd: int, path: str) -> bool:
+    """Whether *path* still names the open file *fd*."""
+    try:
+        named = os.stat(path)
+    except FileNotFoundError:
+        return False
+    held = os.fstat(fd)
+    return (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino)
+
+
+def discard(leases: Leases, thread_id: str) -> None:
+    """Drop what a deleted thread's lease leaves behind (a SQLite lock file); call it while
+    holding the lease, after the thread's rows are gone."""
+    remove = getattr(leases, "discard", None)
+    if remove is not None:
+        remove(thread_id)
 
 
 def lease_lost(thread_id: str, reason: str) -> LeaseLost:
@@ -309,4 +342,10 @@ def leases_for(saver: Any) -> Leases:
         import psycopg
 
         return PostgresLeases(lambda: psycopg.connect(pool.conninfo, **pool.kwargs))
-    return LocalLeases()
+    # One per saver: a run and a delete on the same in-memory saver must meet in one lock.
+    with _LOCAL_GUARD:
+        return _LOCAL.setdefault(saver, LocalLeases())
+
+
+_LOCAL: weakref.WeakKeyDictionary[Any, LocalLeases] = weakref.WeakKeyDictionary()
+_LOCAL_GUARD = threading.Lock()
