@@ -27,6 +27,7 @@ from langgraph.types import StateSnapshot
 
 from checkpointing import conversation_sql as sql
 from checkpointing.compact import CompactLists
+from checkpointing.deletion import adeleting, deleting
 from checkpointing.errors import InvalidIdentifier
 from checkpointing.items import internal_reads
 from checkpointing.migrations import amigrate, migrate
@@ -87,8 +88,8 @@ class TrackedRun:
 
 
 def _tracked(conversation: Conversation, marked: list[Rows]) -> TrackedRun:
-    if not marked[0]:
-        return TrackedRun(conversation)
+    if not marked[0]:  # deleted before its run took the lease: it must not write again
+        raise thread_not_found(conversation.thread_id, conversation.user_id)
     row = marked[0][0]
     return TrackedRun(conversation, (int(row["message_count"]), str(row["indexed_tail"])))
 
@@ -124,6 +125,15 @@ def _one(rows: Rows, thread_id: str, user_id: str) -> Conversation:
 def _title(text: str) -> str:
     line = " ".join(storable(text).split())
     return line if len(line) <= TITLE_CHARS else line[: TITLE_CHARS - 1] + "…"
+
+
+def _new_title(title: str) -> str:
+    # An empty title means "derive it from the first message" to a run: a rename to one
+    # would blank the conversation in every listing until its next run.
+    text = _title(title)
+    if not text:
+        raise InvalidIdentifier("a conversation's title cannot be blank: give it some text")
+    return text
 
 
 def _metadata(metadata: Mapping[str, Any] | None) -> str:
@@ -349,11 +359,12 @@ class Conversations:
         return conversation_from_row((await self.aexecute([statement]))[0][0])
 
     def rename(self, thread_id: str, user_id: str, title: str) -> Conversation:
-        text, key = _title(title), self._key(thread_id, user_id)
+        """Give the conversation a new *title*; a blank one is refused (nothing changed)."""
+        text, key = _new_title(title), self._key(thread_id, user_id)
         return _one(self.execute([(sql.RENAME, (text, text.casefold(), *key))])[0], *key)
 
     async def arename(self, thread_id: str, user_id: str, title: str) -> Conversation:
-        text, key = _title(title), self._key(thread_id, user_id)
+        text, key = _new_title(title), self._key(thread_id, user_id)
         return _one((await self.aexecute([(sql.RENAME, (text, text.casefold(), *key))]))[0], *key)
 
     def set_metadata(
@@ -371,7 +382,15 @@ class Conversations:
         )
 
     def delete(self, thread_id: str, user_id: str) -> None:
-        """Remove the conversation, its checkpoints and its writes, in one transaction."""
+        """Remove the conversation, its checkpoints and its writes, in one transaction.
+
+        Under the thread's lease: ``ThreadBusy`` (nothing removed) while a run holds it."""
+        key = self._key(thread_id, user_id)
+        with deleting(self.saver, [key[0]]):
+            self.delete_held(*key)
+
+    def delete_held(self, thread_id: str, user_id: str) -> None:
+        """``delete`` for a caller that already holds the thread's lease (``prune``)."""
         key = self._key(thread_id, user_id)
         _require(self.execute(_delete_statements(*key, self._db.dialect))[-1], *key)
         self._forget_items(key[0])
@@ -385,10 +404,11 @@ class Conversations:
 
     async def adelete(self, thread_id: str, user_id: str) -> None:
         key = self._key(thread_id, user_id)
-        _require((await self.aexecute(_delete_statements(*key, self._db.dialect)))[-1], *key)
-        self._forget_items(key[0])
-        if self._db.dialect == "memory":
-            await self.saver.adelete_thread(key[0])
+        async with adeleting(self.saver, [key[0]]):
+            _require((await self.aexecute(_delete_statements(*key, self._db.dialect)))[-1], *key)
+            self._forget_items(key[0])
+            if self._db.dialect == "memory":
+                await self.saver.adelete_thread(key[0])
 
     # -- keeping in step with runs ----------------------------------------------------------
 

@@ -14,7 +14,7 @@ decide when to run (the ``prune`` command does).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -25,12 +25,13 @@ from langgraph.checkpoint.serde.types import _DeltaSnapshot
 from checkpointing.conversations import Conversations
 from checkpointing.errors import DAMAGED_ROW, ConfigError, ThreadBusy
 from checkpointing.items import ItemRefs, to_runs
-from checkpointing.leases import hold, leases_for
+from checkpointing.leases import discard, hold, leases_for
 from checkpointing.sqlexec import Statement
 from checkpointing.thread_state import pending_nodes
 from checkpointing.writes import expand_batches
 
 ACTIVE_STATUSES = ("running", "interrupted", "paused")
+LEFT_AS = {"running": "crashed", "interrupted": "waiting", "paused": "paused", "failed": "failed"}
 DELTA_METADATA_KEYS = ("counters_since_delta_snapshot", "delta_writes_versioned")
 INDEXED_SQL = "SELECT thread_id, user_id, status FROM conversations"
 DELETE_ITEMS_SQL = "DELETE FROM durable_agent_items WHERE thread_id = ? AND seq BETWEEN ? AND ?"
@@ -99,7 +100,7 @@ class PruneReport:
     dry_run: bool
     expired: list[str] = field(default_factory=list)
     pruned: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)  # active threads left alone
+    skipped: dict[str, str] = field(default_factory=dict)  # thread -> its state, left alone
     # Threads keep-latest left whole: dropping a DeltaChannel's older writes loses its state.
     delta: list[str] = field(default_factory=list)
     unreadable: dict[str, str] = field(default_factory=dict)  # thread -> why, left alone
@@ -118,8 +119,11 @@ def prune(
     dry_run: bool = False,
     include_active: bool = False,
     now: float | None = None,
+    expire_only: Collection[str] | None = None,
 ) -> PruneReport:
-    """Expire conversations idle for *older_than* seconds, then keep *keep* checkpoints."""
+    """Expire conversations idle for *older_than* seconds, then keep *keep* checkpoints.
+
+    *expire_only* limits expiry to those threads: the ones a confirmed dry run listed."""
     if keep is not None and keep < 1:
         raise ConfigError("keep must be at least 1: the latest checkpoint is the thread's state")
     saver: Any = index.saver
@@ -139,13 +143,15 @@ def prune(
                     continue
                 latest = found[0]
                 if not include_active and _active(status, latest):
-                    report.skipped.append(thread_id)
-                elif cutoff is not None and _last_step(latest) < cutoff:
+                    report.skipped[thread_id] = _left_as(status)
+                elif _expires(thread_id, latest, cutoff, expire_only):
                     _expire(index, tables, thread_id, owner, report)
+                    if not dry_run:
+                        discard(leases, thread_id)
                 elif keep is not None:
                     _keep_latest(index, tables, thread_id, keep, report)
         except ThreadBusy:
-            report.skipped.append(thread_id)
+            report.skipped[thread_id] = "running"
         except DAMAGED_ROW as exc:  # read before any change: the thread is left as it was
             why = " ".join(str(exc).split())[:300]
             report.unreadable[thread_id] = f"{type(exc).__name__}: {why}"
@@ -170,6 +176,20 @@ def _active(status: str, latest: CheckpointTuple) -> bool:
     return status in ACTIVE_STATUSES or bool(pending_nodes(latest.checkpoint))
 
 
+def _left_as(status: str) -> str:
+    """The state of a thread left alone, in ``thread_state``'s words. Its lease is ours, so
+    "running" in the index means the run died; unindexed, it stopped half way."""
+    return LEFT_AS.get(status, "unfinished")
+
+
+def _expires(
+    thread_id: str, latest: CheckpointTuple, cutoff: float | None, only: Collection[str] | None
+) -> bool:
+    if cutoff is None or (only is not None and thread_id not in only):
+        return False
+    return _last_step(latest) < cutoff
+
+
 def _last_step(latest: CheckpointTuple) -> float:
     return datetime.fromisoformat(latest.checkpoint["ts"]).timestamp()
 
@@ -182,10 +202,12 @@ def _expire(
     _add(report, everything)
     if report.dry_run:
         return
-    if owner is not None:
-        index.delete(thread_id, owner)
+    from checkpointing.upstream_prune import delete_held_threads  # it imports this module
+
+    if owner is not None:  # prune holds the lease: delete_held, not delete, which takes it
+        index.delete_held(thread_id, owner)
     else:
-        index.saver.delete_thread(thread_id)
+        delete_held_threads(index, [thread_id])
 
 
 def _keep_latest(

@@ -7,7 +7,8 @@ latest checkpoint of each namespace and its pending writes kept through retentio
 keep-latest (which also frees the items and blobs nothing kept names), a finished
 subgraph call's namespace dropped with the root checkpoint it started from, and
 upstream's ``DeltaChannel`` guard: a thread that uses one is refused, and if any
-requested thread does, nothing is pruned. Each thread is pruned under its lease.
+requested thread does, nothing is pruned. Each thread is pruned under its lease, and
+``"delete"`` holds every thread's lease: a thread a run holds refuses it (``ThreadBusy``).
 Not when to prune, nor expiry of idle conversations (``retention.py``).
 """
 
@@ -19,6 +20,7 @@ from typing import Any
 from langgraph.checkpoint.base import CheckpointTuple
 
 from checkpointing.conversations import Conversations
+from checkpointing.deletion import deleting
 from checkpointing.leases import hold, leases_for
 from checkpointing.retention import TABLES, PruneReport, _keep_latest, uses_delta_channel
 from checkpointing.sqlexec import executor_for
@@ -69,9 +71,8 @@ def prune_threads(saver: Any, thread_ids: Sequence[str], strategy: str) -> None:
         return
     index = Conversations(saver, executor_for(saver))
     if strategy == "delete":
-        index.execute([(sql, (t,)) for t in ids for sql in DELETE_THREAD_SQL[index.dialect]])
-        for thread_id in ids:
-            saver.items.forget(thread_id)
+        with deleting(saver, ids):  # all or none: one busy thread refuses the lot
+            delete_held_threads(index, ids)
         return
     _refuse_delta_threads(saver, ids)
     leases = leases_for(saver)
@@ -85,6 +86,14 @@ def prune_threads(saver: Any, thread_ids: Sequence[str], strategy: str) -> None:
                 index.execute([(s, (thread_id, ns)) for ns in calls for s in sql])
             # Frees the items and blobs only the dropped calls named, too.
             _keep_latest(index, TABLES[index.dialect], thread_id, 1, PruneReport(False))
+
+
+def delete_held_threads(index: Conversations, thread_ids: Sequence[str]) -> None:
+    """Every row of the threads, in one transaction; the caller holds their leases."""
+    sql = DELETE_THREAD_SQL[index.dialect]
+    index.execute([(statement, (t,)) for t in thread_ids for statement in sql])
+    for thread_id in thread_ids:
+        index.saver.items.forget(thread_id)  # type: ignore[attr-defined]
 
 
 def _tuples(saver: Any, thread_id: str) -> list[CheckpointTuple]:
