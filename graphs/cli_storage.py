@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import sys
+from functools import partial
 
 import click
 
@@ -15,6 +16,7 @@ from checkpointing.saver import resolve_url
 from checkpointing.stats import stats as table_stats
 from checkpointing.transfer import transfer, verify
 from graphs.cli_options import db_option, json_option, some_user_option
+from graphs.confirm import confirm, yes_option
 
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 DURATION = re.compile(r"^(\d+)([smhdw])$")
@@ -55,9 +57,10 @@ def _summary(report: PruneReport) -> str:
     for thread_id, why in report.unreadable.items():
         lines.append(f"could not read {thread_id}, left it as it was: {why}")
     if report.skipped:
+        named = ", ".join(f"{thread_id} ({state})" for thread_id, state in report.skipped.items())
         lines.append(
-            f"left {len(report.skipped)} running or waiting thread(s) alone "
-            "(--include-active to prune them too): " + ", ".join(report.skipped)
+            f"left {len(report.skipped)} thread(s) alone: {named}; "
+            "--include-active prunes those not running now too"
         )
     return "\n".join(lines)
 
@@ -68,20 +71,27 @@ def _summary(report: PruneReport) -> str:
 @some_user_option
 @click.option("--dry-run", is_flag=True, help="Report what would go, and its size; change nothing.")
 @click.option("--include-active", is_flag=True, help="Also prune running or waiting threads.")
+@yes_option
 @db_option
 def prune(
     keep: int | None, older_than: str | None, user: str | None, dry_run: bool,
-    include_active: bool, db: str | None,
+    include_active: bool, yes: bool, db: str | None,
 ) -> None:  # fmt: skip
-    """Drop superseded checkpoints and expire idle conversations; give the space back."""
+    """Drop superseded checkpoints and expire idle conversations; give the space back.
+
+    Asks first if it would delete more than one conversation, unless --yes."""
     if keep is None and older_than is None:
         raise ConfigError("say what to prune: --keep N, --older-than DURATION, or both")
     age = parse_duration(older_than) if older_than else None
     with open_conversations(db) as index:
-        report = prune_threads(
-            index, keep=keep, older_than=age, user_id=user, dry_run=dry_run,
+        run = partial(
+            prune_threads, index, keep=keep, older_than=age, user_id=user,
             include_active=include_active,
         )  # fmt: skip
+        expire_only = None
+        if age is not None and not dry_run:
+            expire_only = _confirmed_expiry(run(dry_run=True), yes)
+        report = run(dry_run=dry_run, expire_only=expire_only)
         if not dry_run:
             reclaim(index)
     click.echo(_summary(report))
@@ -90,6 +100,15 @@ def prune(
             f"durable-agent: {len(report.unreadable)} thread(s) could not be read and were "
             "left alone (listed above)"
         )
+
+
+def _confirmed_expiry(plan: PruneReport, yes: bool) -> set[str]:
+    """The conversations a dry run would expire, once agreed to if there are several; the
+    real run expires only these, so it never deletes more than was asked about."""
+    if len(plan.expired) > 1:
+        question = f"delete {len(plan.expired)} idle conversations with all their checkpoints?"
+        confirm(question, command="prune", yes=yes)
+    return set(plan.expired)
 
 
 @click.command()

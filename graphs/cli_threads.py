@@ -13,6 +13,7 @@ import click
 from checkpointing.conversations import STATUSES, Conversation, open_conversations
 from graphs.agent import compile_agent
 from graphs.cli_options import db_option, json_option, user_option
+from graphs.confirm import confirm, yes_option
 from graphs.offline import OfflineChatModel
 from graphs.render import message_dict, message_lines
 
@@ -109,9 +110,16 @@ def rename(thread_id: str, user: str, title: tuple[str, ...], db: str | None) ->
 @click.command()
 @click.argument("thread_id")
 @user_option
+@yes_option
 @db_option
-def delete(thread_id: str, user: str, db: str | None) -> None:
-    """Delete conversation THREAD_ID with all its checkpoints; it cannot be undone."""
+def delete(thread_id: str, user: str, yes: bool, db: str | None) -> None:
+    """Delete conversation THREAD_ID with all its checkpoints; it cannot be undone.
+
+    Asks first unless --yes; refused while a run holds the conversation."""
     with open_conversations(db) as conversations:
+        c = conversations.get(thread_id, user)  # a missing one is "not found" before asking
+        title = c.title or "(untitled)"
+        question = f"delete {title!r} ({c.thread_id}, {c.message_count} messages)?"
+        confirm(question, command="delete", yes=yes)
         conversations.delete(thread_id, user)
     click.echo(f"deleted {thread_id}")

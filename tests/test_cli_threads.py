@@ -77,7 +77,7 @@ def test_rename_and_delete(db_url):
     assert renamed.stdout == f"renamed {thread_id} to 'Times tables'\n"
     assert _listed(db_url, "alice")[0]["title"] == "Times tables"
 
-    deleted = run_cli("delete", thread_id, "-u", "alice", "--db", db_url)
+    deleted = run_cli("delete", thread_id, "-u", "alice", "--yes", "--db", db_url)
     assert deleted.returncode == 0, deleted.stderr
     assert _listed(db_url, "alice") == []
     assert set(rows_for(db_url, thread_id).values()) == {0}

@@ -63,7 +63,7 @@ def test_threads_waiting_for_a_human_are_left_alone_unless_asked(db_url):
         list(runner.stream(waiting, {"messages": [HumanMessage("remember that I like tea")]}))
         assert runner.state(waiting.thread_id, "alice").state == "waiting"
         report = prune(index, keep=1, older_than=0)
-        assert report.skipped == [waiting.thread_id]
+        assert report.skipped == {waiting.thread_id: "waiting"}
         assert report.checkpoints == 0
         assert prune(index, keep=1, include_active=True).pruned == [waiting.thread_id]
         assert runner.state(waiting.thread_id, "alice").state == "waiting"
