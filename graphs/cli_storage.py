@@ -58,10 +58,10 @@ def _summary(report: PruneReport) -> str:
         lines.append(f"could not read {thread_id}, left it as it was: {why}")
     if report.skipped:
         named = ", ".join(f"{thread_id} ({state})" for thread_id, state in report.skipped.items())
-        lines.append(
-            f"left {len(report.skipped)} thread(s) alone: {named}; "
-            "--include-active prunes those not running now too"
-        )
+        # A run holds a running thread: --include-active cannot reach it, so it is not offered.
+        stopped = any(state != "running" for state in report.skipped.values())
+        hint = "; --include-active prunes those not running now too" if stopped else ""
+        lines.append(f"left {len(report.skipped)} thread(s) alone: {named}{hint}")
     return "\n".join(lines)
 
 
