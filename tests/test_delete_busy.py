@@ -6,6 +6,7 @@ is tried meanwhile meets a running thread every time, however slow the machine.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import sqlite3
@@ -19,7 +20,7 @@ from langchain_core.messages import HumanMessage
 from langgraph.graph import MessagesState
 
 from checkpointing import ThreadBusy, ThreadNotFound
-from checkpointing.conversations import open_conversations
+from checkpointing.conversations import open_async_conversations, open_conversations
 from checkpointing.resume import Runner
 from graphs import compile_agent
 from tests.helpers import CLI, one_node, rows_for, run_cli
@@ -64,6 +65,11 @@ def _finish(chat: subprocess.Popen[str]) -> str:
     return out
 
 
+async def _adelete(db_url: str, thread_id: str) -> None:
+    async with open_async_conversations(db_url) as index:
+        await index.adelete(thread_id, "alice")
+
+
 def test_delete_refuses_a_conversation_a_run_holds_and_works_after_it(db_url):
     chat, thread_id = _held_run(db_url)
     try:
@@ -80,6 +86,8 @@ def test_delete_refuses_a_conversation_a_run_holds_and_works_after_it(db_url):
             ):
                 with pytest.raises(ThreadBusy):
                     attempt()
+        with pytest.raises(ThreadBusy):
+            asyncio.run(_adelete(db_url, thread_id))
         pruned = run_cli("prune", "--older-than", "0s", "--yes", "--db", db_url)
         assert pruned.returncode == 0, pruned.stderr
         assert f"{thread_id} (running)" in pruned.stdout
