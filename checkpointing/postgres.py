@@ -79,6 +79,14 @@ FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname = current_schema() AND c.relname = ANY(%s)
   AND c.relkind IN ('r', 'p', 'v', 'm', 'f')"""
 RECENT_SECONDS = 0.5
+# How the server words a refusal for lack of connection slots (SQLSTATE 53300, which
+# psycopg does not carry for an error at connect time): max_connections, the slots
+# reserved for superusers, and a role's or a database's CONNECTION LIMIT.
+TOO_MANY_CONNECTIONS = (
+    "too many clients already",
+    "remaining connection slots are reserved",
+    "too many connections for",
+)
 _returned_at: weakref.WeakKeyDictionary[psycopg.Connection[Any], float] = (
     weakref.WeakKeyDictionary()
 )
@@ -88,14 +96,33 @@ _returned_at: weakref.WeakKeyDictionary[psycopg.Connection[Any], float] = (
 PREPARE_THRESHOLD = 5
 
 
-def connection_kwargs(settings: Settings) -> dict[str, Any]:
-    # libpq reads connect_timeout in whole seconds and treats anything under 2 as 2.
-    return {
+def connection_kwargs(settings: Settings, url: DatabaseURL | None = None) -> dict[str, Any]:
+    """What every connection is opened with; a ``connect_timeout`` in *url* is kept."""
+    kwargs: dict[str, Any] = {
         "autocommit": True,
         "row_factory": dict_row,
         "prepare_threshold": PREPARE_THRESHOLD if settings.pg_prepare else None,
-        "connect_timeout": max(2, round(settings.connect_timeout)),
     }
+    # A keyword argument overrides the URL's own value: the URL, being more specific
+    # (it is the --db flag), wins over DURABLE_AGENT_CONNECT_TIMEOUT.
+    if _url_timeout(url) is None:
+        # libpq reads connect_timeout in whole seconds and treats anything under 2 as 2.
+        kwargs["connect_timeout"] = max(2, round(settings.connect_timeout))
+    return kwargs
+
+
+def _url_timeout(url: DatabaseURL | None) -> float | None:
+    """The ``connect_timeout`` *url* sets itself, if any (and if it can be read)."""
+    try:
+        value = conninfo_to_dict(url.raw).get("connect_timeout") if url else None
+        return float(value) if value is not None else None
+    except (psycopg.Error, ValueError):
+        return None  # connecting reports the malformed URL, through describe()
+
+
+def connect_seconds(settings: Settings, url: DatabaseURL) -> float:
+    """How long one connection attempt may take: the URL's timeout, else the setting's."""
+    return _url_timeout(url) or settings.connect_timeout
 
 
 class BoundedConnection(psycopg.Connection[Any]):
@@ -152,7 +179,7 @@ def _pool_kwargs(url: DatabaseURL, settings: Settings) -> dict[str, Any]:
         "connection_class": bounded_connection(settings.query_timeout),
         "min_size": settings.pool_min_size,
         "max_size": settings.pool_max_size,
-        "kwargs": connection_kwargs(settings),
+        "kwargs": connection_kwargs(settings, url),
         "timeout": settings.pool_timeout,
         "check": check_unless_recent,
         "reset": note_returned,
@@ -176,11 +203,28 @@ def describe(url: DatabaseURL, exc: BaseException) -> CheckpointingError:
             f"database {name!r} does not exist on the server of {url}: create it "
             f"(createdb {name}, or CREATE DATABASE) or {fix}"
         )
+    if any(sign in reason for sign in TOO_MANY_CONNECTIONS):
+        return DatabaseUnavailable(
+            f"PostgreSQL at {url} is up but refused another connection ({reason}): its "
+            "connection limit is reached (the server's max_connections, or a CONNECTION "
+            "LIMIT on the role or database); run fewer processes at once, lower "
+            "DURABLE_AGENT_POOL_MAX_SIZE, or raise the limit"
+        )
     if "authentication failed" in reason or "no password supplied" in reason:
         return DatabaseUnavailable(f"PostgreSQL at {url} refused the login ({reason}): {fix}")
     return DatabaseUnavailable(
         f"cannot reach PostgreSQL at {url} ({reason}): start the server, or {fix}"
     )
+
+
+def _refusal(url: DatabaseURL, settings: Settings) -> psycopg.Error | None:
+    """Why a new connection fails now, if it does: the pool's timeout does not say (the
+    server may be up and out of connection slots), one more attempt does."""
+    try:
+        psycopg.connect(url.raw, **connection_kwargs(settings, url)).close()
+    except psycopg.Error as exc:
+        return exc
+    return None
 
 
 def _is_current(conn: psycopg.Connection[Any], has_sql: str, version_sql: str, latest: int) -> bool:
@@ -241,6 +285,19 @@ def _lock_timeout(url: DatabaseURL) -> CheckpointingError:
     )
 
 
+def _has_checkpoints(conn: psycopg.Connection[Any]) -> bool:
+    row = conn.execute(HAS_MIGRATIONS_SQL).fetchone()
+    return bool(row and row["present"])
+
+
+def _empty_database(url: DatabaseURL) -> DatabaseNotFound:
+    return DatabaseNotFound(
+        f"the database at {url} holds no conversations (it has no checkpoint tables); "
+        "nothing was created. Check the URL (--db, DURABLE_AGENT_DB or the URL given); "
+        "'durable-agent chat' sets up a new database"
+    )
+
+
 def _under_setup_lock(
     conn: psycopg.Connection[Any],
     url: DatabaseURL,
@@ -296,11 +353,14 @@ def open_postgres(
     settings: Settings,
     serde: DurableSerializer,
     saver_class: type[CompactPostgresSaver] = CompactPostgresSaver,
+    *,
+    create: bool = True,
 ) -> Iterator[CompactPostgresSaver]:
-    """Yield a migrated ``PostgresSaver`` over a checked pool; close the pool on exit."""
+    """Yield a migrated ``PostgresSaver`` over a checked pool; close the pool on exit.
+    Unless *create*, a database without LangGraph's tables is refused, nothing created."""
     try:
         connection_class = bounded_connection(settings.query_timeout)
-        conn = connection_class.connect(url.raw, **connection_kwargs(settings))
+        conn = connection_class.connect(url.raw, **connection_kwargs(settings, url))
     except psycopg.Error as exc:
         raise describe(url, exc) from None
     # The server answered: the pool connects in the background while the schemas are checked.
@@ -310,6 +370,8 @@ def open_postgres(
         with conn:
             try:
                 current = _current_schemas(conn)
+                if not (create or current or _has_checkpoints(conn)):
+                    raise _empty_database(url)
             except psycopg.Error as exc:
                 raise _migration_failed(url, exc) from None
             if len(current) < 3:  # setup will run: first make sure every name is free or ours
@@ -317,9 +379,9 @@ def open_postgres(
             if "saver" not in current:
                 _migrate(conn, url)
         try:
-            pool.wait(timeout=settings.connect_timeout + settings.pool_timeout)
+            pool.wait(timeout=connect_seconds(settings, url) + settings.pool_timeout)
         except PoolTimeout as exc:
-            raise describe(url, exc) from None
+            raise describe(url, _refusal(url, settings) or exc) from None
         saver = saver_class(pool, serde=serde)
         saver.store_current = "store" in current
         if "ours" not in current:
