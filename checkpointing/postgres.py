@@ -7,7 +7,7 @@ reconnected rather than fatal, a bounded connect timeout and a bound on every
 wait for the server after it (``BoundedConnection``), and running the schema
 migrations once per database under an advisory lock, so that processes starting
 together do not race.
-Errors from psycopg become this package's typed errors, passwords redacted.
+Errors from psycopg become this package's typed errors, worded in ``postgres_errors``.
 """
 
 from __future__ import annotations
@@ -28,17 +28,16 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from checkpointing.errors import (
     CheckpointingError,
-    DatabaseNotFound,
     DatabaseUnavailable,
     InvalidDatabase,
-    UnsupportedURL,
 )
 from checkpointing.layouts import NAMES, foreign_layout
 from checkpointing.migrations import MIGRATIONS, migrate
+from checkpointing.postgres_errors import describe, empty_database, migration_failed
 from checkpointing.postgres_saver import CompactPostgresSaver
 from checkpointing.serde import DurableSerializer
 from checkpointing.settings import Settings
-from checkpointing.urls import DatabaseURL, redact
+from checkpointing.urls import DatabaseURL
 
 # Any fixed 64-bit key works; this one spells "dur-agnt" and only guards setup.
 SETUP_LOCK_KEY = 0x6475722D61676E74
@@ -79,14 +78,6 @@ FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname = current_schema() AND c.relname = ANY(%s)
   AND c.relkind IN ('r', 'p', 'v', 'm', 'f')"""
 RECENT_SECONDS = 0.5
-# How the server words a refusal for lack of connection slots (SQLSTATE 53300, which
-# psycopg does not carry for an error at connect time): max_connections, the slots
-# reserved for superusers, and a role's or a database's CONNECTION LIMIT.
-TOO_MANY_CONNECTIONS = (
-    "too many clients already",
-    "remaining connection slots are reserved",
-    "too many connections for",
-)
 _returned_at: weakref.WeakKeyDictionary[psycopg.Connection[Any], float] = (
     weakref.WeakKeyDictionary()
 )
@@ -190,33 +181,6 @@ def _pool_kwargs(url: DatabaseURL, settings: Settings) -> dict[str, Any]:
     }
 
 
-def describe(url: DatabaseURL, exc: BaseException) -> CheckpointingError:
-    """Turn a psycopg connection error into one typed error naming the fix."""
-    reason = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
-    reason = redact(reason.replace(url.password or "\0", "***"))
-    fix = "fix the URL in --db or DURABLE_AGENT_DB"
-    if isinstance(exc, psycopg.ProgrammingError):
-        return UnsupportedURL(f"malformed PostgreSQL URL {url} ({reason}): {fix}")
-    if "does not exist" in reason and "database" in reason:
-        name = conninfo_to_dict(url.raw).get("dbname", "?")
-        return DatabaseNotFound(
-            f"database {name!r} does not exist on the server of {url}: create it "
-            f"(createdb {name}, or CREATE DATABASE) or {fix}"
-        )
-    if any(sign in reason for sign in TOO_MANY_CONNECTIONS):
-        return DatabaseUnavailable(
-            f"PostgreSQL at {url} is up but refused another connection ({reason}): its "
-            "connection limit is reached (the server's max_connections, or a CONNECTION "
-            "LIMIT on the role or database); run fewer processes at once, lower "
-            "DURABLE_AGENT_POOL_MAX_SIZE, or raise the limit"
-        )
-    if "authentication failed" in reason or "no password supplied" in reason:
-        return DatabaseUnavailable(f"PostgreSQL at {url} refused the login ({reason}): {fix}")
-    return DatabaseUnavailable(
-        f"cannot reach PostgreSQL at {url} ({reason}): start the server, or {fix}"
-    )
-
-
 def _refusal(url: DatabaseURL, settings: Settings) -> psycopg.Error | None:
     """Why a new connection fails now, if it does: the pool's timeout does not say (the
     server may be up and out of connection slots), one more attempt does."""
@@ -257,7 +221,7 @@ def _refuse_foreign_tables(conn: psycopg.Connection[Any], url: DatabaseURL) -> N
     try:
         rows = conn.execute(OUR_NAMES_SQL, (NAMES,)).fetchall()
     except psycopg.Error as exc:
-        raise _migration_failed(url, exc) from None
+        raise migration_failed(url, exc) from None
     relations = [(row["kind"], row["name"]) for row in rows]
     columns = {row["name"]: set(row["columns"]) for row in rows if row["kind"] == "table"}
     problem = foreign_layout("postgresql", relations, columns, whole=False)
@@ -268,16 +232,6 @@ def _refuse_foreign_tables(conn: psycopg.Connection[Any], url: DatabaseURL) -> N
         )
 
 
-def _migration_failed(url: DatabaseURL, exc: psycopg.Error) -> CheckpointingError:
-    reason = redact(" ".join(str(exc).split()))
-    if isinstance(exc, psycopg.OperationalError):
-        return describe(url, exc)
-    return InvalidDatabase(
-        f"cannot create LangGraph's tables in {url} ({reason}): use a database where "
-        "this user may create tables and none of the same names belong to something else"
-    )
-
-
 def _lock_timeout(url: DatabaseURL) -> CheckpointingError:
     return DatabaseUnavailable(
         f"another process has been migrating {url} for {LOCK_WAIT_SECONDS}s; "
@@ -285,17 +239,12 @@ def _lock_timeout(url: DatabaseURL) -> CheckpointingError:
     )
 
 
-def _has_checkpoints(conn: psycopg.Connection[Any]) -> bool:
-    row = conn.execute(HAS_MIGRATIONS_SQL).fetchone()
+def _has_checkpoints(conn: psycopg.Connection[Any], url: DatabaseURL) -> bool:
+    try:
+        row = conn.execute(HAS_MIGRATIONS_SQL).fetchone()
+    except psycopg.Error as exc:
+        raise migration_failed(url, exc) from None
     return bool(row and row["present"])
-
-
-def _empty_database(url: DatabaseURL) -> DatabaseNotFound:
-    return DatabaseNotFound(
-        f"the database at {url} holds no conversations (it has no checkpoint tables); "
-        "nothing was created. Check the URL (--db, DURABLE_AGENT_DB or the URL given); "
-        "'durable-agent chat' sets up a new database"
-    )
 
 
 def _under_setup_lock(
@@ -326,7 +275,7 @@ def _under_setup_lock(
                 conn.wait_timeout = bound  # type: ignore[attr-defined]
             conn.execute(UNLOCK_SQL, (SETUP_LOCK_KEY,))
     except psycopg.Error as exc:
-        raise _migration_failed(url, exc) from None
+        raise migration_failed(url, exc) from None
 
 
 def _migrate(conn: psycopg.Connection[Any], url: DatabaseURL) -> None:
@@ -370,12 +319,13 @@ def open_postgres(
         with conn:
             try:
                 current = _current_schemas(conn)
-                if not (create or current or _has_checkpoints(conn)):
-                    raise _empty_database(url)
             except psycopg.Error as exc:
-                raise _migration_failed(url, exc) from None
+                raise migration_failed(url, exc) from None
             if len(current) < 3:  # setup will run: first make sure every name is free or ours
                 _refuse_foreign_tables(conn, url)
+                # A caller that only reads has nothing to read in a database never set up.
+                if not (create or _has_checkpoints(conn, url)):
+                    raise empty_database(url)
             if "saver" not in current:
                 _migrate(conn, url)
         try:
@@ -388,7 +338,7 @@ def open_postgres(
             try:
                 migrate(saver.items.db)
             except psycopg.Error as exc:
-                raise _migration_failed(url, exc) from None
+                raise migration_failed(url, exc) from None
         yield saver
     finally:
         pool.close()

@@ -152,7 +152,8 @@ def _upstream_postgres(
     from langgraph.checkpoint.postgres import PostgresSaver
     from psycopg_pool import ConnectionPool
 
-    from checkpointing.postgres import connection_kwargs, describe
+    from checkpointing.postgres import connection_kwargs
+    from checkpointing.postgres_errors import describe
 
     # Ours, with a URL's connect_timeout kept, but nothing prepared: upstream's saver
     # prepares its own statements as it sees fit.
