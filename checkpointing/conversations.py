@@ -462,11 +462,13 @@ def open_conversations(
     *,
     allowed_types: Iterable[type | TypeKey] = (),
     settings: Settings | None = None,
+    create: bool = True,
 ) -> Iterator[Conversations]:
-    """Open *url*'s saver, the conversation index beside it, and its Store (``.store``)."""
+    """Open *url*'s saver, the conversation index beside it, and its Store (``.store``);
+    ``create=False`` refuses a database that does not exist yet (see ``open_saver``)."""
     settings = settings or load_settings()
     with (
-        open_saver(url, allowed_types=allowed_types, settings=settings) as saver,
+        open_saver(url, allowed_types=allowed_types, settings=settings, create=create) as saver,
         open_store_for(saver, settings) as store,
     ):
         db = executor_for(saver)
@@ -481,10 +483,12 @@ async def open_async_conversations(
     *,
     allowed_types: Iterable[type | TypeKey] = (),
     settings: Settings | None = None,
+    create: bool = True,
 ) -> AsyncIterator[Conversations]:
     """Async twin of ``open_conversations``."""
     settings = settings or load_settings()
-    async with open_async_saver(url, allowed_types=allowed_types, settings=settings) as saver:
+    opening = open_async_saver(url, allowed_types=allowed_types, settings=settings, create=create)
+    async with opening as saver:
         with open_store_for(saver, settings) as store:
             db = executor_for(saver)
             if not isinstance(saver, CompactLists):

@@ -7,7 +7,7 @@ reconnected rather than fatal, a bounded connect timeout and a bound on every
 wait for the server after it (``BoundedConnection``), and running the schema
 migrations once per database under an advisory lock, so that processes starting
 together do not race.
-Errors from psycopg become this package's typed errors, passwords redacted.
+Errors from psycopg become this package's typed errors, worded in ``postgres_errors``.
 """
 
 from __future__ import annotations
@@ -28,17 +28,16 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from checkpointing.errors import (
     CheckpointingError,
-    DatabaseNotFound,
     DatabaseUnavailable,
     InvalidDatabase,
-    UnsupportedURL,
 )
 from checkpointing.layouts import NAMES, foreign_layout
 from checkpointing.migrations import MIGRATIONS, migrate
+from checkpointing.postgres_errors import describe, empty_database, migration_failed
 from checkpointing.postgres_saver import CompactPostgresSaver
 from checkpointing.serde import DurableSerializer
 from checkpointing.settings import Settings
-from checkpointing.urls import DatabaseURL, redact
+from checkpointing.urls import DatabaseURL
 
 # Any fixed 64-bit key works; this one spells "dur-agnt" and only guards setup.
 SETUP_LOCK_KEY = 0x6475722D61676E74
@@ -88,14 +87,33 @@ _returned_at: weakref.WeakKeyDictionary[psycopg.Connection[Any], float] = (
 PREPARE_THRESHOLD = 5
 
 
-def connection_kwargs(settings: Settings) -> dict[str, Any]:
-    # libpq reads connect_timeout in whole seconds and treats anything under 2 as 2.
-    return {
+def connection_kwargs(settings: Settings, url: DatabaseURL | None = None) -> dict[str, Any]:
+    """What every connection is opened with; a ``connect_timeout`` in *url* is kept."""
+    kwargs: dict[str, Any] = {
         "autocommit": True,
         "row_factory": dict_row,
         "prepare_threshold": PREPARE_THRESHOLD if settings.pg_prepare else None,
-        "connect_timeout": max(2, round(settings.connect_timeout)),
     }
+    # A keyword argument overrides the URL's own value: the URL, being more specific
+    # (it is the --db flag), wins over DURABLE_AGENT_CONNECT_TIMEOUT.
+    if _url_timeout(url) is None:
+        # libpq reads connect_timeout in whole seconds and treats anything under 2 as 2.
+        kwargs["connect_timeout"] = max(2, round(settings.connect_timeout))
+    return kwargs
+
+
+def _url_timeout(url: DatabaseURL | None) -> float | None:
+    """The ``connect_timeout`` *url* sets itself, if any (and if it can be read)."""
+    try:
+        value = conninfo_to_dict(url.raw).get("connect_timeout") if url else None
+        return float(value) if value is not None else None
+    except (psycopg.Error, ValueError):
+        return None  # connecting reports the malformed URL, through describe()
+
+
+def connect_seconds(settings: Settings, url: DatabaseURL) -> float:
+    """How long one connection attempt may take: the URL's timeout, else the setting's."""
+    return _url_timeout(url) or settings.connect_timeout
 
 
 class BoundedConnection(psycopg.Connection[Any]):
@@ -152,7 +170,7 @@ def _pool_kwargs(url: DatabaseURL, settings: Settings) -> dict[str, Any]:
         "connection_class": bounded_connection(settings.query_timeout),
         "min_size": settings.pool_min_size,
         "max_size": settings.pool_max_size,
-        "kwargs": connection_kwargs(settings),
+        "kwargs": connection_kwargs(settings, url),
         "timeout": settings.pool_timeout,
         "check": check_unless_recent,
         "reset": note_returned,
@@ -163,24 +181,14 @@ def _pool_kwargs(url: DatabaseURL, settings: Settings) -> dict[str, Any]:
     }
 
 
-def describe(url: DatabaseURL, exc: BaseException) -> CheckpointingError:
-    """Turn a psycopg connection error into one typed error naming the fix."""
-    reason = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
-    reason = redact(reason.replace(url.password or "\0", "***"))
-    fix = "fix the URL in --db or DURABLE_AGENT_DB"
-    if isinstance(exc, psycopg.ProgrammingError):
-        return UnsupportedURL(f"malformed PostgreSQL URL {url} ({reason}): {fix}")
-    if "does not exist" in reason and "database" in reason:
-        name = conninfo_to_dict(url.raw).get("dbname", "?")
-        return DatabaseNotFound(
-            f"database {name!r} does not exist on the server of {url}: create it "
-            f"(createdb {name}, or CREATE DATABASE) or {fix}"
-        )
-    if "authentication failed" in reason or "no password supplied" in reason:
-        return DatabaseUnavailable(f"PostgreSQL at {url} refused the login ({reason}): {fix}")
-    return DatabaseUnavailable(
-        f"cannot reach PostgreSQL at {url} ({reason}): start the server, or {fix}"
-    )
+def _refusal(url: DatabaseURL, settings: Settings) -> psycopg.Error | None:
+    """Why a new connection fails now, if it does: the pool's timeout does not say (the
+    server may be up and out of connection slots), one more attempt does."""
+    try:
+        psycopg.connect(url.raw, **connection_kwargs(settings, url)).close()
+    except psycopg.Error as exc:
+        return exc
+    return None
 
 
 def _is_current(conn: psycopg.Connection[Any], has_sql: str, version_sql: str, latest: int) -> bool:
@@ -213,7 +221,7 @@ def _refuse_foreign_tables(conn: psycopg.Connection[Any], url: DatabaseURL) -> N
     try:
         rows = conn.execute(OUR_NAMES_SQL, (NAMES,)).fetchall()
     except psycopg.Error as exc:
-        raise _migration_failed(url, exc) from None
+        raise migration_failed(url, exc) from None
     relations = [(row["kind"], row["name"]) for row in rows]
     columns = {row["name"]: set(row["columns"]) for row in rows if row["kind"] == "table"}
     problem = foreign_layout("postgresql", relations, columns, whole=False)
@@ -224,21 +232,19 @@ def _refuse_foreign_tables(conn: psycopg.Connection[Any], url: DatabaseURL) -> N
         )
 
 
-def _migration_failed(url: DatabaseURL, exc: psycopg.Error) -> CheckpointingError:
-    reason = redact(" ".join(str(exc).split()))
-    if isinstance(exc, psycopg.OperationalError):
-        return describe(url, exc)
-    return InvalidDatabase(
-        f"cannot create LangGraph's tables in {url} ({reason}): use a database where "
-        "this user may create tables and none of the same names belong to something else"
-    )
-
-
 def _lock_timeout(url: DatabaseURL) -> CheckpointingError:
     return DatabaseUnavailable(
         f"another process has been migrating {url} for {LOCK_WAIT_SECONDS}s; "
         "wait for it to finish, then try again"
     )
+
+
+def _has_checkpoints(conn: psycopg.Connection[Any], url: DatabaseURL) -> bool:
+    try:
+        row = conn.execute(HAS_MIGRATIONS_SQL).fetchone()
+    except psycopg.Error as exc:
+        raise migration_failed(url, exc) from None
+    return bool(row and row["present"])
 
 
 def _under_setup_lock(
@@ -269,7 +275,7 @@ def _under_setup_lock(
                 conn.wait_timeout = bound  # type: ignore[attr-defined]
             conn.execute(UNLOCK_SQL, (SETUP_LOCK_KEY,))
     except psycopg.Error as exc:
-        raise _migration_failed(url, exc) from None
+        raise migration_failed(url, exc) from None
 
 
 def _migrate(conn: psycopg.Connection[Any], url: DatabaseURL) -> None:
@@ -296,11 +302,14 @@ def open_postgres(
     settings: Settings,
     serde: DurableSerializer,
     saver_class: type[CompactPostgresSaver] = CompactPostgresSaver,
+    *,
+    create: bool = True,
 ) -> Iterator[CompactPostgresSaver]:
-    """Yield a migrated ``PostgresSaver`` over a checked pool; close the pool on exit."""
+    """Yield a migrated ``PostgresSaver`` over a checked pool; close the pool on exit.
+    Unless *create*, a database without LangGraph's tables is refused, nothing created."""
     try:
         connection_class = bounded_connection(settings.query_timeout)
-        conn = connection_class.connect(url.raw, **connection_kwargs(settings))
+        conn = connection_class.connect(url.raw, **connection_kwargs(settings, url))
     except psycopg.Error as exc:
         raise describe(url, exc) from None
     # The server answered: the pool connects in the background while the schemas are checked.
@@ -311,22 +320,25 @@ def open_postgres(
             try:
                 current = _current_schemas(conn)
             except psycopg.Error as exc:
-                raise _migration_failed(url, exc) from None
+                raise migration_failed(url, exc) from None
             if len(current) < 3:  # setup will run: first make sure every name is free or ours
                 _refuse_foreign_tables(conn, url)
+                # A caller that only reads has nothing to read in a database never set up.
+                if not (create or _has_checkpoints(conn, url)):
+                    raise empty_database(url)
             if "saver" not in current:
                 _migrate(conn, url)
         try:
-            pool.wait(timeout=settings.connect_timeout + settings.pool_timeout)
+            pool.wait(timeout=connect_seconds(settings, url) + settings.pool_timeout)
         except PoolTimeout as exc:
-            raise describe(url, exc) from None
+            raise describe(url, _refusal(url, settings) or exc) from None
         saver = saver_class(pool, serde=serde)
         saver.store_current = "store" in current
         if "ours" not in current:
             try:
                 migrate(saver.items.db)
             except psycopg.Error as exc:
-                raise _migration_failed(url, exc) from None
+                raise migration_failed(url, exc) from None
         yield saver
     finally:
         pool.close()

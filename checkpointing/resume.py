@@ -38,6 +38,7 @@ from checkpointing.thread_state import (
     resume_input,
     thread_state,
 )
+from checkpointing.threads import validate_id
 
 # Counted before a resume runs, so a resume that kills its process still counts. Attempts
 # from the same checkpoint add up; progress since the last attempt starts the count afresh.
@@ -162,6 +163,8 @@ class Runner:
     def pending(self, user_id: str | None = None) -> list[ThreadState]:
         """Every thread that is running or could be resumed, for one user or for all;
         those whose rows cannot be read are ``unreadable``, with why."""
+        if user_id is not None:
+            validate_id(user_id, "user ID")
         rows = self.conversations.execute([(RESUMABLE_SQL, (user_id, user_id))])[0]
         return [self._pending_state(row) for row in rows]
 

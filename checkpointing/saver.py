@@ -20,34 +20,51 @@ from checkpointing.serde import DurableSerializer, TypeKey, strict_serializer
 from checkpointing.settings import Settings, load_settings
 from checkpointing.urls import DatabaseURL, parse_url
 
-# (url, settings, serializer, shaped like upstream's async savers?) -> a saver's context
-Opener = Callable[[DatabaseURL, Settings, DurableSerializer, bool], AbstractContextManager[Any]]
+# (url, settings, serializer, shaped like upstream's async savers?, create if missing?)
+# -> a saver's context
+Opener = Callable[
+    [DatabaseURL, Settings, DurableSerializer, bool, bool], AbstractContextManager[Any]
+]
 
 
 @contextmanager
 def open_memory(
-    url: DatabaseURL, settings: Settings, serde: DurableSerializer, asynchronous: bool
+    url: DatabaseURL,
+    settings: Settings,
+    serde: DurableSerializer,
+    asynchronous: bool,
+    create: bool = True,
 ) -> Iterator[InMemorySaver]:
-    """A throwaway in-process saver: nothing survives the process."""
+    """A throwaway in-process saver: nothing survives the process, so nothing is left
+    behind either (``create`` has nothing to refuse)."""
     yield InMemorySaver(serde=serde)
 
 
 def _open_sqlite(
-    url: DatabaseURL, settings: Settings, serde: DurableSerializer, asynchronous: bool
+    url: DatabaseURL,
+    settings: Settings,
+    serde: DurableSerializer,
+    asynchronous: bool,
+    create: bool,
 ) -> AbstractContextManager[Any]:
     from checkpointing.sqlite import AsyncSqliteSaver, SqliteSaver, open_sqlite
 
-    return open_sqlite(url, settings, serde, AsyncSqliteSaver if asynchronous else SqliteSaver)
+    saver_class = AsyncSqliteSaver if asynchronous else SqliteSaver
+    return open_sqlite(url, settings, serde, saver_class, create=create)
 
 
 def _open_postgres(
-    url: DatabaseURL, settings: Settings, serde: DurableSerializer, asynchronous: bool
+    url: DatabaseURL,
+    settings: Settings,
+    serde: DurableSerializer,
+    asynchronous: bool,
+    create: bool,
 ) -> AbstractContextManager[Any]:
     from checkpointing.postgres import open_postgres
     from checkpointing.postgres_saver import AsyncCompactPostgresSaver, CompactPostgresSaver
 
     saver_class = AsyncCompactPostgresSaver if asynchronous else CompactPostgresSaver
-    return open_postgres(url, settings, serde, saver_class)
+    return open_postgres(url, settings, serde, saver_class, create=create)
 
 
 _OPENERS: dict[str, Opener] = {
@@ -69,16 +86,19 @@ def open_saver(
     *,
     allowed_types: Iterable[type | TypeKey] = (),
     settings: Settings | None = None,
+    create: bool = True,
 ) -> Iterator[BaseCheckpointSaver[Any]]:
     """Yield a ready, migrated checkpointer for *url*; close it on exit.
 
     *allowed_types* are revived from checkpoints besides LangGraph's safe types
     (LangChain messages and the like); everything else comes back as plain data.
+    With ``create=False`` a database that does not exist yet (no file, or no tables)
+    raises ``DatabaseNotFound`` and nothing is created: for callers that only read.
     """
     settings = settings or load_settings()
     target = resolve_url(url, settings)
     opener = _OPENERS[target.scheme]
-    with opener(target, settings, strict_serializer(allowed_types), False) as saver:
+    with opener(target, settings, strict_serializer(allowed_types), False, create) as saver:
         yield saver
 
 
@@ -88,12 +108,14 @@ async def open_async_saver(
     *,
     allowed_types: Iterable[type | TypeKey] = (),
     settings: Settings | None = None,
+    create: bool = True,
 ) -> AsyncIterator[BaseCheckpointSaver[Any]]:
     """Async twin of ``open_saver``: a saver shaped like upstream's async savers
     (``await saver.setup()``), for ``ainvoke``; opening and closing never block the loop."""
     settings = settings or load_settings()
     target = resolve_url(url, settings)
-    opener = _OPENERS[target.scheme](target, settings, strict_serializer(allowed_types), True)
+    serde = strict_serializer(allowed_types)
+    opener = _OPENERS[target.scheme](target, settings, serde, True, create)
     # Our savers' ``a*`` methods run their sync twins in a worker thread (compact.py); so
     # does opening, which may wait for another process's schema setup.
     saver = await asyncio.to_thread(opener.__enter__)

@@ -15,6 +15,7 @@ from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from checkpointing.errors import ConfigError
+from checkpointing.urls import URL_HELP
 
 APP_NAME = "durable-agent"
 DEFAULT_DB_FILE = "durable-agent.sqlite"
@@ -57,8 +58,23 @@ class Settings(BaseSettings):
         return f"sqlite:///{self.data_dir() / DEFAULT_DB_FILE}"
 
     def db_url(self, explicit: str | None = None) -> str:
-        """The database URL by precedence: *explicit*, ``DURABLE_AGENT_DB``, default."""
-        return explicit or self.db or self.default_db_url()
+        """The database URL by precedence: *explicit*, ``DURABLE_AGENT_DB``, default.
+
+        An empty URL given or set is an error, never a silent fall back to the default
+        file: ``--db "$TYPO"`` would otherwise read and write a database nobody named.
+        """
+        if explicit is not None:
+            if not explicit.strip():
+                raise ConfigError(f"the database URL given is empty: {URL_HELP}")
+            return explicit
+        if self.db is not None:
+            if not self.db.strip():
+                raise ConfigError(
+                    f"DURABLE_AGENT_DB is set but empty: {URL_HELP}, or unset it to use "
+                    "the default file"
+                )
+            return self.db
+        return self.default_db_url()
 
 
 def load_settings() -> Settings:

@@ -11,6 +11,7 @@ its lock while an ``alist`` is paused (#8558).
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sqlite3
@@ -37,6 +38,7 @@ from checkpointing.migrations import migrate
 from checkpointing.serde import DurableSerializer
 from checkpointing.settings import Settings
 from checkpointing.sqlexec import SqliteExecutor
+from checkpointing.sqlite_errors import FIX, diagnose, missing_database
 from checkpointing.urls import DatabaseURL
 
 SCHEMA_SQL = "SELECT type, name FROM sqlite_master WHERE name NOT LIKE 'sqlite!_%' ESCAPE '!'"
@@ -60,12 +62,6 @@ def database_path(saver: object) -> Path | None:
         return None
     with saver.lock:  # type: ignore[attr-defined]
         return Path(conn.execute("PRAGMA database_list").fetchone()[2])
-
-
-_FIX = (
-    "choose a writable file with --db sqlite:///PATH or DURABLE_AGENT_DB, "
-    "or move the default with DURABLE_AGENT_HOME"
-)
 
 
 class SqliteSaver(CompactLists, _UpstreamSqliteSaver):
@@ -148,50 +144,87 @@ def open_sqlite(
     settings: Settings,
     serde: DurableSerializer,
     saver_class: type[SqliteSaver] = SqliteSaver,
+    *,
+    create: bool = True,
 ) -> Iterator[SqliteSaver]:
-    """Yield a ready *saver_class* on the file *url* names; close it on exit."""
+    """Yield a ready *saver_class* on the file *url* names; close it on exit. Unless
+    *create*, a missing or empty file is refused and nothing is created."""
     assert url.path is not None
     path = url.path.absolute()
-    prepare_file(path)
-    try:
-        conn = sqlite3.connect(path, timeout=settings.sqlite_busy_timeout, check_same_thread=False)
-    except sqlite3.Error as exc:
-        raise UnwritableLocation(f"cannot open SQLite file {path}: {exc}; {_FIX}") from None
+    if create:
+        prepare_file(path)
+    conn = _connect(path, settings, create)
     with closing(conn):
         check_is_checkpoint_db(conn, path)
+        empty = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0
+        if empty and not create:
+            raise missing_database(path, "is empty (it has no tables)")
         _tighten(path)  # only once the file is known to be ours: a foreign one is not touched
-        if conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0:
-            # Only a new file can take this without a full VACUUM; prune gives pages back.
-            conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
         saver = saver_class(conn, serde=serde)
         try:
+            if empty:
+                # Only a new file can take this without a full VACUUM; prune gives pages back.
+                conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
             # One process at a time: upstream's setup switches the journal to WAL, which
             # fails at once ("database is locked") while another connection writes.
             with hold(FileLeases(path), SETUP_LOCK_NAME, wait=SETUP_WAIT_SECONDS):
                 with saver.lock:
                     _UpstreamSqliteSaver.setup(saver)
                 migrate(saver.items.db)
-        except sqlite3.OperationalError as exc:
-            raise UnwritableLocation(f"cannot write SQLite file {path}: {exc}; {_FIX}") from None
+        except sqlite3.DatabaseError as exc:
+            raise diagnose(path, exc, "cannot set up SQLite file") from None
         yield saver
+
+
+def _connect(path: Path, settings: Settings, create: bool) -> sqlite3.Connection:
+    """A connection to *path*; unless *create*, only to a file that is already there."""
+    if not create and not path.exists():
+        raise missing_database(path, "does not exist")
+    if path.is_dir():
+        raise UnwritableLocation(f"{path} is a directory, not a SQLite file; {FIX}")
+    # mode=rw never creates the file, even if it vanished since the check above.
+    target = path if create else f"{path.as_uri()}?mode=rw"
+    try:
+        return sqlite3.connect(
+            target,
+            timeout=settings.sqlite_busy_timeout,
+            check_same_thread=False,
+            uri=not create,
+        )
+    except sqlite3.Error as exc:
+        raise diagnose(path, exc, "cannot open SQLite file") from None
 
 
 def prepare_file(path: Path) -> None:
     """Create the directory and an empty owner-only file, unless the file exists."""
     if path.is_dir():
-        raise UnwritableLocation(f"{path} is a directory, not a SQLite file; {_FIX}")
+        raise UnwritableLocation(f"{path} is a directory, not a SQLite file; {FIX}")
     blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
     if blocker is not None:
         raise UnwritableLocation(
-            f"cannot create SQLite file {path}: {blocker} is not a directory; {_FIX}"
+            f"cannot create SQLite file {path}: {blocker} is not a directory; {FIX}"
         )
     try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, OWNER_ONLY)
         os.close(fd)
     except OSError as exc:
-        reason = exc.strerror or str(exc)
-        raise UnwritableLocation(f"cannot create SQLite file {path}: {reason}; {_FIX}") from None
+        raise _not_created(path, exc) from None
+
+
+def _not_created(path: Path, exc: OSError) -> UnwritableLocation:
+    reason = exc.strerror or str(exc)
+    doing = f"cannot {'open' if path.exists() else 'create'} SQLite file {path}"
+    if exc.errno == errno.ENOSPC:
+        return UnwritableLocation(f"{doing}: the disk is full ({reason}); free some space there")
+    if exc.errno == errno.EROFS or not os.access(path.parent, os.W_OK):
+        return UnwritableLocation(
+            f"{doing}: its directory {path.parent} is not writable ({reason}); make it "
+            f"writable, or {FIX}"
+        )
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return UnwritableLocation(f"{doing}: the file is not writable ({reason}); {FIX}")
+    return UnwritableLocation(f"{doing}: {reason}; {FIX}")
 
 
 def _tighten(path: Path) -> None:
@@ -218,10 +251,7 @@ def check_is_checkpoint_db(conn: sqlite3.Connection, path: Path) -> None:
             if kind == "table"
         }
     except sqlite3.DatabaseError as exc:
-        raise InvalidDatabase(
-            f"{path} is not a usable SQLite database ({exc}); it was left untouched. "
-            "Point --db or DURABLE_AGENT_DB at another file, or move this one away"
-        ) from None
+        raise diagnose(path, exc, "cannot read SQLite file") from None
     problem = foreign_layout("sqlite", schema, columns, whole=True)
     if problem:
         raise InvalidDatabase(

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from checkpointing.conversations import Conversations
 from checkpointing.errors import ConfigError
+from checkpointing.threads import validate_id
 
 TABLES = {
     "sqlite": (
@@ -79,6 +80,7 @@ def stats(index: Conversations, user_id: str | None = None) -> list[TableStats]:
     if dialect not in TABLES:
         raise ConfigError(f"stats needs a sqlite:/// or postgresql:// URL, not {dialect}")
     if user_id is not None:
+        validate_id(user_id, "user ID")
         queries = USER_SQL[dialect]
         results = index.execute([(sql, (user_id,)) for _, sql in queries])
         return [

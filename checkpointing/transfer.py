@@ -130,29 +130,15 @@ def _check_pair(source: Conversations, target: Conversations) -> None:
 def _copy_thread(
     source: Conversations, target: Conversations, thread_id: str, report: TransferReport
 ) -> None:
-    items = source.execute([(ITEMS_SQL, (thread_id,))])[0]
-    target.run_many(
-        PUT_ITEM_SQL, [(thread_id, r["seq"], r["type"], bytes(r["blob"])) for r in items]
-    )
+    # Only rows the target lacks, or holds otherwise, are written and counted: a second
+    # run reports what it copied, not what it found already there.
+    have = _rows(target, ITEMS_SQL, thread_id, _item)
+    items = sorted(_rows(source, ITEMS_SQL, thread_id, _item) - have)
+    target.run_many(PUT_ITEM_SQL, [(thread_id, *r) for r in items])
     report.items += len(items)
-    writes = source.execute([(WRITES_SQL[source.dialect], (thread_id,))])[0]
-    target.run_many(
-        PUT_WRITE_SQL[target.dialect],
-        [
-            (
-                thread_id,
-                w["checkpoint_ns"],
-                w["checkpoint_id"],
-                w["task_id"],
-                w["task_path"],
-                w["idx"],
-                w["channel"],
-                w["type"],
-                bytes(w["blob"]) if w["blob"] is not None else None,
-            )
-            for w in writes
-        ],
-    )
+    have = _rows(target, WRITES_SQL[target.dialect], thread_id, _write)
+    writes = list(_rows(source, WRITES_SQL[source.dialect], thread_id, _write) - have)
+    target.run_many(PUT_WRITE_SQL[target.dialect], [(thread_id, *w) for w in writes])
     report.writes += len(writes)
     present = {
         (r["checkpoint_ns"], r["checkpoint_id"])
@@ -193,23 +179,51 @@ def _copy_thread(
     dst_saver.items.forget(thread_id)
 
 
+Row = tuple[Any, ...]
+
+
+def _rows(index: Conversations, sql: str, thread_id: str, shape: Callable[[Any], Row]) -> set[Row]:
+    return {shape(r) for r in index.execute([(sql, (thread_id,))])[0]}
+
+
+def _item(r: Any) -> Row:
+    return (r["seq"], r["type"], bytes(r["blob"]))
+
+
+def _write(r: Any) -> Row:
+    blob = bytes(r["blob"]) if r["blob"] is not None else None
+    keys = ("checkpoint_ns", "checkpoint_id", "task_id", "task_path", "idx", "channel", "type")
+    return (*(r[k] for k in keys), blob)
+
+
 def _copy_store(source: Conversations, target: Conversations) -> int:
-    rows = source.execute([(STORE_SQL[source.dialect], ())])[0]
+    """Upsert the Store's rows the target lacks or holds otherwise; return how many."""
+    have = {_same(_store_row(r, target.dialect)) for r in _store_rows(target)}
     converted = [
-        (
-            r["prefix"],
-            r["key"],
-            _text(r["value"]),
-            _when(r["created_at"], target.dialect),
-            _when(r["updated_at"], target.dialect),
-            _when(r["expires_at"], target.dialect),
-            r["ttl_minutes"],
-        )
-        for r in rows
-    ]
+        row for row in (_store_row(r, target.dialect) for r in _store_rows(source))
+        if _same(row) not in have
+    ]  # fmt: skip
     if converted:
         target.run_many(PUT_STORE_SQL[target.dialect], converted)
     return len(converted)
+
+
+def _store_rows(index: Conversations) -> list[Any]:
+    if index.dialect not in STORE_SQL:
+        return []
+    return index.execute([(STORE_SQL[index.dialect], ())])[0]
+
+
+def _store_row(r: Any, dialect: str) -> tuple[Any, ...]:
+    """A Store row as *dialect* keeps it, comparable with what that side already holds."""
+    when = [_when(r[k], dialect) for k in ("created_at", "updated_at", "expires_at")]
+    return (r["prefix"], r["key"], _text(r["value"]), *when, r["ttl_minutes"])
+
+
+def _same(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    # PostgreSQL hands jsonb back respaced and reordered: compare the JSON, not its text.
+    prefix, key, value, *rest = row
+    return (prefix, key, json.dumps(json.loads(value), sort_keys=True), *rest)
 
 
 def _text(value: Any) -> str:

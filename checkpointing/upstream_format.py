@@ -49,6 +49,11 @@ TASK_PATHS_SQL = {
     "postgresql": "SELECT DISTINCT checkpoint_ns, checkpoint_id, task_id, task_path "
     "FROM checkpoint_writes WHERE thread_id = ?",
 }
+WRITE_KEYS_SQL = {
+    "sqlite": "SELECT checkpoint_ns, checkpoint_id, task_id, idx FROM writes WHERE thread_id = ?",
+    "postgresql": "SELECT checkpoint_ns, checkpoint_id, task_id, idx FROM checkpoint_writes "
+    "WHERE thread_id = ?",
+}
 HAS_STORE_SQL = {
     "sqlite": "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'store'",
     "postgresql": "SELECT 1 WHERE to_regclass('store') IS NOT NULL",
@@ -135,6 +140,10 @@ def _export_thread(
         (r["checkpoint_ns"], r["checkpoint_id"], r["task_id"]): r["task_path"]
         for r in src.execute([(TASK_PATHS_SQL[src.dialect], (thread_id,))])[0]
     }
+    had = {
+        (r["checkpoint_ns"], r["checkpoint_id"], r["task_id"], r["idx"])
+        for r in dst.execute([(WRITE_KEYS_SQL[dst.dialect], (thread_id,))])[0]
+    }
     written: set[tuple[str, str, Any]] = set()  # blob versions this run put (PostgreSQL)
     for tup in reversed(list(source.list({"configurable": {"thread_id": thread_id}}))):
         conf = tup.config["configurable"]
@@ -153,7 +162,9 @@ def _export_thread(
             ordinary = [w for w in writes if w[0] not in WRITES_IDX_MAP]
             for batch in [*([w] for w in special), *([ordinary] if ordinary else [])]:
                 target.put_writes(config, batch, task_id, path)
-            report.writes += len(writes)
+            # Counted as LangGraph's savers key them; one already there was not written now.
+            keys = [WRITES_IDX_MAP[w[0]] for w in special] + list(range(len(ordinary)))
+            report.writes += sum((ns, checkpoint_id, task_id, k) not in had for k in keys)
         if (ns, checkpoint_id) in present:
             report.present += 1
             continue
@@ -240,7 +251,7 @@ def verify_upstream(
     allowed = list(allowed_types)
     report = UpstreamVerifyReport()
     with (
-        open_saver(source_url, allowed_types=allowed, settings=settings) as source,
+        open_saver(source_url, allowed_types=allowed, settings=settings, create=False) as source,
         open_upstream_saver(
             target_url, upstream_serializer(allowed), settings, create=False
         ) as target,

@@ -79,15 +79,16 @@ def open_raw_saver(url: str, settings: Settings | None = None) -> Iterator[Any]:
     serde = RawSerializer(
         pickle_fallback=False, allowed_json_modules=None, allowed_msgpack_modules=None
     )
+    # A source is only read: one that is not there is refused, never created.
     if target.scheme == "sqlite":
         from checkpointing.sqlite import open_sqlite
 
-        with open_sqlite(target, settings, serde) as saver:
+        with open_sqlite(target, settings, serde, create=False) as saver:
             yield saver
     elif target.scheme == "postgresql":
         from checkpointing.postgres import open_postgres
 
-        with open_postgres(target, settings, serde) as saver:
+        with open_postgres(target, settings, serde, create=False) as saver:
             yield saver
     else:
         raise ConfigError("migrate needs a sqlite:/// or postgresql:// source URL")
@@ -149,22 +150,19 @@ def _upstream_postgres(
 ) -> Any:
     import psycopg
     from langgraph.checkpoint.postgres import PostgresSaver
-    from psycopg.rows import dict_row
     from psycopg_pool import ConnectionPool
 
-    from checkpointing.postgres import describe
+    from checkpointing.postgres import connection_kwargs
+    from checkpointing.postgres_errors import describe
 
-    kwargs = {
-        "autocommit": True,
-        "row_factory": dict_row,
-        "prepare_threshold": None,
-        "connect_timeout": max(2, round(settings.connect_timeout)),
-    }
+    # Ours, with a URL's connect_timeout kept, but nothing prepared: upstream's saver
+    # prepares its own statements as it sees fit.
+    kwargs = {**connection_kwargs(settings, url), "prepare_threshold": None}
     try:
-        with psycopg.connect(url.raw, **kwargs) as conn:  # type: ignore[arg-type]
+        with psycopg.connect(url.raw, **kwargs) as conn:
             _refuse_ours(conn.execute(OURS_SQL["postgresql"]).fetchall(), url)
             if create:
-                PostgresSaver(conn, serde=serde).setup()  # type: ignore[arg-type]
+                PostgresSaver(conn, serde=serde).setup()
             elif not conn.execute(HAS_TABLE_SQL).fetchall():
                 raise _nothing_there(url)
     except psycopg.Error as exc:

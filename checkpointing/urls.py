@@ -9,20 +9,29 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import SplitResult, unquote, urlsplit
 
 from checkpointing.errors import UnsupportedURL
 
 URL_HELP = "use sqlite:///PATH, postgresql://USER@HOST:PORT/DBNAME or memory://"
 
 POSTGRES_SCHEMES = ("postgresql", "postgres")
-_PASSWORD_IN_URL = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:/@\s]*:)[^@\s]*(?=@)", re.I)
-_PASSWORD_IN_DSN = re.compile(r"(?P<head>password\s*=\s*)('[^']*'|\S+)", re.I)
+# A URL's password runs from the ":" after the user to the *last* "@" before the host:
+# passwords hold unencoded "@", ":" and "/" too, and stopping at the first "@" printed
+# the rest. Where the host ends is unknowable then, so the whole run up to that "@" goes.
+_PASSWORD_IN_URL = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:/@\s]*:)\S*(?=@)", re.I)
+# ?password=... (and sslpassword, the client key's) in a URL's query: up to the next "&".
+_PASSWORD_IN_QUERY = re.compile(r"(?P<head>[?&](?:ssl)?password=)[^&#\s]*", re.I)
+# password=... in a libpq DSN, quoted (with backslash escapes) or up to a space.
+_PASSWORD_IN_DSN = re.compile(
+    r"(?P<head>(?<![?&])(?<![?&]ssl)password\s*=\s*)('(?:[^'\\]|\\.)*'?|\S+)", re.I
+)
 
 
 def redact(text: str) -> str:
-    """Replace every password in *text* (URL or ``password=`` form) with ``***``."""
+    """Replace every password in *text* (URL, URL query or ``password=`` form) with ``***``."""
     text = _PASSWORD_IN_URL.sub(r"\g<head>***", text)
+    text = _PASSWORD_IN_QUERY.sub(r"\g<head>***", text)
     return _PASSWORD_IN_DSN.sub(r"\g<head>***", text)
 
 
@@ -48,21 +57,39 @@ def parse_url(url: str) -> DatabaseURL:
         raise UnsupportedURL(f"no database URL given: {URL_HELP}")
     try:
         parts = urlsplit(url.strip())
-        scheme = parts.scheme.lower()
-        if scheme in POSTGRES_SCHEMES:
-            parts.port  # noqa: B018 - raises ValueError on a bad port
-            if not parts.hostname and "host=" not in parts.query:
-                raise ValueError("no host")
-            return DatabaseURL(url.strip(), "postgresql")
-    except ValueError as exc:
+    except ValueError as exc:  # its message never quotes the URL
         raise UnsupportedURL(
             f"malformed database URL {redact(url)!r} ({exc}): {URL_HELP}"
         ) from None
+    scheme = parts.scheme.lower()
+    if scheme in POSTGRES_SCHEMES:
+        _check_postgres(url, parts)
+        return DatabaseURL(url.strip(), "postgresql")
     if scheme == "sqlite":
         return DatabaseURL(url.strip(), "sqlite", _sqlite_path(url.strip()))
     if scheme == "memory":
         return DatabaseURL(url.strip(), "memory")
     raise UnsupportedURL(f"cannot open {redact(url)!r}: {URL_HELP}")
+
+
+def _check_postgres(url: str, parts: SplitResult) -> None:
+    """Refuse a PostgreSQL URL libpq would misread; the messages never quote a password
+    (Python's own port error quotes what follows the ":", which may be one)."""
+    if parts.netloc.count("@") > 1 or "@" in parts.path:
+        raise UnsupportedURL(
+            f"malformed database URL {redact(url)!r}: its password holds an unencoded "
+            "'@' or '/'; percent-encode it (%40, %2F), or leave it out of the URL and "
+            "use PGPASSWORD or ~/.pgpass"
+        )
+    try:
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        raise UnsupportedURL(
+            f"malformed database URL {redact(url)!r} (its port is not a number from 0 "
+            f"to 65535): {URL_HELP}"
+        ) from None
+    if not parts.hostname and "host=" not in parts.query:
+        raise UnsupportedURL(f"malformed database URL {redact(url)!r} (no host): {URL_HELP}")
 
 
 def _sqlite_path(url: str) -> Path:

@@ -7,13 +7,26 @@ from typing import Any, TypeVar
 
 import click
 
+from checkpointing.errors import ConfigError
+
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _not_empty(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    # `--db "$UNSET_VARIABLE"` must not quietly mean the default database.
+    if value is not None and not value.strip():
+        raise ConfigError(
+            "--db is empty: give a URL (sqlite:///PATH, postgresql://USER@HOST/DB or "
+            "memory://), or leave --db out to use DURABLE_AGENT_DB or the default file"
+        )
+    return value
 
 
 def db_option(func: F) -> F:
     return click.option(
         "--db",
         metavar="URL",
+        callback=_not_empty,
         help="Database: sqlite:///PATH, postgresql://USER@HOST/DB or memory://. "
         "Default: $DURABLE_AGENT_DB, else a SQLite file in the user data directory.",
     )(func)

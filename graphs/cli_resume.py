@@ -42,7 +42,7 @@ def _fail_if_unreadable(thread_ids: list[str]) -> None:
 @db_option
 def pending(user: str | None, as_json: bool, db: str | None) -> None:
     """List conversations that are running or can be resumed, and what each waits for."""
-    with open_conversations(db) as conversations:
+    with open_conversations(db, create=False) as conversations:
         threads = Runner(conversations, compile_agent(conversations.saver)).pending(user)
     unreadable = [t.thread_id for t in threads if t.state == UNREADABLE]
     if as_json:
@@ -78,7 +78,7 @@ def resume(
     reply = {"action": decision} if decision else NO_ANSWER
     if answer is not None:
         reply = {"action": "edit", "fact": answer}
-    with open_conversations(db) as conversations:
+    with open_conversations(db, create=False) as conversations:
         agent = compile_agent(conversations.saver, make_model(), store=conversations.store)
         runner = Runner(conversations, agent)
         session = Session(runner, user, conversations.get(thread_id, user))
@@ -93,7 +93,7 @@ def resume(
 @db_option
 def recover(user: str | None, db: str | None) -> None:
     """Resume every crashed conversation (those running elsewhere are left alone)."""
-    with open_conversations(db) as conversations:
+    with open_conversations(db, create=False) as conversations:
         agent = compile_agent(conversations.saver, make_model(), store=conversations.store)
         outcomes = Runner(conversations, agent).recover(user)
     if not outcomes:
@@ -109,6 +109,6 @@ def recover(user: str | None, db: str | None) -> None:
 @db_option
 def pause(thread_id: str, user: str, db: str | None) -> None:
     """Ask the process running THREAD_ID to stop after its current step."""
-    with open_conversations(db) as conversations:
+    with open_conversations(db, create=False) as conversations:
         Runner(conversations, compile_agent(conversations.saver)).request_pause(thread_id, user)
     click.echo(f"asked {thread_id} to pause after its current step")

@@ -83,7 +83,7 @@ def prune(
     if keep is None and older_than is None:
         raise ConfigError("say what to prune: --keep N, --older-than DURATION, or both")
     age = parse_duration(older_than) if older_than else None
-    with open_conversations(db) as index:
+    with open_conversations(db, create=False) as index:
         run = partial(
             prune_threads, index, keep=keep, older_than=age, user_id=user,
             include_active=include_active,
@@ -130,12 +130,16 @@ def migrate(source_url: str, target_url: str, verify_only: bool, row_format: str
     With --format upstream the target gets LangGraph's own row format instead, read back
     with LangGraph's own saver to verify it: a way to leave durable-agent.
     """
-    if resolve_url(source_url).raw == resolve_url(target_url).raw:
-        raise ConfigError("SOURCE_URL and TARGET_URL are the same database: name another target")
+    _check_migrate_urls(source_url, target_url)
     if row_format == "upstream":
         migrate_upstream(source_url, target_url, verify_only)
         return
-    with open_conversations(source_url) as source, open_conversations(target_url) as target:
+    # The source is only read, and so is the target when only verifying: neither is
+    # created if it is not there (a mistyped path would otherwise "migrate" nothing).
+    with (
+        open_conversations(source_url, create=False) as source,
+        open_conversations(target_url, create=not verify_only) as target,
+    ):
         if verify_only:
             checked = verify(source, target)
             threads, mismatches = checked.threads, checked.mismatches
@@ -159,6 +163,23 @@ def migrate(source_url: str, target_url: str, verify_only: bool, row_format: str
             f"durable-agent: {len(mismatches)} of {threads} thread(s) differ (listed above)"
         )
     click.echo(f"verified {threads} thread(s): counts, content hashes and latest states match")
+
+
+def _check_migrate_urls(source_url: str, target_url: str) -> None:
+    """Refuse, before opening either, a pair of URLs no migration can use."""
+    source, target = resolve_url(source_url), resolve_url(target_url)
+    if source.raw == target.raw:
+        raise ConfigError("SOURCE_URL and TARGET_URL are the same database: name another target")
+    if source.scheme == "memory":
+        raise ConfigError(
+            "SOURCE_URL memory:// is a new, empty database in every process: there is "
+            "nothing in it to migrate; name the sqlite:/// or postgresql:// database to copy"
+        )
+    if target.scheme == "memory":
+        raise ConfigError(
+            "the target must be a sqlite:/// or postgresql:// URL: a memory:// copy is "
+            "gone when migrate exits"
+        )
 
 
 def migrate_upstream(source_url: str, target_url: str, verify_only: bool) -> None:
@@ -201,7 +222,7 @@ def migrate_upstream(source_url: str, target_url: str, verify_only: bool) -> Non
 @db_option
 def stats(user: str | None, as_json: bool, db: str | None) -> None:
     """Conversations, checkpoints and bytes per table."""
-    with open_conversations(db) as index:
+    with open_conversations(db, create=False) as index:
         rows = table_stats(index, user)
         dialect = index.dialect
     if as_json:

@@ -41,7 +41,7 @@ def threads(
     as_json: bool, db: str | None,
 ) -> None:  # fmt: skip
     """List USER's conversations, most recently active first."""
-    with open_conversations(db) as conversations:
+    with open_conversations(db, create=False) as conversations:
         found = conversations.list(user, status=status, search=search, limit=limit, offset=offset)
     if as_json:
         for conversation in found:
@@ -67,7 +67,7 @@ def _waiting_for(snapshot: Any) -> list[str]:
 @db_option
 def show(thread_id: str, user: str, as_json: bool, db: str | None) -> None:
     """Print conversation THREAD_ID: messages, status, what it waits for, and stats."""
-    with open_conversations(db) as conversations:
+    with open_conversations(db, create=False) as conversations:
         conversation = conversations.get(thread_id, user)
         # Reading state never calls the model, so the offline one is enough here.
         agent = compile_agent(conversations.saver, OfflineChatModel())
@@ -102,7 +102,7 @@ def show(thread_id: str, user: str, as_json: bool, db: str | None) -> None:
 @db_option
 def rename(thread_id: str, user: str, title: tuple[str, ...], db: str | None) -> None:
     """Give conversation THREAD_ID a new TITLE."""
-    with open_conversations(db) as conversations:
+    with open_conversations(db, create=False) as conversations:
         renamed = conversations.rename(thread_id, user, " ".join(title))
     click.echo(f"renamed {renamed.thread_id} to {renamed.title!r}")
 
@@ -116,7 +116,7 @@ def delete(thread_id: str, user: str, yes: bool, db: str | None) -> None:
     """Delete conversation THREAD_ID with all its checkpoints; it cannot be undone.
 
     Asks first unless --yes; refused while a run holds the conversation."""
-    with open_conversations(db) as conversations:
+    with open_conversations(db, create=False) as conversations:
         c = conversations.get(thread_id, user)  # a missing one is "not found" before asking
         title = c.title or "(untitled)"
         question = f"delete {title!r} ({c.thread_id}, {c.message_count} messages)?"

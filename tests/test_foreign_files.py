@@ -124,7 +124,8 @@ def test_a_shared_postgres_database_with_other_tables_is_set_up_beside_them():
     with throwaway_database() as url:
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute("CREATE TABLE recipes (name TEXT, steps TEXT)")
-        listed = run_cli("threads", "--user", "alice", "--db", url)
+        # chat sets the database up (threads only reads an existing one).
+        listed = run_cli("chat", "--user", "alice", "--db", url, "what is 1+1")
         assert listed.returncode == 0, listed.stderr
         again = run_cli("threads", "--user", "alice", "--db", url)
         assert again.returncode == 0, again.stderr
