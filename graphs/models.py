@@ -46,10 +46,10 @@ def make_model(env: Mapping[str, str] | None = None) -> BaseChatModel:
     name = env.get("DURABLE_AGENT_MODEL", "").strip()
     if name == OFFLINE or not env.get("OPENAI_API_KEY"):
         return OfflineChatModel(delay=offline_delay(env))
-    from langchain_openai import ChatOpenAI
+    from graphs.openai_model import ScrubbedChatOpenAI
 
     add_secret(env.get("OPENAI_API_KEY"))  # also when *env* is not the process's own
-    return ChatOpenAI(
+    return ScrubbedChatOpenAI(
         model=name or DEFAULT_OPENAI_MODEL,
         api_key=env["OPENAI_API_KEY"],
         base_url=env.get("OPENAI_BASE_URL") or None,

@@ -3,6 +3,7 @@ the conversation, through the real command line, on both backends."""
 
 import socket
 
+import openai
 import pytest
 from langchain_core.messages import HumanMessage
 from langchain_openai import ChatOpenAI
@@ -131,7 +132,7 @@ def test_a_server_that_does_not_answer_in_time_is_named():
         env = _env(server.url)
         model = ChatOpenAI(model="test-model", base_url=server.url, api_key=KEY, timeout=0.5,
                            max_retries=0)  # fmt: skip
-        with pytest.raises(Exception) as raised:
+        with pytest.raises(openai.APITimeoutError) as raised:
             model.invoke([HumanMessage("hi")])
     failure = model_failure(raised.value, env)
     assert failure is not None
