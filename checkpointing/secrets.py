@@ -19,8 +19,9 @@ from checkpointing.urls import redact
 MASK = "***"
 # Names that hold credentials by convention: OPENAI_API_KEY, PGPASSWORD, GITHUB_TOKEN, ...
 _SECRET_NAME = re.compile(r"(API_?KEY|PASSWORD|PASSWD|SECRET|TOKEN)$", re.I)
-# Shorter values are placeholders ("x", "none"), not secrets; masking them would garble text.
-MIN_SECRET_CHARS = 6
+# Shorter values are placeholders ("x", "unused", "ollama"), not secrets; masking them would
+# garble every text that happens to hold the word.
+MIN_SECRET_CHARS = 8
 
 _registered: set[str] = set()
 

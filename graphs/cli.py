@@ -125,7 +125,7 @@ def _debug_traceback() -> None:
 
 def _interrupted(exc: BaseException) -> NoReturn:
     # A second Ctrl-C in a run says which conversation stopped and how to continue it;
-    # anywhere else nothing was left half done, as every write is one transaction.
+    # elsewhere, what had finished is committed and a write cut short rolls back.
     _fail(str(exc) or "interrupted; what had finished before it is saved", EXIT_INTERRUPTED)
 
 
