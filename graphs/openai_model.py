@@ -28,10 +28,16 @@ def _scrub_in_place(exc: BaseException) -> None:
         current.args = tuple(scrub(a) if isinstance(a, str) else a for a in current.args)
         if isinstance(getattr(current, "message", None), str):
             current.message = scrub(current.message)  # type: ignore[attr-defined]
-        body = getattr(current, "body", None)
-        if body is not None:
-            current.body = json.loads(scrub(json.dumps(body, default=str)))  # type: ignore[attr-defined]
+        if getattr(current, "body", None) is not None:
+            current.body = _scrubbed_body(current.body)  # type: ignore[attr-defined]
         current = current.__cause__ or current.__context__
+
+
+def _scrubbed_body(body: Any) -> Any:
+    try:
+        return json.loads(scrub(json.dumps(body, default=str)))
+    except ValueError:  # a mask that cut through JSON's own syntax: drop the body instead
+        return None
 
 
 @contextmanager
