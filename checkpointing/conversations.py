@@ -32,6 +32,7 @@ from checkpointing.errors import InvalidIdentifier
 from checkpointing.items import internal_reads
 from checkpointing.migrations import amigrate, migrate
 from checkpointing.saver import open_async_saver, open_saver
+from checkpointing.secrets import scrub
 from checkpointing.serde import TypeKey
 from checkpointing.settings import Settings, load_settings
 from checkpointing.sqlexec import AsyncExecutor, Executor, Rows, Statement, executor_for
@@ -176,7 +177,8 @@ def _error_text(exc: BaseException | None) -> str:
     if exc is None or not isinstance(exc, Exception) or isinstance(exc, GraphDrained):
         return ""
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return storable(f"{type(exc).__name__}: {first}"[:500])
+    # Scrubbed before it is cut short, so no part of a secret is left behind to store.
+    return storable(scrub(f"{type(exc).__name__}: {first}")[:500])
 
 
 def _tail_id(messages: Sequence[Any]) -> str:

@@ -18,7 +18,7 @@ from typing import NoReturn
 import click
 from langgraph.errors import GraphRecursionError
 
-from checkpointing import CheckpointingError, ThreadNotFound, redact
+from checkpointing import CheckpointingError, ThreadNotFound
 from checkpointing.conversations import open_conversations
 from checkpointing.resume import Runner
 from graphs.agent import RECURSION_LIMIT, compile_agent
@@ -26,8 +26,9 @@ from graphs.cli_options import db_option, user_option
 from graphs.cli_resume import pause, pending, recover, resume
 from graphs.cli_storage import migrate, prune, stats
 from graphs.cli_threads import delete, rename, show, threads
-from graphs.models import describe_model, make_model
+from graphs.models import ModelUnavailable, describe_model, make_model
 from graphs.session import SIGNAL_PAUSE, Session, prompt_line
+from graphs.terminal import safe
 
 EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
@@ -112,11 +113,20 @@ for command in (
 
 
 def _fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
-    secret = os.environ.get("OPENAI_API_KEY")
-    if secret:
-        message = message.replace(secret, "***")
-    click.echo(f"durable-agent: {redact(message)}", err=True)
+    click.echo(f"durable-agent: {safe(message)}", err=True)
     sys.exit(code)
+
+
+def _debug_traceback() -> None:
+    """With DURABLE_AGENT_DEBUG set, the traceback of the error being handled, scrubbed."""
+    if os.environ.get("DURABLE_AGENT_DEBUG"):
+        click.echo(safe(traceback.format_exc(), multiline=True), err=True, nl=False)
+
+
+def _interrupted(exc: BaseException) -> NoReturn:
+    # A second Ctrl-C in a run says which conversation stopped and how to continue it;
+    # elsewhere, what had finished is committed and a write cut short rolls back.
+    _fail(str(exc) or "interrupted; what had finished before it is saved", EXIT_INTERRUPTED)
 
 
 def _lost_prepared_statements(exc: Exception) -> bool:
@@ -143,14 +153,18 @@ def errors_as_one_line() -> Iterator[None]:
             f"the model kept calling tools for {RECURSION_LIMIT} steps and was stopped; "
             "the conversation is saved: ask differently with --thread"
         )
-    except KeyboardInterrupt:
-        _fail(
-            "interrupted; the conversation is saved up to its last finished step", EXIT_INTERRUPTED
-        )
+    except ModelUnavailable as exc:
+        _debug_traceback()
+        _fail(str(exc))
+    except KeyboardInterrupt as exc:
+        _interrupted(exc)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as exc:
+        # click turns Ctrl-C into Abort (after a blank line that ends the terminal's "^C").
+        if isinstance(exc.__cause__, KeyboardInterrupt):
+            _interrupted(exc.__cause__)
         _fail("aborted", EXIT_INTERRUPTED)
     except Exception as exc:
         if _lost_prepared_statements(exc):
@@ -165,8 +179,7 @@ def errors_as_one_line() -> Iterator[None]:
                 "(the server stopped answering, or every pooled connection stayed busy); "
                 "check the server, then try again, or raise DURABLE_AGENT_POOL_MAX_SIZE"
             )
-        if os.environ.get("DURABLE_AGENT_DEBUG"):
-            traceback.print_exc()
+        _debug_traceback()
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         _fail(f"unexpected {type(exc).__name__}: {first} (DURABLE_AGENT_DEBUG=1 shows details)")
 

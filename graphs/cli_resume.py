@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 
 import click
@@ -14,6 +13,7 @@ from graphs.agent import compile_agent
 from graphs.cli_options import db_option, json_option, some_user_option, user_option
 from graphs.models import make_model
 from graphs.session import SIGNAL_PAUSE, Session, questions
+from graphs.terminal import json_line, safe
 
 EXIT_INTERRUPTED = 130
 
@@ -47,7 +47,7 @@ def pending(user: str | None, as_json: bool, db: str | None) -> None:
     unreadable = [t.thread_id for t in threads if t.state == UNREADABLE]
     if as_json:
         for thread in threads:
-            click.echo(json.dumps(thread.as_dict(), ensure_ascii=False, default=str))
+            click.echo(json_line(thread.as_dict()))
         _fail_if_unreadable(unreadable)
         return
     if not threads:
@@ -57,7 +57,8 @@ def pending(user: str | None, as_json: bool, db: str | None) -> None:
     for t in threads:
         user_id = t.conversation.user_id
         click.echo(
-            f"{t.thread_id:26}  {user_id:12}  {t.state:8}  {t.conversation.attempts:>5}  {_what(t)}"
+            f"{t.thread_id:26}  {user_id:12}  {t.state:8}  {t.conversation.attempts:>5}  "
+            f"{safe(_what(t))}"
         )
     _fail_if_unreadable(unreadable)
 
@@ -99,7 +100,7 @@ def recover(user: str | None, db: str | None) -> None:
     if not outcomes:
         click.echo("no crashed conversations")
     for thread_id, outcome in outcomes:
-        click.echo(f"{thread_id}: {outcome}")
+        click.echo(f"{thread_id}: {safe(outcome)}")
     _fail_if_unreadable([t for t, outcome in outcomes if outcome.startswith(UNREADABLE)])
 
 

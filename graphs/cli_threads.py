@@ -5,7 +5,6 @@ Every command is scoped to ``--user``: another user's thread is "not found".
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import click
@@ -16,6 +15,7 @@ from graphs.cli_options import db_option, json_option, user_option
 from graphs.confirm import confirm, yes_option
 from graphs.offline import OfflineChatModel
 from graphs.render import message_dict, message_lines
+from graphs.terminal import json_line, safe
 
 STATUS_CHOICE = click.Choice(list(STATUSES))
 
@@ -24,7 +24,7 @@ def _row(conversation: Conversation) -> str:
     updated = conversation.updated_at.astimezone().strftime("%Y-%m-%d %H:%M")
     return (
         f"{conversation.thread_id:26}  {updated:16}  {conversation.status:11}  "
-        f"{conversation.message_count:>5}  {conversation.title}"
+        f"{conversation.message_count:>5}  {safe(conversation.title)}"
     )
 
 
@@ -45,7 +45,7 @@ def threads(
         found = conversations.list(user, status=status, search=search, limit=limit, offset=offset)
     if as_json:
         for conversation in found:
-            click.echo(json.dumps(conversation.as_dict(), ensure_ascii=False))
+            click.echo(json_line(conversation.as_dict()))
         return
     if not found:
         click.echo(f"no conversations for {user}" + (" match" if status or search else ""))
@@ -77,10 +77,10 @@ def show(thread_id: str, user: str, as_json: bool, db: str | None) -> None:
     if as_json:
         data = {**conversation.as_dict(), "waiting_for": waiting}
         data["messages"] = [message_dict(m) for m in messages]
-        click.echo(json.dumps(data, ensure_ascii=False))
+        click.echo(json_line(data))
         return
     c = conversation
-    click.echo(f"{c.title or '(untitled)'}  [{c.thread_id}, {c.user_id}, {c.status}]")
+    click.echo(safe(f"{c.title or '(untitled)'}  [{c.thread_id}, {c.user_id}, {c.status}]"))
     click.echo(
         f"{c.message_count} messages, {c.tool_calls} tool calls, "
         f"tokens in/out {c.input_tokens}/{c.output_tokens}; "
@@ -88,7 +88,7 @@ def show(thread_id: str, user: str, as_json: bool, db: str | None) -> None:
         f"last active {c.updated_at.astimezone():%Y-%m-%d %H:%M}"
     )
     for line in waiting:
-        click.echo(f"waiting for {line}")
+        click.echo(safe(f"waiting for {line}"))
     click.echo("")
     for message in messages:
         for line in message_lines(message):
@@ -104,7 +104,7 @@ def rename(thread_id: str, user: str, title: tuple[str, ...], db: str | None) ->
     """Give conversation THREAD_ID a new TITLE."""
     with open_conversations(db, create=False) as conversations:
         renamed = conversations.rename(thread_id, user, " ".join(title))
-    click.echo(f"renamed {renamed.thread_id} to {renamed.title!r}")
+    click.echo(safe(f"renamed {renamed.thread_id} to {renamed.title!r}"))
 
 
 @click.command()

@@ -11,6 +11,8 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 
+from graphs.terminal import safe
+
 MAX_ARG_CHARS = 60
 
 
@@ -25,17 +27,17 @@ def _args(args: dict[str, Any]) -> str:
 
 
 def message_lines(message: BaseMessage) -> Iterator[str]:
-    """The transcript lines for one message."""
+    """The transcript lines for one message, safe to print (see ``graphs.terminal``)."""
     if isinstance(message, HumanMessage):
-        yield f"you: {message.text}"
+        yield f"you: {safe(message.text, multiline=True)}"
     elif isinstance(message, AIMessage):
         for call in message.tool_calls:
-            yield f"  model → {call['name']}({_args(call['args'])})"
+            yield safe(f"  model → {call['name']}({_args(call['args'])})")
         if message.text:
-            yield f"assistant: {message.text}"
+            yield f"assistant: {safe(message.text, multiline=True)}"
     elif isinstance(message, ToolMessage):
         marker = "failed: " if message.status == "error" else ""
-        yield f"  {message.name or 'tool'} ← {marker}{message.text}"
+        yield safe(f"  {message.name or 'tool'} ← {marker}{message.text}", multiline=True)
 
 
 def update_lines(update: dict[str, Any]) -> Iterator[str]:

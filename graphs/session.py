@@ -26,9 +26,15 @@ from checkpointing.resume import Runner
 from checkpointing.text import check_storable
 from checkpointing.thread_state import NO_ANSWER, ThreadState
 from graphs.agent import RECURSION_LIMIT
+from graphs.models import ModelFailure, ModelUnavailable, model_failure
 from graphs.render import update_lines
+from graphs.terminal import safe
 
 SIGNAL_PAUSE = "stopped by a signal"
+
+
+class StoppedNow(KeyboardInterrupt):
+    """A second Ctrl-C stopped a run at once; the message says how to continue it."""
 
 
 @contextmanager
@@ -85,6 +91,7 @@ class Session:
         self.ask = ask  # None: never prompt (one-shot commands)
         self.paused_by: str | None = None
         self._checked = conversation is None
+        self._fresh = False  # the conversation was started here and has not run yet
 
     @property
     def thread_id(self) -> str:
@@ -96,6 +103,7 @@ class Session:
         check_storable(text)  # before a new conversation is started for it
         if self.conversation is None:
             self.conversation = self.runner.conversations.start(self.user)
+            self._fresh = True
             tid = self.conversation.thread_id
             click.echo(f"new conversation {tid} (continue it with --thread {tid})")
         elif not self._checked:
@@ -127,26 +135,57 @@ class Session:
         """
         control = RunControl()
         options = {"control": control, "stream_mode": "updates", "recursion_limit": RECURSION_LIMIT}
+        fresh, self._fresh = self._fresh, False
         try:
             with pausing_on_signals(control):
                 for update in start(options):
                     for line in update_lines(update):
                         click.echo(line)
+        except KeyboardInterrupt:
+            raise StoppedNow(
+                f"stopped at once; conversation {self.thread_id} is saved up to its last "
+                f"finished step: continue it with {self._resume_command()}"
+            ) from None
         except GraphDrained as drained:
             self.paused_by = drained.reason
-            click.echo(
-                f"paused ({drained.reason}); continue with "
-                f"'durable-agent resume {self.thread_id} --user {self.user}'"
-            )
+            click.echo(f"paused ({drained.reason}); continue with {self._resume_command()}")
             return False
+        except Exception as exc:
+            failure = model_failure(exc)
+            if failure is None:
+                raise
+            raise ModelUnavailable(self._model_failed(failure, fresh)) from exc
         thread = self.runner.state(self.thread_id, self.user)
         self.conversation = thread.conversation
         return thread.state != "waiting" or self._settle(thread)
 
+    def _resume_command(self) -> str:
+        return f"'durable-agent resume {self.thread_id} --user {self.user}'"
+
+    def _model_failed(self, failure: ModelFailure, fresh: bool) -> str:
+        """The line for a run the model failed, after removing a conversation left empty.
+
+        A conversation whose first run failed for a wrong setting holds only the message
+        that could not be answered; kept, it would be a failed conversation for each try.
+        """
+        tid = self.thread_id
+        said = f"{failure.problem}: {failure.fix}"
+        if fresh and failure.misconfigured and self._unanswered(tid):
+            self.runner.conversations.delete(tid, self.user)
+            self.conversation = None
+            return f"{said}, then send your message again (conversation {tid} was not kept)"
+        then = "once that is fixed, " if failure.misconfigured else ""
+        return f"{said}; conversation {tid} is saved: {then}continue it with " + (
+            self._resume_command()
+        )
+
+    def _unanswered(self, thread_id: str) -> bool:
+        return self.runner.conversations.get(thread_id, self.user).message_count <= 1
+
     def _settle(self, thread: ThreadState) -> bool:
         """Ask the person the pending questions (interactive), or say how to answer them."""
         for question in questions(thread):
-            click.echo(f"waiting for your approval: {question}")
+            click.echo(f"waiting for your approval: {safe(question)}")
         reply = (
             self.ask("approve? [Y]es / [n]o / or type a corrected value: ") if self.ask else None
         )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -20,12 +21,19 @@ USAGE = {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}
 
 @dataclass
 class Reply:
-    """One scripted answer: text, or a tool call (name and JSON arguments)."""
+    """One scripted answer: text, or a tool call (name and JSON arguments).
+
+    A *status* other than 200 answers with an OpenAI-style error whose message is *text*
+    (followed by the request's API key if *echo_key*, as careless servers do). *delay*
+    waits that many seconds before answering, to make a client time out.
+    """
 
     text: str = ""
     tool: str | None = None
     arguments: dict[str, Any] = field(default_factory=dict)
     status: int = 200
+    echo_key: bool = False
+    delay: float = 0.0
 
 
 @dataclass
@@ -91,15 +99,14 @@ def _handler(server: OpenAIServer) -> type[BaseHTTPRequestHandler]:
             server.requests.append(body)
             n = len(server.requests)
             reply = server.replies.pop(0) if server.replies else Reply(text="(script ran out)")
+            time.sleep(reply.delay)
             if self.path != "/v1/chat/completions" or reply.status != 200:
+                message = reply.text or "not found"
+                if reply.echo_key:
+                    message += f" (you sent {body['_authorization'].removeprefix('Bearer ')})"
                 self._send_json(
                     reply.status if reply.status != 200 else 404,
-                    {
-                        "error": {
-                            "message": reply.text or "not found",
-                            "type": "invalid_request_error",
-                        }
-                    },
+                    {"error": {"message": message, "type": "invalid_request_error"}},
                 )
                 return
             if body.get("stream"):

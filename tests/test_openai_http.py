@@ -99,7 +99,7 @@ def test_cli_talks_to_the_server_and_keeps_the_key_out_of_errors(tmp_path):
     assert "assistant: It is 84." in ok.stdout
     assert failed.returncode == 1
     assert failed.stderr.count("\n") == 1
-    assert "AuthenticationError" in failed.stderr
+    assert "rejected OPENAI_API_KEY (401: Incorrect API key provided: ***)" in failed.stderr
     assert SECRET not in failed.stderr + failed.stdout
 
 
