@@ -11,6 +11,7 @@ import json
 import os
 import pty
 import select
+import signal
 import time
 
 import pytest
@@ -92,9 +93,12 @@ def test_ctrl_d_at_the_approval_prompt_leaves_the_chat_and_keeps_the_question(db
         os.write(fd, f"{TEA}\n".encode())
         assert _read_until(fd, "approve?", seen)
         os.write(fd, b"\x04")  # Ctrl-D at the approval prompt
-        os.write(fd, b"what is 1+1\n")  # typed after it: must not reach the thread
+        os.write(fd, b"what is 1+1\nexit\n")  # typed after it: must not reach the thread
         while _read_until(fd, "\x00never\x00", seen):
             pass
+    except BaseException:
+        os.kill(pid, signal.SIGKILL)  # never left waiting for input
+        raise
     finally:
         _, status = os.waitpid(pid, 0)
         os.close(fd)
