@@ -42,9 +42,9 @@ from checkpointing.thread_state import (
     ThreadState,
     check_graph_has,
     given_up,
+    refuse_new_input,
     resume_input,
     thread_state,
-    waiting_for_answer,
 )
 
 REQUEST_PAUSE_SQL = """
@@ -189,8 +189,8 @@ class Runner:
         check_storable(inputs)
         with hold(self.leases, conversation.thread_id, wait=wait) as lease:
             thread = self._held_state(conversation)
-            if thread.waiting_for and _new_input(inputs):
-                raise waiting_for_answer(thread.thread_id, thread.conversation.user_id)
+            if _new_input(inputs):
+                refuse_new_input(thread)
             yield from self._run(lease, thread.conversation, inputs, control, recursion_limit,
                                  stream_kwargs)  # fmt: skip
 
@@ -355,8 +355,8 @@ class Runner:
         check_storable(inputs)
         async with self._aheld(conversation.thread_id, wait) as lease:
             thread = await self._aheld_state(conversation)
-            if thread.waiting_for and _new_input(inputs):
-                raise waiting_for_answer(thread.thread_id, thread.conversation.user_id)
+            if _new_input(inputs):
+                refuse_new_input(thread)
             async for chunk in self._arun(lease, thread.conversation, inputs, control,
                                           recursion_limit, stream_kwargs):  # fmt: skip
                 yield chunk

@@ -86,6 +86,25 @@ def waiting_for_answer(thread_id: str, user_id: str) -> NothingToResume:
     )
 
 
+def unfinished(thread: ThreadState) -> NothingToResume:
+    """New input on a thread with steps left would start afresh and skip them (a tool
+    call's result among them): the run is finished first."""
+    tid, user = thread.thread_id, thread.conversation.user_id
+    return NothingToResume(
+        f"conversation {tid!r} stopped mid-run ({thread.state}; next step: "
+        f"{', '.join(thread.next)}); finish it first with 'durable-agent resume {tid} "
+        f"--user {user}', then send the message"
+    )
+
+
+def refuse_new_input(thread: ThreadState) -> None:
+    """Before new input runs on *thread*: nothing may be left unanswered or undone."""
+    if thread.waiting_for:
+        raise waiting_for_answer(thread.thread_id, thread.conversation.user_id)
+    if thread.next:
+        raise unfinished(thread)
+
+
 def resume_input(
     thread: ThreadState, answer: Any, answers: Mapping[str, Any] | None
 ) -> Command[Any] | None:

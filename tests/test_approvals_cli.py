@@ -8,14 +8,19 @@ sharing a key, and a hand-built ``Conversation`` for another user's thread.
 import asyncio
 import dataclasses
 import json
+import operator
 import os
 import pty
 import select
 import signal
 import time
+from typing import Annotated, TypedDict
 
 import pytest
 from langchain_core.messages import HumanMessage
+from langgraph.errors import GraphDrained
+from langgraph.graph import START, StateGraph
+from langgraph.runtime import RunControl
 
 from checkpointing import NothingToResume, ThreadNotFound
 from checkpointing.conversations import open_async_conversations, open_conversations
@@ -170,6 +175,41 @@ def test_the_async_runner_refuses_new_input_while_the_thread_waits_for_an_answer
     asyncio.run(main())
 
 
+class _Steps(TypedDict):
+    log: Annotated[list[str], operator.add]
+
+
+def test_the_runner_refuses_new_input_while_a_paused_run_has_steps_left(db_url):
+    """New input would start afresh and skip the step left (a tool call's result)."""
+    control = RunControl()
+
+    def first(state: _Steps) -> dict:
+        control.request_drain("paused on request")  # stop at the boundary after this step
+        return {"log": ["first"]}
+
+    def second(state: _Steps) -> dict:
+        return {"log": ["second"]}
+
+    builder = StateGraph(_Steps)
+    builder.add_node("first", first)
+    builder.add_node("second", second)
+    builder.add_edge(START, "first")
+    builder.add_edge("first", "second")
+    with open_conversations(db_url) as conversations:
+        graph = builder.compile(checkpointer=conversations.saver)
+        runner = Runner(conversations, graph)
+        conversation = conversations.start("alice")
+        with pytest.raises(GraphDrained):
+            list(runner.stream(conversation, {"log": ["start"]}, control=control))
+        assert runner.state(conversation.thread_id, "alice").next == ("second",)
+        before = rows_for(db_url, conversation.thread_id)
+        with pytest.raises(NothingToResume, match=r"paused.*second.*durable-agent resume"):
+            list(runner.stream(conversation, {"log": ["new"]}))
+        assert rows_for(db_url, conversation.thread_id) == before
+        list(runner.resume(conversation.thread_id, "alice"))
+        assert graph.get_state(conversation.config).values["log"] == ["start", "first", "second"]
+
+
 # -- item 13: a hand-built Conversation for someone else's thread -----------------------------
 
 
@@ -263,23 +303,20 @@ def test_resume_edit_stores_the_corrected_fact(db_url):
     assert _facts(db_url) == ["I like green tea"]
 
 
-@pytest.mark.parametrize(
-    "flags",
-    [
-        ["--approve", "--reject"],
-        ["--reject", "--approve"],
-        ["--approve", "--edit", "x"],
-        ["--answer", ""],
-        ["--answer", "  "],
-        ["--edit", ""],
-    ],
-)
-def test_resume_refuses_conflicting_or_empty_answers_and_changes_nothing(db_url, flags):
+def test_resume_refuses_conflicting_or_empty_answers_and_changes_nothing(db_url):
     thread_id = _ask(db_url)
     before = rows_for(db_url, thread_id)
-    refused = run_cli("resume", thread_id, "-u", "alice", *flags, "--db", db_url)
-    assert refused.returncode == 2, refused.stdout
-    assert "Error: " in refused.stderr
-    assert "Traceback" not in refused.stderr
+    for flags in (
+        ["--approve", "--reject"],
+        ["--reject", "--approve"],
+        ["--answer", ""],
+        ["--answer", "  "],
+        ["--approve", "--edit", "x"],
+        ["--edit", ""],
+    ):
+        refused = run_cli("resume", thread_id, "-u", "alice", *flags, "--db", db_url)
+        assert refused.returncode == 2, (flags, refused.stdout)
+        assert "Error: " in refused.stderr
+        assert "Traceback" not in refused.stderr
     assert rows_for(db_url, thread_id) == before
     assert (_pending(db_url, thread_id) or {}).get("state") == "waiting"
