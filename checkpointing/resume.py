@@ -15,6 +15,7 @@ import dataclasses
 import json
 import threading
 from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import asynccontextmanager, suppress
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,36 +23,31 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.runtime import RunControl
 from langgraph.types import Command
 
+from checkpointing.attempts import count_attempt, give_back, give_up
 from checkpointing.conversations import Conversation, Conversations, conversation_from_row
-from checkpointing.errors import DAMAGED_ROW, InvalidDatabase, NothingToResume, ThreadBusy
+from checkpointing.errors import (
+    DAMAGED_ROW,
+    InvalidDatabase,
+    LeaseLost,
+    NothingToResume,
+    ThreadBusy,
+)
 from checkpointing.items import internal_reads
 from checkpointing.leases import Leases, hold, is_free, leases_for
 from checkpointing.text import check_storable
 from checkpointing.thread_state import (
-    DIED,
     NO_ANSWER,
     RETRIED,
     UNREADABLE,
     ThreadState,
     check_graph_has,
     given_up,
+    refuse_new_input,
     resume_input,
     thread_state,
 )
 from checkpointing.threads import validate_id
 
-# Counted before a resume runs, so a resume that kills its process still counts. Attempts
-# from the same checkpoint add up; progress since the last attempt starts the count afresh.
-COUNT_ATTEMPT_SQL = """
-UPDATE conversations
-SET attempts = CASE WHEN attempt_checkpoint = ? THEN attempts + 1 ELSE 1 END,
-    attempt_checkpoint = ?
-WHERE thread_id = ? AND user_id = ?
-RETURNING attempts"""
-GIVE_UP_SQL = """
-UPDATE conversations
-SET status = 'failed', last_error = CASE WHEN last_error = '' THEN ? ELSE last_error END
-WHERE thread_id = ? AND user_id = ?"""
 REQUEST_PAUSE_SQL = """
 UPDATE conversations SET pause_requested = 1
 WHERE thread_id = ? AND user_id = ? AND status = 'running'
@@ -69,16 +65,6 @@ FROM conversations
 WHERE status IN ('running', 'interrupted', 'paused', 'failed')
   AND (CAST(? AS TEXT) IS NULL OR user_id = ?)
 ORDER BY updated_at DESC"""
-
-
-def _count_attempt(thread: ThreadState) -> tuple[str, tuple[str, ...]]:
-    key = (
-        thread.checkpoint_id,
-        thread.checkpoint_id,
-        thread.thread_id,
-        thread.conversation.user_id,
-    )
-    return COUNT_ATTEMPT_SQL, key
 
 
 def _not_running(thread_id: str) -> NothingToResume:
@@ -123,6 +109,11 @@ def _with_limit(config: RunnableConfig, recursion_limit: int | None) -> Runnable
     return {**config, "recursion_limit": recursion_limit}
 
 
+def _new_input(inputs: Any) -> bool:
+    """True for input that starts a new run: anything but nothing or an answer."""
+    return inputs is not None and not (isinstance(inputs, Command) and inputs.resume is not None)
+
+
 class Runner:
     """Runs a compiled graph on conversations, one writer per thread, resumably."""
 
@@ -141,14 +132,21 @@ class Runner:
 
     # -- where threads stand ----------------------------------------------------------------
 
-    def _thread_state(self, conversation: Conversation) -> ThreadState:
-        free = is_free(self.leases, conversation.thread_id)
+    def _thread_state(self, conversation: Conversation, free: bool | None = None) -> ThreadState:
+        """Where *conversation* stands; *free* is known (True) while we hold its lease."""
+        if free is None:
+            free = is_free(self.leases, conversation.thread_id)
         try:
             with internal_reads():  # looked at here, never handed on
                 snapshot = self.graph.get_state(conversation.config)
         except DAMAGED_ROW as exc:
             raise _unreadable(conversation.thread_id, exc) from None
         return thread_state(conversation, free, snapshot)
+
+    def _held_state(self, conversation: Conversation) -> ThreadState:
+        """Under the lease: the thread as it is now, still its user's (else not found)."""
+        owned = self.conversations.get(conversation.thread_id, conversation.user_id)
+        return self._thread_state(owned, free=True)
 
     def _pending_state(self, row: Mapping[str, Any]) -> ThreadState:
         try:
@@ -186,14 +184,27 @@ class Runner:
         pause asked for from elsewhere, or ``control.request_drain()``, stops the run at the
         next step boundary with ``GraphDrained``; the thread is then ``paused``.
         ``InvalidText`` before anything runs if *inputs* hold text no database can store.
+        Checked under the lease, where the write happens: a conversation that is not its
+        user's is ``ThreadNotFound``, as in ``Conversations.get``; new input while the thread
+        waits for an answer is refused (``NothingToResume``), as LangGraph would start a
+        fresh run and drop the question, leaving a tool call with no result.
         """
         check_storable(inputs)
+        with hold(self.leases, conversation.thread_id, wait=wait) as lease:
+            thread = self._held_state(conversation)
+            if _new_input(inputs):
+                refuse_new_input(thread)
+            yield from self._run(lease, thread.conversation, inputs, control, recursion_limit,
+                                 stream_kwargs)  # fmt: skip
+
+    def _run(
+        self, lease: object, conversation: Conversation, inputs: Any, control: RunControl | None,
+        recursion_limit: int | None, stream_kwargs: dict[str, Any],
+    ) -> Iterator[Any]:  # fmt: skip
+        """Run the graph on *conversation*, whose lease is held, with the index in step."""
         control = control or RunControl()
         stream_kwargs.setdefault("durability", "sync")
-        with (
-            hold(self.leases, conversation.thread_id, wait=wait) as lease,
-            self.conversations.track_run(self.graph, conversation) as run,
-        ):
+        with self.conversations.track_run(self.graph, conversation) as run:
             stop = self._watch_for_pause(conversation.thread_id, control, lease)
             config = _with_limit(run.config, recursion_limit)
             try:
@@ -241,27 +252,46 @@ class Runner:
         *,
         answer: Any = NO_ANSWER,
         answers: Mapping[str, Any] | None = None,
+        retry: bool = False,
+        control: RunControl | None = None,
+        wait: float = 0.0,
+        recursion_limit: int | None = None,
         **stream_kwargs: Any,
     ) -> Iterator[Any]:
         """Continue a crashed, paused, failed or waiting thread from its last checkpoint.
 
         A waiting thread takes *answer* (for every pending question) or *answers* (by
         interrupt ID). Finished, idle and unknown threads are refused; so are threads that
-        used up their attempts.
+        used up their attempts, unless *retry* starts their count afresh. What the thread
+        is, and the attempt, are read and counted under its lease (waited for up to *wait*
+        seconds), so a refusal never counts.
         """
-        thread = self.state(thread_id, user_id)
-        inputs = resume_input(thread, answer, answers)
-        with internal_reads():
-            found = self.conversations.saver.get_tuple(thread.conversation.config)
-        check_graph_has(thread_id, found, self.graph)
-        inputs = self._with_saved_answer(thread, inputs)
-        if thread.state in RETRIED:
-            attempts = self.conversations.execute([_count_attempt(thread)])[0][0]["attempts"]
-            if attempts > self.max_attempts:
-                error = given_up(thread, attempts)
-                self.conversations.execute([(GIVE_UP_SQL, (DIED, thread_id, user_id))])
-                raise error
-        yield from self.stream(thread.conversation, inputs, **stream_kwargs)
+        conversation = self.conversations.get(thread_id, user_id)  # not-found first
+        with hold(self.leases, thread_id, wait=wait) as lease:
+            thread = self._held_state(conversation)
+            inputs = resume_input(thread, answer, answers)
+            with internal_reads():
+                found = self.conversations.saver.get_tuple(thread.conversation.config)
+            check_graph_has(thread_id, found, self.graph)
+            inputs = self._with_saved_answer(thread, inputs)
+            counted = self._count_attempt(thread, retry)
+            try:
+                yield from self._run(lease, thread.conversation, inputs, control, recursion_limit,
+                                     stream_kwargs)  # fmt: skip
+            except LeaseLost:
+                if counted:  # the run was stopped, it did not fail: no attempt used
+                    with suppress(Exception):
+                        self.conversations.execute([give_back(thread)])
+                raise
+
+    def _count_attempt(self, thread: ThreadState, retry: bool) -> bool:
+        """Count a resume of a crashed or failed thread; True if counted, raise if given up."""
+        if thread.state not in RETRIED:
+            return False
+        if not self.conversations.execute(count_attempt(thread, self.max_attempts, retry))[-1]:
+            self.conversations.execute([give_up(thread)])
+            raise given_up(thread, self.max_attempts)
+        return True
 
     def _with_saved_answer(self, thread: ThreadState, inputs: Command[Any] | None) -> Any:
         """Save a fresh answer before running; reuse a saved one after a crash."""
@@ -326,27 +356,46 @@ class Runner:
     ) -> AsyncIterator[Any]:
         """Async twin of ``stream``."""
         check_storable(inputs)
-        control = control or RunControl()
-        stream_kwargs.setdefault("durability", "sync")
-        holding = hold(self.leases, conversation.thread_id, wait=wait)
+        async with self._aheld(conversation.thread_id, wait) as lease:
+            thread = await self._aheld_state(conversation)
+            if _new_input(inputs):
+                refuse_new_input(thread)
+            async for chunk in self._arun(lease, thread.conversation, inputs, control,
+                                          recursion_limit, stream_kwargs):  # fmt: skip
+                yield chunk
+
+    @asynccontextmanager
+    async def _aheld(self, thread_id: str, wait: float) -> AsyncIterator[object]:
+        """``hold`` from async code: the lease is taken and dropped in a worker thread."""
+        holding = hold(self.leases, thread_id, wait=wait)
         lease = await asyncio.to_thread(holding.__enter__)
         try:
-            async with self.conversations.atrack_run(self.graph, conversation) as run:
-                watcher = asyncio.create_task(
-                    self._awatch_for_pause(conversation.thread_id, control, lease)
-                )
-                try:
-                    async for chunk in self.graph.astream(
-                        inputs,
-                        _with_limit(run.config, recursion_limit),
-                        control=control,
-                        **stream_kwargs,
-                    ):
-                        yield chunk
-                finally:
-                    watcher.cancel()
+            yield lease
         finally:
             await asyncio.to_thread(holding.__exit__, None, None, None)
+
+    async def _aheld_state(self, conversation: Conversation) -> ThreadState:
+        owned = await self.conversations.aget(conversation.thread_id, conversation.user_id)
+        return await self._athread_state(owned, free=True)
+
+    async def _arun(
+        self, lease: object, conversation: Conversation, inputs: Any, control: RunControl | None,
+        recursion_limit: int | None, stream_kwargs: dict[str, Any],
+    ) -> AsyncIterator[Any]:  # fmt: skip
+        control = control or RunControl()
+        stream_kwargs.setdefault("durability", "sync")
+        async with self.conversations.atrack_run(self.graph, conversation) as run:
+            watcher = asyncio.create_task(
+                self._awatch_for_pause(conversation.thread_id, control, lease)
+            )
+            try:
+                async for chunk in self.graph.astream(
+                    inputs, _with_limit(run.config, recursion_limit), control=control,
+                    **stream_kwargs,
+                ):  # fmt: skip
+                    yield chunk
+            finally:
+                watcher.cancel()
 
     async def _awatch_for_pause(
         self, thread_id: str, control: RunControl, lease: object = None
@@ -364,23 +413,40 @@ class Runner:
         *,
         answer: Any = NO_ANSWER,
         answers: Mapping[str, Any] | None = None,
+        retry: bool = False,
+        control: RunControl | None = None,
+        wait: float = 0.0,
+        recursion_limit: int | None = None,
         **stream_kwargs: Any,
     ) -> AsyncIterator[Any]:
         """Async twin of ``resume``."""
-        thread = await self.astate(thread_id, user_id)
-        inputs = resume_input(thread, answer, answers)
-        with internal_reads():
-            found = await self.conversations.saver.aget_tuple(thread.conversation.config)
-        check_graph_has(thread_id, found, self.graph)
-        inputs = await self._awith_saved_answer(thread, inputs)
-        if thread.state in RETRIED:
-            rows = (await self.conversations.aexecute([_count_attempt(thread)]))[0]
-            if rows[0]["attempts"] > self.max_attempts:
-                error = given_up(thread, rows[0]["attempts"])
-                await self.conversations.aexecute([(GIVE_UP_SQL, (DIED, thread_id, user_id))])
-                raise error
-        async for chunk in self.astream(thread.conversation, inputs, **stream_kwargs):
-            yield chunk
+        conversation = await self.conversations.aget(thread_id, user_id)
+        async with self._aheld(thread_id, wait) as lease:
+            thread = await self._aheld_state(conversation)
+            inputs = resume_input(thread, answer, answers)
+            with internal_reads():
+                found = await self.conversations.saver.aget_tuple(thread.conversation.config)
+            check_graph_has(thread_id, found, self.graph)
+            inputs = await self._awith_saved_answer(thread, inputs)
+            counted = await self._acount_attempt(thread, retry)
+            try:
+                async for chunk in self._arun(lease, thread.conversation, inputs, control,
+                                              recursion_limit, stream_kwargs):  # fmt: skip
+                    yield chunk
+            except LeaseLost:
+                if counted:
+                    with suppress(Exception):
+                        await self.conversations.aexecute([give_back(thread)])
+                raise
+
+    async def _acount_attempt(self, thread: ThreadState, retry: bool) -> bool:
+        if thread.state not in RETRIED:
+            return False
+        counted = await self.conversations.aexecute(count_attempt(thread, self.max_attempts, retry))
+        if not counted[-1]:
+            await self.conversations.aexecute([give_up(thread)])
+            raise given_up(thread, self.max_attempts)
+        return True
 
     async def _awith_saved_answer(self, thread: ThreadState, inputs: Command[Any] | None) -> Any:
         key = (thread.thread_id, thread.conversation.user_id)
@@ -399,8 +465,11 @@ class Runner:
         rows = (await self.conversations.aexecute([(RESUMABLE_SQL, (user_id, user_id))]))[0]
         return [await self._apending_state(row) for row in rows]
 
-    async def _athread_state(self, conversation: Conversation) -> ThreadState:
-        free = await asyncio.to_thread(is_free, self.leases, conversation.thread_id)
+    async def _athread_state(
+        self, conversation: Conversation, free: bool | None = None
+    ) -> ThreadState:
+        if free is None:
+            free = await asyncio.to_thread(is_free, self.leases, conversation.thread_id)
         try:
             with internal_reads():
                 snapshot = await self.graph.aget_state(conversation.config)

@@ -69,11 +69,40 @@ def thread_state(conversation: Conversation, lease_free: bool, snapshot: Any) ->
 
 
 def given_up(thread: ThreadState, attempts: int) -> NothingToResume:
+    tid, user = thread.thread_id, thread.conversation.user_id
     return NothingToResume(
-        f"conversation {thread.thread_id!r} was given up: {attempts - 1} attempts from the same "
-        f"step ended the same way ({thread.conversation.last_error or DIED}); "
-        "start a new conversation"
+        f"conversation {tid!r} was given up: {attempts} attempts from the same step ended "
+        f"the same way ({thread.conversation.last_error or DIED}); once the cause is fixed, "
+        f"try again with 'durable-agent resume {tid} --user {user} --retry'"
     )
+
+
+def waiting_for_answer(thread_id: str, user_id: str) -> NothingToResume:
+    """The refusal of anything but an answer while a question waits: one wording for all."""
+    return NothingToResume(
+        f"conversation {thread_id!r} is waiting for an answer; answer it first with "
+        f"'durable-agent resume {thread_id} --user {user_id} --approve' (or --reject, "
+        "--edit FACT or --answer TEXT)"
+    )
+
+
+def unfinished(thread: ThreadState) -> NothingToResume:
+    """New input on a thread with steps left would start afresh and skip them (a tool
+    call's result among them): the run is finished first."""
+    tid, user = thread.thread_id, thread.conversation.user_id
+    return NothingToResume(
+        f"conversation {tid!r} stopped mid-run ({thread.state}; next step: "
+        f"{', '.join(thread.next)}); finish it first with 'durable-agent resume {tid} "
+        f"--user {user}', then send the message"
+    )
+
+
+def refuse_new_input(thread: ThreadState) -> None:
+    """Before new input runs on *thread*: nothing may be left unanswered or undone."""
+    if thread.waiting_for:
+        raise waiting_for_answer(thread.thread_id, thread.conversation.user_id)
+    if thread.next:
+        raise unfinished(thread)
 
 
 def resume_input(
@@ -98,10 +127,7 @@ def resume_input(
                 return Command(resume=answers[thread.waiting_for[0].id])  # durable, see below
             return Command(resume=dict(answers))
         if answer is NO_ANSWER:
-            raise NothingToResume(
-                f"conversation {tid!r} is waiting for an answer; resume it with --approve, "
-                "--reject or --answer TEXT"
-            )
+            raise waiting_for_answer(tid, user)
         if len(thread.waiting_for) == 1:
             # A bare value is saved as a pending write before the task runs, so a crash
             # after the answer keeps it. (Upstream keeps a by-ID map only in memory.)

@@ -23,7 +23,7 @@ from checkpointing.conversations import open_conversations
 from checkpointing.resume import Runner
 from graphs.agent import RECURSION_LIMIT, compile_agent
 from graphs.cli_options import db_option, user_option
-from graphs.cli_resume import pause, pending, recover, resume
+from graphs.cli_resume import pause, pending, recover, resume, wait_option
 from graphs.cli_storage import migrate, prune, stats
 from graphs.cli_threads import delete, rename, show, threads
 from graphs.models import ModelUnavailable, describe_model, make_model
@@ -49,18 +49,23 @@ def cli() -> None:
 @click.option(
     "--continue", "-c", "continue_latest", is_flag=True, help="Continue your latest conversation."
 )
+@wait_option
 @db_option
 @click.argument("message", nargs=-1)
 def chat(
-    user: str, thread_id: str | None, continue_latest: bool, db: str | None,
+    user: str, thread_id: str | None, continue_latest: bool, wait: float, db: str | None,
     message: tuple[str, ...],
 ) -> None:  # fmt: skip
     """Send MESSAGE and print the reply; with no MESSAGE, talk until 'exit' or end of input.
 
-    A new conversation prints its thread ID; --thread or -c continues one of yours.
+    A new conversation prints its thread ID; --thread or -c continues one of yours. A
+    message to a conversation waiting for an answer is not sent (exit 1) until it is
+    answered; at the approval prompt, Ctrl-D leaves with the question still pending.
     """
     if thread_id and continue_latest:
         raise click.UsageError("give --thread or --continue, not both")
+    if message and not " ".join(message).strip():
+        raise click.UsageError("the message is empty: give the text to send, or no MESSAGE to talk")
     model = make_model()
     with open_conversations(db) as conversations:
         conversation = None
@@ -80,6 +85,7 @@ def chat(
             user,
             conversation,
             ask=prompt_line if interactive else None,
+            wait=wait,
         )
         if message:
             session.send(" ".join(message))
@@ -87,13 +93,19 @@ def chat(
             click.echo(
                 f"talking to the {describe_model(model)}; 'exit' or Ctrl-D to leave", err=True
             )
-            while session.paused_by is None and (line := prompt_line("you> ")) is not None:
+            while (
+                session.paused_by is None
+                and not session.unsent
+                and (line := prompt_line("you> ")) is not None
+            ):
                 if line.strip().lower() in ("exit", "quit"):
                     break
                 if line.strip():
                     session.send(line.strip())
     if session.paused_by == SIGNAL_PAUSE:
         sys.exit(EXIT_INTERRUPTED)
+    if session.unsent:
+        sys.exit(EXIT_ERROR)
 
 
 for command in (

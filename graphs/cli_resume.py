@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 
@@ -16,6 +18,36 @@ from graphs.session import SIGNAL_PAUSE, Session, questions
 from graphs.terminal import json_line, safe
 
 EXIT_INTERRUPTED = 130
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def wait_option(func: F) -> F:
+    """``--wait N``: what the busy message offers, for the commands that run a thread."""
+    return click.option(
+        "--wait",
+        type=click.FloatRange(min=0),
+        default=0.0,
+        metavar="SECONDS",
+        help="If another process runs the conversation, wait up to SECONDS for it to finish.",
+    )(func)
+
+
+def _reply(approve: bool, reject: bool, edit: str | None, answer: str | None) -> Any:
+    """The one answer the flags give, or a usage error: never the last flag winning."""
+    given = [name for name, on in (("--approve", approve), ("--reject", reject),
+             ("--edit", edit is not None), ("--answer", answer is not None)) if on]  # fmt: skip
+    if len(given) > 1:
+        raise click.UsageError(
+            f"give one of --approve, --reject, --edit and --answer, not {' and '.join(given)}"
+        )
+    for name, text in (("--edit", edit), ("--answer", answer)):
+        if text is not None and not text.strip():
+            raise click.UsageError(f"{name} is empty: give the text, or use --reject to refuse")
+    if approve or reject:
+        return {"action": "approve" if approve else "reject"}
+    if edit is not None:
+        return {"action": "edit", "fact": edit.strip()}
+    return NO_ANSWER if answer is None else answer
 
 
 def _what(thread: ThreadState) -> str:
@@ -66,24 +98,24 @@ def pending(user: str | None, as_json: bool, db: str | None) -> None:
 @click.command()
 @click.argument("thread_id")
 @user_option
-@click.option("--approve", "decision", flag_value="approve", help="Approve what it asks.")
-@click.option("--reject", "decision", flag_value="reject", help="Refuse what it asks.")
-@click.option("--answer", metavar="TEXT", help="Answer with TEXT (e.g. a corrected fact).")
+@click.option("--approve", is_flag=True, help="Approve what it asks.")
+@click.option("--reject", is_flag=True, help="Refuse what it asks.")
+@click.option("--edit", metavar="FACT", help="Approve, with FACT stored instead of what it asks.")
+@click.option("--answer", metavar="TEXT", help="Answer with TEXT as it is (for other questions).")
+@click.option("--retry", is_flag=True, help="Try a given-up conversation again from scratch.")
+@wait_option
 @db_option
 def resume(
-    thread_id: str, user: str, decision: str | None, answer: str | None, db: str | None
-) -> None:
+    thread_id: str, user: str, approve: bool, reject: bool, edit: str | None,
+    answer: str | None, retry: bool, wait: float, db: str | None,
+) -> None:  # fmt: skip
     """Continue THREAD_ID: after a crash, a pause or a failure, or with a human's answer."""
-    if decision and answer is not None:
-        raise click.UsageError("give one of --approve, --reject and --answer")
-    reply = {"action": decision} if decision else NO_ANSWER
-    if answer is not None:
-        reply = {"action": "edit", "fact": answer}
+    reply = _reply(approve, reject, edit, answer)
     with open_conversations(db, create=False) as conversations:
         agent = compile_agent(conversations.saver, make_model(), store=conversations.store)
         runner = Runner(conversations, agent)
-        session = Session(runner, user, conversations.get(thread_id, user))
-        session.resume(reply)
+        session = Session(runner, user, conversations.get(thread_id, user), wait=wait)
+        session.resume(reply, retry=retry)
         click.echo(f"conversation {thread_id} is {runner.state(thread_id, user).state}")
     if session.paused_by == SIGNAL_PAUSE:
         sys.exit(EXIT_INTERRUPTED)

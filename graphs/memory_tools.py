@@ -2,13 +2,17 @@
 
 Facts live in the LangGraph Store, in a namespace per user, so every conversation
 of that user can recall them. ``remember`` calls ``interrupt()`` for approval;
-the user approves, rejects, or edits the fact when resuming. The fact is stored
-under the tool call's ID, so if the process dies after storing it and the step
-runs again, the second ``put`` rewrites the same item: one fact, not two.
+the user approves, rejects, or edits the fact when resuming. An answer that is
+none of these (``"no thanks"``, ``""``) is never taken as the fact: the tool asks
+again, and the thread keeps waiting. Each fact's key is derived from the thread,
+the step's task and the tool call: two conversations never share one, whatever
+IDs a model gives its tool calls, and a step that runs again after a crash
+rewrites the same item: one fact, not two.
 """
 
 from __future__ import annotations
 
+import hashlib
 from typing import Annotated, Any
 
 from langchain_core.runnables import RunnableConfig
@@ -21,6 +25,7 @@ from graphs.tools import ToolError
 
 APPROVE = ("approve", "approved", "yes", "y", "ok")
 REJECT = ("reject", "rejected", "no", "n")
+UNCLEAR: Any = object()  # an answer that is neither yes, no nor an edit
 
 
 def facts_namespace(config: RunnableConfig) -> tuple[str, ...]:
@@ -30,26 +35,47 @@ def facts_namespace(config: RunnableConfig) -> tuple[str, ...]:
     return ("users", str(user_id), "facts")
 
 
-def decide(answer: Any, fact: str) -> str | None:
-    """The fact to store after the human's *answer*, or None if they said no.
+def fact_key(config: RunnableConfig, tool_call_id: str) -> str:
+    """The store key of the fact a tool call saves: the same for a re-run of its step.
 
-    Accepts ``{"action": "approve" | "reject" | "edit", "fact": ...}``, a bool, or text:
-    yes/no words, or any other text as the corrected fact.
+    The task ID is LangGraph's, derived from the checkpoint and the step, so it differs
+    between steps and threads; the tool call ID tells apart calls made in one step.
+    """
+    configurable = config.get("configurable") or {}
+    task = configurable.get("__pregel_task_id") or configurable.get("checkpoint_ns", "")
+    parts = (str(configurable.get("thread_id", "")), str(task), tool_call_id)
+    return hashlib.sha256("\0".join(parts).encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+def decide(answer: Any, fact: str) -> Any:
+    """The fact to store after the human's *answer*, None if they said no, or ``UNCLEAR``.
+
+    Accepts ``{"action": "approve" | "reject" | "edit", "fact": ...}``, a bool, or a
+    yes/no word. Other text is unclear, never taken as the fact: an edit is explicit.
     """
     if isinstance(answer, dict):
         action = str(answer.get("action", "")).lower()
         if action == "edit":
-            edited = str(answer.get("fact", "")).strip()
-            return edited or None
+            return str(answer.get("fact", "")).strip() or UNCLEAR
         answer = action
     if isinstance(answer, bool):
         return fact if answer else None
-    text = str(answer).strip()
-    if text.lower() in APPROVE:
+    text = str(answer).strip().lower()
+    if text in APPROVE:
         return fact
-    if text.lower() in REJECT or not text:
+    if text in REJECT:
         return None
-    return text
+    return UNCLEAR
+
+
+def _question(fact: str, unclear: Any = None) -> dict[str, Any]:
+    question = f"May I remember this about you: {fact!r}?"
+    if unclear is not None:
+        question = (
+            f"I did not understand {unclear!r}: answer yes, no, or edit with the fact to "
+            f"remember instead. {question}"
+        )
+    return {"tool": "remember", "fact": fact, "question": question}
 
 
 @tool
@@ -61,13 +87,13 @@ def remember(
 ) -> str:
     """Save a fact about the user for their other conversations. The user approves it first."""
     namespace = facts_namespace(config)
-    answer = interrupt(
-        {"tool": "remember", "fact": fact, "question": f"May I remember this about you: {fact!r}?"}
-    )
-    chosen = decide(answer, fact)
+    answer = interrupt(_question(fact))
+    # Each unclear answer asks again; a re-run replays the earlier answers in order.
+    while (chosen := decide(answer, fact)) is UNCLEAR:
+        answer = interrupt(_question(fact, answer))
     if chosen is None:
         return "the user declined; nothing was saved"
-    store.put(namespace, tool_call_id, {"fact": chosen})
+    store.put(namespace, fact_key(config, tool_call_id), {"fact": chosen})
     return f"remembered: {chosen}"
 
 

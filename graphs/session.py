@@ -3,7 +3,9 @@
 Owns talking to the person: streaming each step, asking for approval when the
 agent waits on a human, and turning Ctrl-C or SIGTERM into a pause at the next
 step boundary (a second Ctrl-C stops at once). Durability itself is the
-``Runner``'s; this class only drives it and prints.
+``Runner``'s; this class only drives it and prints. A question is never dropped:
+a new message waits until it is answered, and leaving at the approval prompt
+(end of input) leaves the chat with the question still pending.
 """
 
 from __future__ import annotations
@@ -22,15 +24,19 @@ from langgraph.errors import GraphDrained
 from langgraph.runtime import RunControl
 
 from checkpointing.conversations import Conversation
+from checkpointing.errors import NothingToResume
 from checkpointing.resume import Runner
 from checkpointing.text import check_storable
-from checkpointing.thread_state import NO_ANSWER, ThreadState
+from checkpointing.thread_state import NO_ANSWER, ThreadState, waiting_for_answer
 from graphs.agent import RECURSION_LIMIT
 from graphs.models import ModelFailure, ModelUnavailable, model_failure
 from graphs.render import update_lines
 from graphs.terminal import safe
 
 SIGNAL_PAUSE = "stopped by a signal"
+APPROVAL_PROMPT = "approve? [y]es / [n]o / [e]dit: "
+EDIT_PROMPT = "the fact to remember instead: "
+UNFINISHED = ("crashed", "paused", "failed")
 
 
 class StoppedNow(KeyboardInterrupt):
@@ -58,14 +64,17 @@ def pausing_on_signals(control: RunControl) -> Iterator[None]:
             signal.signal(sig, old)
 
 
-def approval_answer(text: str) -> dict[str, str]:
-    """The answer a person's reply means: y/yes, n/no, or a corrected value."""
+def approval_action(text: str) -> str | None:
+    """What a reply at the approval prompt means: approve, reject, edit, or None (unclear)."""
     word = text.strip().lower()
-    if word in ("y", "yes", "approve", ""):
-        return {"action": "approve"}
-    if word in ("n", "no", "reject"):
-        return {"action": "reject"}
-    return {"action": "edit", "fact": text.strip()}
+    for action, words in (
+        ("approve", ("y", "yes", "approve")),
+        ("reject", ("n", "no", "reject")),
+        ("edit", ("e", "edit")),
+    ):
+        if word in words:
+            return action
+    return None
 
 
 def questions(thread: ThreadState) -> list[str]:
@@ -86,12 +95,14 @@ class Session:
         conversation: Conversation | None,
         *,
         ask: Callable[[str], str | None] | None = None,
+        wait: float = 0.0,
     ) -> None:
         self.runner, self.user, self.conversation = runner, user, conversation
         self.ask = ask  # None: never prompt (one-shot commands)
+        self.wait = wait  # seconds to wait for a thread another process runs
         self.paused_by: str | None = None
-        self._checked = conversation is None
         self._fresh = False  # the conversation was started here and has not run yet
+        self.unsent = False  # a message was held back: the command must not exit 0
 
     @property
     def thread_id(self) -> str:
@@ -99,33 +110,54 @@ class Session:
         return self.conversation.thread_id
 
     def send(self, text: str) -> None:
-        """Send a new message, first finishing whatever the thread left undone."""
+        """Send a new message, first finishing whatever the thread left undone.
+
+        Raises ``NothingToResume`` (the message not sent) if a question stays unanswered.
+        """
         check_storable(text)  # before a new conversation is started for it
         if self.conversation is None:
             self.conversation = self.runner.conversations.start(self.user)
             self._fresh = True
-            tid = self.conversation.thread_id
-            click.echo(f"new conversation {tid} (continue it with --thread {tid})")
-        elif not self._checked:
-            self._checked = True
-            thread = self.runner.state(self.thread_id, self.user)
-            if thread.state in ("crashed", "paused", "failed"):
-                click.echo(f"finishing the previous run first: it was {thread.state} mid-way")
-                if not self.resume():
-                    return
-            elif thread.state == "waiting" and not self._settle(thread):
-                click.echo("your message was not sent: answer the question first")
-                return
+            click.echo(f"new conversation {self.thread_id} ({self._how_to_continue()})")
+        elif not self._finish_first():
+            self.unsent = True
+            click.echo("your message was not sent: the previous run was paused again", err=True)
+            return
         conversation, inputs = (
             self.conversation,
             {"messages": [HumanMessage(text, id=str(uuid4()))]},
         )
         self._drive(lambda options: self.runner.stream(conversation, inputs, **options))
 
-    def resume(self, answer: Any = NO_ANSWER) -> bool:
+    def _how_to_continue(self) -> str:
+        if self.runner.conversations.dialect == "memory":
+            return "kept in memory: it is gone when this process exits"
+        return f"continue it with --thread {self.thread_id}"
+
+    def _finish_first(self) -> bool:
+        """Before each message: finish a cut-off run, have a pending question answered.
+
+        Looked at every time, as another process may have left the thread waiting since.
+        True if the message may go in; False if paused; raises if a question stays open.
+        """
+        thread = self.runner.state(self.thread_id, self.user)
+        if thread.state in UNFINISHED:
+            click.echo(f"finishing the previous run first: it was {thread.state} mid-way")
+            settled = self.resume()
+        elif thread.state == "waiting":
+            settled = self._settle(thread)
+        else:
+            return True
+        if settled or self.paused_by is not None:
+            return settled
+        error = waiting_for_answer(self.thread_id, self.user)
+        raise NothingToResume(f"your message was not sent: {error}")
+
+    def resume(self, answer: Any = NO_ANSWER, *, retry: bool = False) -> bool:
         """Continue the thread (with *answer* if it waits for one); True if it is settled."""
+        key = (self.thread_id, self.user)
         return self._drive(
-            lambda options: self.runner.resume(self.thread_id, self.user, answer=answer, **options)
+            lambda options: self.runner.resume(*key, answer=answer, retry=retry, **options)
         )
 
     def _drive(self, start: Callable[[dict[str, Any]], Iterator[Any]]) -> bool:
@@ -134,7 +166,12 @@ class Session:
         True if the thread is settled (not paused, not waiting for an answer).
         """
         control = RunControl()
-        options = {"control": control, "stream_mode": "updates", "recursion_limit": RECURSION_LIMIT}
+        options = {
+            "control": control,
+            "stream_mode": "updates",
+            "recursion_limit": RECURSION_LIMIT,
+            "wait": self.wait,
+        }
         fresh, self._fresh = self._fresh, False
         try:
             with pausing_on_signals(control):
@@ -183,19 +220,38 @@ class Session:
         return self.runner.conversations.get(thread_id, self.user).message_count <= 1
 
     def _settle(self, thread: ThreadState) -> bool:
-        """Ask the person the pending questions (interactive), or say how to answer them."""
+        """Ask the person the pending questions (interactive), or say how to answer them.
+
+        At the end of input (Ctrl-D) the person leaves: ``NothingToResume`` says how to
+        answer later, and the question stays pending.
+        """
         for question in questions(thread):
             click.echo(f"waiting for your approval: {safe(question)}")
-        reply = (
-            self.ask("approve? [Y]es / [n]o / or type a corrected value: ") if self.ask else None
-        )
-        if reply is None:
+        if self.ask is None:
             click.echo(
                 f"answer with 'durable-agent resume {self.thread_id} --user {self.user} "
-                "--approve' (or --reject, or --answer TEXT)"
+                "--approve' (or --reject, or --edit FACT)"
             )
             return False
-        return self.resume(approval_answer(reply))
+        answer = self._approval()
+        if answer is None:
+            raise waiting_for_answer(self.thread_id, self.user)
+        return self.resume(answer)
+
+    def _approval(self) -> dict[str, str] | None:
+        """The person's answer, asked until it is clear; None if they left (end of input)."""
+        assert self.ask is not None
+        while (reply := self.ask(APPROVAL_PROMPT)) is not None:
+            action = approval_action(reply)
+            if action is None:
+                click.echo("please answer y (yes), n (no) or e (edit the fact first)")
+            elif action != "edit":
+                return {"action": action}
+            else:
+                while (fact := self.ask(EDIT_PROMPT)) is not None and not fact.strip():
+                    pass
+                return None if fact is None else {"action": "edit", "fact": fact.strip()}
+        return None
 
 
 def prompt_line(prompt: str) -> str | None:

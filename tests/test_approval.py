@@ -53,8 +53,8 @@ def test_approval_answered_in_another_process_stores_the_fact(db_url):
 def test_a_new_message_to_a_waiting_thread_is_held_back_until_the_question_is_answered(db_url):
     thread_id = _ask(db_url, "alice", "remember that I like tea")
     held = run_cli("chat", "-u", "alice", "-t", thread_id, "--db", db_url, "what is 1+1")
-    assert held.returncode == 0, held.stderr
-    assert "your message was not sent: answer the question first" in held.stdout
+    assert held.returncode == 1, held.stdout
+    assert "your message was not sent: conversation" in held.stderr
     assert "1+1" not in held.stdout
     assert _state(db_url, thread_id, "alice") == "waiting"
 
@@ -64,9 +64,7 @@ def test_rejected_and_edited_answers(db_url):
     result = run_cli("resume", rejected, "-u", "alice", "--reject", "--db", db_url)
     assert "the user declined; nothing was saved" in result.stdout
     edited = _ask(db_url, "alice", "remember that I like tea")
-    result = run_cli(
-        "resume", edited, "-u", "alice", "--answer", "I like green tea", "--db", db_url
-    )
+    result = run_cli("resume", edited, "-u", "alice", "--edit", "I like green tea", "--db", db_url)
     assert "remembered: I like green tea" in result.stdout
     assert _facts(db_url, "alice") == ["I like green tea"]
     again = run_cli("resume", edited, "-u", "alice", "--approve", "--db", db_url)
