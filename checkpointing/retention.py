@@ -30,7 +30,7 @@ from checkpointing.sqlexec import Statement
 from checkpointing.thread_state import pending_nodes
 from checkpointing.writes import expand_batches
 
-ACTIVE_STATUSES = ("running", "interrupted", "paused")
+ACTIVE_STATUSES = ("running", "waiting", "paused")
 DELTA_METADATA_KEYS = ("counters_since_delta_snapshot", "delta_writes_versioned")
 INDEXED_SQL = "SELECT thread_id, user_id, status FROM conversations"
 DELETE_ITEMS_SQL = "DELETE FROM durable_agent_items WHERE thread_id = ? AND seq BETWEEN ? AND ?"
