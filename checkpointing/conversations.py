@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import json
+import os
 import time
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager, suppress
@@ -40,10 +41,12 @@ from checkpointing.states import LEASE_DECIDED, STATES, state_of
 from checkpointing.store import open_store_for
 from checkpointing.text import storable
 from checkpointing.threads import new_thread_id, thread_config, thread_not_found, validate_id
+from checkpointing.urls import redact
 
 STATUSES = STATES  # what ``list(status=...)`` filters by; see ``states``
 TITLE_CHARS = 80
 MAX_PAGE = 500
+SECRET_NAMES = ("_KEY", "_TOKEN", "_SECRET", "PASSWORD")  # environment variables never stored
 EVERY_ROW = 2**62  # the LIMIT of a listing paged after its leases were looked at
 
 
@@ -181,7 +184,16 @@ def _error_text(exc: BaseException | None) -> str:
     if exc is None or not isinstance(exc, Exception) or isinstance(exc, GraphDrained):
         return ""
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return storable(f"{type(exc).__name__}: {first}"[:500])
+    return storable(_without_secrets(f"{type(exc).__name__}: {first}")[:500])
+
+
+def _without_secrets(text: str) -> str:
+    # The error is stored and shown later, to readers without this process's secrets: a
+    # provider may quote the API key it refused, a driver the URL with its password.
+    for name, value in os.environ.items():
+        if len(value) >= 8 and name.upper().endswith(SECRET_NAMES):
+            text = text.replace(value, "***")
+    return redact(text)
 
 
 def _tail_id(messages: Sequence[Any]) -> str:
