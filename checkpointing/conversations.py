@@ -281,7 +281,7 @@ def _list_statement(
     user_id: str, status: str | None, search: str | None, limit: int, offset: int
 ) -> Statement:
     if status is not None and status not in STATES:
-        raise InvalidIdentifier(f"unknown state {status!r}: use one of {', '.join(STATES)}")
+        raise InvalidIdentifier(f"unknown status {status!r}: use one of {', '.join(STATES)}")
     if not 1 <= limit <= MAX_PAGE or offset < 0:
         raise InvalidIdentifier(f"page with a limit of 1 to {MAX_PAGE} and an offset of 0 or more")
     stored = status

@@ -89,6 +89,8 @@ def test_a_killed_run_is_crashed_everywhere_with_the_messages_it_saved(db_url):
     saved = len(shown["messages"])
     assert saved >= 3  # the question, the model's tool call, the tool's answer
 
+    [row] = run_cli("threads", "-u", "alice", "--db", db_url).stdout.splitlines()[1:]
+    assert row.split()[:5] == [thread_id, *row.split()[1:3], "crashed", str(saved)]
     [listed] = _json(db_url, "threads", "-u", "alice")
     assert (listed["state"], listed["message_count"], listed["tool_calls"]) == ("crashed", saved, 1)
     assert listed["title"] == "what is 12*7?"
