@@ -9,18 +9,19 @@ and a missing one give the same ``ThreadNotFound``. It does not run graphs.
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 import json
 import time
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langchain_core.runnables import RunnableConfig
-from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.checkpoint.base import BaseCheckpointSaver, CheckpointTuple
 from langgraph.errors import GraphDrained
 from langgraph.store.base import BaseStore
 from langgraph.types import StateSnapshot
@@ -28,26 +29,32 @@ from langgraph.types import StateSnapshot
 from checkpointing import conversation_sql as sql
 from checkpointing.compact import CompactLists
 from checkpointing.deletion import adeleting, deleting
-from checkpointing.errors import InvalidIdentifier
+from checkpointing.errors import DAMAGED_ROW, InvalidIdentifier
 from checkpointing.items import internal_reads
+from checkpointing.leases import Leases, is_free, leases_for
 from checkpointing.migrations import amigrate, migrate
 from checkpointing.saver import open_async_saver, open_saver
 from checkpointing.secrets import scrub
 from checkpointing.serde import TypeKey
 from checkpointing.settings import Settings, load_settings
 from checkpointing.sqlexec import AsyncExecutor, Executor, Rows, Statement, executor_for
+from checkpointing.states import LEASE_DECIDED, STATES, state_of
 from checkpointing.store import open_store_for
 from checkpointing.text import storable
 from checkpointing.threads import new_thread_id, thread_config, thread_not_found, validate_id
 
-STATUSES = ("idle", "running", "interrupted", "paused", "failed", "done")
+STATUSES = STATES  # what ``list(status=...)`` filters by; see ``states``
 TITLE_CHARS = 80
 MAX_PAGE = 500
+EVERY_ROW = 2**62  # the LIMIT of a listing paged after its leases were looked at
 
 
 @dataclass(frozen=True)
 class Conversation:
-    """One user's conversation: its thread, title, status and running totals."""
+    """One user's conversation: its thread, title, status and running totals.
+
+    ``status`` is one of ``states.STATES``; a listing or ``get`` tells a crashed run
+    from a running one by its lease."""
 
     thread_id: str
     user_id: str
@@ -68,8 +75,16 @@ class Conversation:
         """The config to run any graph on this conversation's thread."""
         return thread_config(self.thread_id, self.user_id)
 
+    @property
+    def state(self) -> str:
+        """``status`` by the name ``ThreadState`` and the JSON outputs give it."""
+        return self.status
+
     def as_dict(self) -> dict[str, Any]:
-        data = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        """Plain JSON values; the status under ``state``, as every ``--json`` names it."""
+        data = {
+            ("state" if k == "status" else k): getattr(self, k) for k in self.__dataclass_fields__
+        }
         data["created_at"] = self.created_at.isoformat()
         data["updated_at"] = self.updated_at.isoformat()
         return data
@@ -163,13 +178,13 @@ def _summary(messages: Sequence[Any]) -> dict[str, int]:
 def status_of(snapshot: StateSnapshot, exc: BaseException | None = None) -> str:
     """The status a run leaves behind, from its last checkpoint and how it ended.
 
-    interrupted: waiting for a human (``interrupt()``); paused: stopped between steps
+    waiting: waiting for a human (``interrupt()``); paused: stopped between steps
     (a drain, Ctrl-C) with work left; failed: a node raised; done: nothing left to run.
     """
     if isinstance(exc, Exception) and not isinstance(exc, GraphDrained):
         return "failed"
     if snapshot.interrupts:
-        return "interrupted"
+        return "waiting"
     return "paused" if snapshot.next else "done"
 
 
@@ -228,6 +243,35 @@ def _record_statements(
     ]
 
 
+def _crashed(
+    conversation: Conversation, latest: CheckpointTuple | None, messages_key: str
+) -> Conversation:
+    """*conversation* found crashed, with its counts (and a title it lacks) read from its
+    latest checkpoint: the index is written when a run ends, which a killed run never did."""
+    values = latest.checkpoint.get("channel_values", {}) if latest else {}
+    messages = list(values.get(messages_key, []) if isinstance(values, dict) else [])
+    first_human = next((m for m in messages if isinstance(m, HumanMessage)), None)
+    title = conversation.title or (_title(first_human.text) if first_human is not None else "")
+    counts: dict[str, Any] = _summary(messages)
+    return replace(conversation, status="crashed", title=title, **counts)
+
+
+def _newly_crashed(conversation: Conversation, lease_free: bool) -> bool:
+    # One already found crashed has had its counts read.
+    return (
+        conversation.status == "running" and state_of(conversation.status, lease_free) == "crashed"
+    )
+
+
+def _page(
+    found: list[Conversation], status: str | None, limit: int, offset: int
+) -> list[Conversation]:
+    """The page asked for, once a running-or-crashed filter has looked at every lease."""
+    if status not in LEASE_DECIDED:
+        return found
+    return [c for c in found if c.status == status][offset : offset + limit]
+
+
 def _like(text: str) -> str:
     escaped = storable(text).casefold().replace("!", "!!").replace("%", "!%").replace("_", "!_")
     return f"%{escaped}%"
@@ -236,15 +280,19 @@ def _like(text: str) -> str:
 def _list_statement(
     user_id: str, status: str | None, search: str | None, limit: int, offset: int
 ) -> Statement:
-    if status is not None and status not in STATUSES:
-        raise InvalidIdentifier(f"unknown status {status!r}: use one of {', '.join(STATUSES)}")
+    if status is not None and status not in STATES:
+        raise InvalidIdentifier(f"unknown status {status!r}: use one of {', '.join(STATES)}")
     if not 1 <= limit <= MAX_PAGE or offset < 0:
         raise InvalidIdentifier(f"page with a limit of 1 to {MAX_PAGE} and an offset of 0 or more")
+    stored = status
+    if status in LEASE_DECIDED:
+        # Both are stored as running: all of those are read, looked at, then paged.
+        stored, limit, offset = "running", EVERY_ROW, 0
     pattern = _like(search) if search else None
     params = (
         validate_id(user_id, "user ID"),
-        status,
-        status,
+        stored,
+        stored,
         pattern,
         pattern,
         pattern,
@@ -280,6 +328,15 @@ class Conversations:
         messages_key: str = "messages",
     ) -> None:
         self.saver, self._db, self.store, self.messages_key = saver, db, store, messages_key
+        self._leases: Leases | None = None
+
+    @property
+    def leases(self) -> Leases | None:
+        """The leases that tell a crashed run from a running one; None for ``memory://``,
+        where no run outlives its process, and leases are the Runner's own."""
+        if self._leases is None and self._db.dialect != "memory":
+            self._leases = leases_for(self.saver)
+        return self._leases
 
     def run_many(self, statement: str, rows: Sequence[Sequence[Any]]) -> None:
         """One statement over many rows, in one transaction (bulk copies)."""
@@ -315,26 +372,64 @@ class Conversations:
     def get(self, thread_id: str, user_id: str) -> Conversation:
         """The conversation, if it exists and belongs to *user_id*; else ``ThreadNotFound``."""
         key = self._key(thread_id, user_id)
-        return _one(self.execute([(sql.GET, key)])[0], *key)
+        return self._looked_at(_one(self.execute([(sql.GET, key)])[0], *key))
 
     async def aget(self, thread_id: str, user_id: str) -> Conversation:
         key = self._key(thread_id, user_id)
-        return _one((await self.aexecute([(sql.GET, key)]))[0], *key)
+        return await self._alooked_at(_one((await self.aexecute([(sql.GET, key)]))[0], *key))
 
     def list(
         self, user_id: str, *, status: str | None = None, search: str | None = None,
         limit: int = 20, offset: int = 0,
     ) -> builtins.list[Conversation]:  # fmt: skip
-        """*user_id*'s conversations, newest activity first; *search* matches titles and text."""
+        """*user_id*'s conversations, newest activity first; *search* matches titles and text;
+        *status* is any of ``states.STATES``."""
         rows = self.execute([_list_statement(user_id, status, search, limit, offset)])[0]
-        return [conversation_from_row(row) for row in rows]
+        found = [self._looked_at(conversation_from_row(row)) for row in rows]
+        return _page(found, status, limit, offset)
 
     async def alist(
         self, user_id: str, *, status: str | None = None, search: str | None = None,
         limit: int = 20, offset: int = 0,
     ) -> builtins.list[Conversation]:  # fmt: skip
         rows = (await self.aexecute([_list_statement(user_id, status, search, limit, offset)]))[0]
-        return [conversation_from_row(row) for row in rows]
+        found = [await self._alooked_at(conversation_from_row(row)) for row in rows]
+        return _page(found, status, limit, offset)
+
+    # Only a row the index calls running costs a lease probe: listing stays one query.
+    def _looked_at(self, conversation: Conversation) -> Conversation:
+        if conversation.status != "running" or self.leases is None:
+            return conversation
+        return self.as_found(conversation, is_free(self.leases, conversation.thread_id))
+
+    async def _alooked_at(self, conversation: Conversation) -> Conversation:
+        if conversation.status != "running" or self.leases is None:
+            return conversation
+        free = await asyncio.to_thread(is_free, self.leases, conversation.thread_id)
+        return await self.aas_found(conversation, free)
+
+    def as_found(self, conversation: Conversation, lease_free: bool) -> Conversation:
+        """*conversation* as its lease shows it: crashed (with counts read from its latest
+        checkpoint) if the index says running and nobody holds the thread."""
+        if not _newly_crashed(conversation, lease_free):
+            return conversation
+        try:
+            with internal_reads():  # only counted here
+                latest = self.saver.get_tuple(conversation.config)
+        except DAMAGED_ROW:  # listed as it is; reading its state names the damage
+            return replace(conversation, status="crashed")
+        return _crashed(conversation, latest, self.messages_key)
+
+    async def aas_found(self, conversation: Conversation, lease_free: bool) -> Conversation:
+        """Async twin of ``as_found``."""
+        if not _newly_crashed(conversation, lease_free):
+            return conversation
+        try:
+            with internal_reads():
+                latest = await self.saver.aget_tuple(conversation.config)
+        except DAMAGED_ROW:
+            return replace(conversation, status="crashed")
+        return _crashed(conversation, latest, self.messages_key)
 
     def latest(self, user_id: str) -> Conversation | None:
         """The user's most recently active conversation, if any."""

@@ -79,12 +79,17 @@ M003_ITEMS = [
 # since (LangGraph's time travel, outside track_run) re-indexes it instead of appending.
 M004_INDEXED_TAIL = ["ALTER TABLE conversations ADD COLUMN indexed_tail TEXT NOT NULL DEFAULT ''"]
 
+# One name per state everywhere (``states``): a thread waiting for a human was stored as
+# "interrupted" before; stored rows take the name every reader and filter uses.
+M005_WAITING = ["UPDATE conversations SET status = 'waiting' WHERE status = 'interrupted'"]
+
 Migration = list[str | dict[str, str]]  # a dict holds SQL for some dialects only
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("m001_conversations", M001_CONVERSATIONS),  # type: ignore[list-item]
     ("m002_runs", M002_RUNS),  # type: ignore[list-item]
     ("m003_items", M003_ITEMS),  # type: ignore[list-item]
     ("m004_indexed_tail", M004_INDEXED_TAIL),  # type: ignore[list-item]
+    ("m005_waiting", M005_WAITING),  # type: ignore[list-item]
 ]
 BLOB_TYPES = {"postgresql": "BYTEA"}
 CLUSTERED = {"sqlite": " WITHOUT ROWID", "memory": " WITHOUT ROWID"}

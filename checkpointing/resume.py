@@ -62,7 +62,7 @@ RESUMABLE_SQL = """
 SELECT thread_id, user_id, title, status, created_at, updated_at, message_count,
     tool_calls, input_tokens, output_tokens, metadata, attempts, last_error
 FROM conversations
-WHERE status IN ('running', 'interrupted', 'paused', 'failed')
+WHERE status IN ('running', 'waiting', 'paused', 'failed')
   AND (CAST(? AS TEXT) IS NULL OR user_id = ?)
 ORDER BY updated_at DESC"""
 
@@ -136,6 +136,7 @@ class Runner:
         """Where *conversation* stands; *free* is known (True) while we hold its lease."""
         if free is None:
             free = is_free(self.leases, conversation.thread_id)
+        conversation = self.conversations.as_found(conversation, free)
         try:
             with internal_reads():  # looked at here, never handed on
                 snapshot = self.graph.get_state(conversation.config)
@@ -468,8 +469,10 @@ class Runner:
     async def _athread_state(
         self, conversation: Conversation, free: bool | None = None
     ) -> ThreadState:
+        """Async twin of ``_thread_state``."""
         if free is None:
             free = await asyncio.to_thread(is_free, self.leases, conversation.thread_id)
+        conversation = await self.conversations.aas_found(conversation, free)
         try:
             with internal_reads():
                 snapshot = await self.graph.aget_state(conversation.config)

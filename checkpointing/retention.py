@@ -27,11 +27,11 @@ from checkpointing.errors import DAMAGED_ROW, ConfigError, ThreadBusy
 from checkpointing.items import ItemRefs, to_runs
 from checkpointing.leases import discard, hold, leases_for
 from checkpointing.sqlexec import Statement
+from checkpointing.states import state_of
 from checkpointing.thread_state import pending_nodes
 from checkpointing.writes import expand_batches
 
-ACTIVE_STATUSES = ("running", "interrupted", "paused")
-LEFT_AS = {"running": "crashed", "interrupted": "waiting", "paused": "paused", "failed": "failed"}
+ACTIVE_STATUSES = ("running", "waiting", "paused")
 DELTA_METADATA_KEYS = ("counters_since_delta_snapshot", "delta_writes_versioned")
 INDEXED_SQL = "SELECT thread_id, user_id, status FROM conversations"
 DELETE_ITEMS_SQL = "DELETE FROM durable_agent_items WHERE thread_id = ? AND seq BETWEEN ? AND ?"
@@ -177,9 +177,9 @@ def _active(status: str, latest: CheckpointTuple) -> bool:
 
 
 def _left_as(status: str) -> str:
-    """The state of a thread left alone, in ``thread_state``'s words. Its lease is ours, so
-    "running" in the index means the run died; unindexed, it stopped half way."""
-    return LEFT_AS.get(status, "unfinished")
+    """The state of a thread left alone, in ``states``' words. Its lease is ours (free to
+    us), so "running" in the index means the run died; unindexed, it stopped half way."""
+    return state_of(status, lease_free=True) if status else "unfinished"
 
 
 def _expires(

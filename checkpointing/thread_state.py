@@ -1,7 +1,7 @@
 """What a thread's state is, and what resuming it means: decisions, no I/O.
 
-Owns the names of thread states (running, crashed, waiting, paused, failed, done,
-idle), the input a resume sends the graph, and reading which steps a checkpoint
+Gathers a thread's state (its name decided by ``states.state_of``) with what it
+waits for, the input a resume sends the graph, and reading which steps a checkpoint
 still owes without the graph that wrote it. ``resume`` acts on these decisions.
 """
 
@@ -16,11 +16,12 @@ from langgraph.types import Command, Interrupt
 from checkpointing.conversations import Conversation
 from checkpointing.errors import NothingToResume
 from checkpointing.leases import busy_error
+from checkpointing.states import DIED as DIED  # where resume and the CLI find it
+from checkpointing.states import state_of
 from checkpointing.text import check_storable
 
 NO_ANSWER: Any = object()
 UNREADABLE = "unreadable"  # its rows cannot be read back: left alone and reported
-DIED = "the process running it died"
 RETRIED = ("crashed", "failed")  # states whose resume counts as an attempt
 
 
@@ -41,6 +42,7 @@ class ThreadState:
         return self.conversation.thread_id
 
     def as_dict(self) -> dict[str, Any]:
+        """Plain JSON values, with the same field names as ``Conversation.as_dict``."""
         return {
             **self.conversation.as_dict(),
             "state": self.state,
@@ -49,19 +51,11 @@ class ThreadState:
         }
 
 
-def _state_name(conversation: Conversation, lease_free: bool) -> str:
-    if not lease_free:
-        return "running"
-    return {"running": "crashed", "interrupted": "waiting"}.get(
-        conversation.status, conversation.status
-    )
-
-
 def thread_state(conversation: Conversation, lease_free: bool, snapshot: Any) -> ThreadState:
     checkpoint_id = (snapshot.config or {}).get("configurable", {}).get("checkpoint_id", "")
     return ThreadState(
         conversation,
-        _state_name(conversation, lease_free),
+        state_of(conversation.status, lease_free),
         tuple(snapshot.interrupts),
         tuple(snapshot.next),
         checkpoint_id or "",

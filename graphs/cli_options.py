@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 import click
 
 from checkpointing.errors import ConfigError
+from graphs.terminal import json_document
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -46,4 +47,11 @@ def some_user_option(func: F) -> F:
 
 
 def json_option(func: F) -> F:
-    return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")(func)
+    return click.option(
+        "--json", "as_json", is_flag=True, help="Print one JSON document instead of text."
+    )(func)
+
+
+def echo_json(data: Any) -> None:
+    """Print an ``--json`` output: see ``terminal.json_document``."""
+    click.echo(json_document(data))

@@ -10,12 +10,19 @@ import click
 
 from checkpointing.conversations import open_conversations
 from checkpointing.resume import Runner
+from checkpointing.states import DIED
 from checkpointing.thread_state import NO_ANSWER, UNREADABLE, ThreadState
 from graphs.agent import compile_agent
-from graphs.cli_options import db_option, json_option, some_user_option, user_option
+from graphs.cli_options import (
+    db_option,
+    echo_json,
+    json_option,
+    some_user_option,
+    user_option,
+)
 from graphs.models import make_model
 from graphs.session import SIGNAL_PAUSE, Session, questions
-from graphs.terminal import json_line, safe
+from graphs.terminal import safe
 
 EXIT_INTERRUPTED = 130
 F = TypeVar("F", bound=Callable[..., Any])
@@ -51,12 +58,14 @@ def _reply(approve: bool, reject: bool, edit: str | None, answer: str | None) ->
 
 
 def _what(thread: ThreadState) -> str:
+    """What it waits for, then why it stopped: a failed thread's error, a crash."""
     asked = questions(thread)
-    if asked:
-        return "; ".join(asked)
-    if thread.next:
-        return "next step: " + ", ".join(thread.next)
-    return thread.conversation.last_error
+    parts = asked or (["next step: " + ", ".join(thread.next)] if thread.next else [])
+    if thread.state == "crashed":
+        parts.append(f"crashed: {DIED}")
+    if thread.conversation.last_error:
+        parts.append(f"{thread.state}: {thread.conversation.last_error}")
+    return "; ".join(parts)
 
 
 def _fail_if_unreadable(thread_ids: list[str]) -> None:
@@ -78,8 +87,7 @@ def pending(user: str | None, as_json: bool, db: str | None) -> None:
         threads = Runner(conversations, compile_agent(conversations.saver)).pending(user)
     unreadable = [t.thread_id for t in threads if t.state == UNREADABLE]
     if as_json:
-        for thread in threads:
-            click.echo(json_line(thread.as_dict()))
+        echo_json([thread.as_dict() for thread in threads])
         _fail_if_unreadable(unreadable)
         return
     if not threads:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import sys
 from functools import partial
@@ -15,7 +16,7 @@ from checkpointing.retention import prune as prune_threads
 from checkpointing.saver import resolve_url
 from checkpointing.stats import stats as table_stats
 from checkpointing.transfer import transfer, verify
-from graphs.cli_options import db_option, json_option, some_user_option
+from graphs.cli_options import db_option, echo_json, json_option, some_user_option
 from graphs.confirm import confirm, yes_option
 
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -226,9 +227,7 @@ def stats(user: str | None, as_json: bool, db: str | None) -> None:
         rows = table_stats(index, user)
         dialect = index.dialect
     if as_json:
-        import json
-
-        click.echo(json.dumps([r.__dict__ for r in rows]))
+        echo_json([dataclasses.asdict(row) for row in rows])
         return
     scope = f"user {user}" if user else "whole database"
     click.echo(f"{dialect}, {scope}")

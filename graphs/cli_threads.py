@@ -5,19 +5,21 @@ Every command is scoped to ``--user``: another user's thread is "not found".
 
 from __future__ import annotations
 
-from typing import Any
-
 import click
 
-from checkpointing.conversations import STATUSES, Conversation, open_conversations
+from checkpointing.conversations import Conversation, open_conversations
+from checkpointing.resume import Runner
+from checkpointing.states import DIED, STATES
+from checkpointing.thread_state import ThreadState
 from graphs.agent import compile_agent
-from graphs.cli_options import db_option, json_option, user_option
+from graphs.cli_options import db_option, echo_json, json_option, user_option
 from graphs.confirm import confirm, yes_option
 from graphs.offline import OfflineChatModel
 from graphs.render import message_dict, message_lines
-from graphs.terminal import json_line, safe
+from graphs.session import questions
+from graphs.terminal import safe
 
-STATUS_CHOICE = click.Choice(list(STATUSES))
+STATUS_CHOICE = click.Choice(list(STATES))
 
 
 def _row(conversation: Conversation) -> str:
@@ -30,7 +32,7 @@ def _row(conversation: Conversation) -> str:
 
 @click.command()
 @user_option
-@click.option("--status", type=STATUS_CHOICE, help="Only conversations with this status.")
+@click.option("--status", type=STATUS_CHOICE, help="Only conversations in this state.")
 @click.option("--search", metavar="TEXT", help="Only those whose title or messages contain TEXT.")
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 500))
 @click.option("--offset", default=0, type=click.IntRange(0), help="Skip this many (paging).")
@@ -44,20 +46,26 @@ def threads(
     with open_conversations(db, create=False) as conversations:
         found = conversations.list(user, status=status, search=search, limit=limit, offset=offset)
     if as_json:
-        for conversation in found:
-            click.echo(json_line(conversation.as_dict()))
+        echo_json([conversation.as_dict() for conversation in found])
         return
     if not found:
         click.echo(f"no conversations for {user}" + (" match" if status or search else ""))
         return
-    click.echo(f"{'THREAD':26}  {'UPDATED':16}  {'STATUS':11}  {'MSGS':>5}  TITLE")
+    click.echo(f"{'THREAD':26}  {'UPDATED':16}  {'STATE':11}  {'MSGS':>5}  TITLE")
     for conversation in found:
         click.echo(_row(conversation))
 
 
-def _waiting_for(snapshot: Any) -> list[str]:
-    waiting = [f"approval: {interrupt.value!r}" for interrupt in snapshot.interrupts]
-    return waiting or [f"step {name!r} (the last run stopped before it)" for name in snapshot.next]
+def _why(thread: ThreadState) -> list[str]:
+    """What the thread waits for, and why it stopped if it did not end well."""
+    lines = [f"waiting for approval: {question}" for question in questions(thread)]
+    if not lines:
+        lines = [f"next step: {name} (the last run stopped before it)" for name in thread.next]
+    if thread.state == "crashed":
+        lines.append(f"crashed: {DIED}; continue it with 'durable-agent resume'")
+    if thread.conversation.last_error:
+        lines.append(f"{thread.state}: {thread.conversation.last_error}")
+    return lines
 
 
 @click.command()
@@ -66,29 +74,25 @@ def _waiting_for(snapshot: Any) -> list[str]:
 @json_option
 @db_option
 def show(thread_id: str, user: str, as_json: bool, db: str | None) -> None:
-    """Print conversation THREAD_ID: messages, status, what it waits for, and stats."""
+    """Print conversation THREAD_ID: messages, state, what it waits for, and stats."""
     with open_conversations(db, create=False) as conversations:
-        conversation = conversations.get(thread_id, user)
         # Reading state never calls the model, so the offline one is enough here.
         agent = compile_agent(conversations.saver, OfflineChatModel())
-        snapshot = agent.get_state(conversation.config)
-    messages = snapshot.values.get("messages", [])
-    waiting = _waiting_for(snapshot)
+        thread = Runner(conversations, agent).state(thread_id, user)
+        messages = agent.get_state(thread.conversation.config).values.get("messages", [])
     if as_json:
-        data = {**conversation.as_dict(), "waiting_for": waiting}
-        data["messages"] = [message_dict(m) for m in messages]
-        click.echo(json_line(data))
+        echo_json({**thread.as_dict(), "messages": [message_dict(m) for m in messages]})
         return
-    c = conversation
-    click.echo(safe(f"{c.title or '(untitled)'}  [{c.thread_id}, {c.user_id}, {c.status}]"))
+    c = thread.conversation
+    click.echo(safe(f"{c.title or '(untitled)'}  [{c.thread_id}, {c.user_id}, {thread.state}]"))
     click.echo(
         f"{c.message_count} messages, {c.tool_calls} tool calls, "
         f"tokens in/out {c.input_tokens}/{c.output_tokens}; "
         f"started {c.created_at.astimezone():%Y-%m-%d %H:%M}, "
         f"last active {c.updated_at.astimezone():%Y-%m-%d %H:%M}"
     )
-    for line in waiting:
-        click.echo(safe(f"waiting for {line}"))
+    for line in _why(thread):
+        click.echo(safe(line))
     click.echo("")
     for message in messages:
         for line in message_lines(message):

@@ -11,8 +11,11 @@ passed through it: JSON escapes control characters itself.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import unicodedata
+from datetime import datetime
+from typing import Any
 
 from checkpointing.secrets import scrub
 
@@ -46,12 +49,28 @@ def safe(text: object, *, multiline: bool = False) -> str:
     return "".join(_escaped(c) if _harmful(c, keep) else c for c in shown)
 
 
-def json_line(data: object) -> str:
-    """*data* as one line of exact JSON that is also safe on a terminal, secrets masked.
+def json_document(data: object) -> str:
+    """*data* as one exact, indented JSON document that is also safe on a terminal.
 
-    ``json.dumps`` escapes C0 controls but passes DEL, C1 controls (``\\x9b`` starts an
-    escape sequence on many terminals) and bidi overrides through raw; outside strings
-    its output has none of these, so escaping them as ``\\uXXXX`` keeps the same JSON.
+    Every ``--json`` output is one: an array for a list (``[]`` when empty), an object for
+    one thing. ``json.dumps`` escapes C0 controls but passes DEL, C1 controls (``\\x9b``
+    starts an escape sequence on many terminals) and bidi overrides through raw; outside
+    strings its output has none of these, so escaping them as ``\\uXXXX`` keeps the same
+    JSON. Known secrets are masked.
     """
-    text = scrub(json.dumps(data, ensure_ascii=False, default=str))
-    return "".join(f"\\u{ord(c):04x}" if _harmful(c) else c for c in text)
+    text = scrub(json.dumps(data, ensure_ascii=False, indent=2, default=_plain))
+    return "".join(f"\\u{ord(c):04x}" if _harmful(c, "\n") else c for c in text)
+
+
+def _plain(value: Any) -> Any:
+    """Structured JSON for what ``json`` cannot write itself (an interrupt's value, a
+    tool call's arguments): a model or dataclass by its fields, never its repr."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, set | frozenset):
+        return sorted(value, key=str)
+    if hasattr(value, "model_dump"):
+        return value.model_dump(mode="json")
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    return str(value)  # the last resort for other objects is their text

@@ -1,5 +1,6 @@
 """Human approval: asked in one process, answered in another; reject, edit, and once-only."""
 
+import json
 import operator
 import signal
 import subprocess
@@ -32,8 +33,8 @@ def _facts(db_url: str, user: str) -> list[str]:
 
 def _state(db_url: str, thread_id: str, user: str) -> str:
     result = run_cli("pending", "-u", user, "--db", db_url, "--json")
-    states = [line for line in result.stdout.splitlines() if thread_id in line]
-    return "waiting" if states and '"state": "waiting"' in states[0] else "not pending"
+    states = [t["state"] for t in json.loads(result.stdout) if t["thread_id"] == thread_id]
+    return "waiting" if states == ["waiting"] else "not pending"
 
 
 def test_approval_answered_in_another_process_stores_the_fact(db_url):

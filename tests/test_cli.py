@@ -196,7 +196,7 @@ def test_ctrl_c_or_sigterm_pauses_at_a_step_boundary_and_resume_finishes(db_url,
     assert f"paused (stopped by a signal); continue with 'durable-agent resume {thread_id}" in out
     assert "Traceback" not in err
     shown = json.loads(run_cli("show", thread_id, "-u", "alice", "--db", db_url, "--json").stdout)
-    assert shown["status"] == "paused"
+    assert shown["state"] == "paused"
     assert shown["messages"][-1]["type"] != "ai" or shown["messages"][-1].get("tool_calls")
 
     resumed = run_cli("resume", thread_id, "-u", "alice", "--db", db_url)

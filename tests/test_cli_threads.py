@@ -16,7 +16,7 @@ def _start(db_url: str, user: str, text: str) -> str:
 def _listed(db_url: str, user: str, *filters: str) -> list[dict]:
     result = run_cli("threads", "-u", user, "--db", db_url, "--json", *filters)
     assert result.returncode == 0, result.stderr
-    return [json.loads(line) for line in result.stdout.splitlines()]
+    return json.loads(result.stdout)
 
 
 def test_threads_lists_a_users_conversations_as_a_table_or_json(db_url):
@@ -27,7 +27,7 @@ def test_threads_lists_a_users_conversations_as_a_table_or_json(db_url):
     table = run_cli("threads", "--user", "alice", "--db", db_url)
     assert table.returncode == 0
     lines = table.stdout.splitlines()
-    assert lines[0].split() == ["THREAD", "UPDATED", "STATUS", "MSGS", "TITLE"]
+    assert lines[0].split() == ["THREAD", "UPDATED", "STATE", "MSGS", "TITLE"]
     assert [line.split()[0] for line in lines[1:]] == [second, first]
     assert "done" in lines[1]
     assert lines[1].endswith("solve x^2 - 5x + 6 = 0")
@@ -66,7 +66,7 @@ def test_show_prints_messages_status_and_stats(db_url):
     assert "assistant: (offline model) 12*7 = 84." in text.stdout
 
     data = json.loads(run_cli("show", thread_id, "-u", "alice", "--db", db_url, "--json").stdout)
-    assert (data["status"], data["message_count"], data["tool_calls"]) == ("done", 4, 1)
+    assert (data["state"], data["message_count"], data["tool_calls"]) == ("done", 4, 1)
     assert data["waiting_for"] == []
     assert [m["type"] for m in data["messages"]] == ["human", "ai", "tool", "ai"]
 

@@ -7,6 +7,7 @@ ones: the thread ID the first command printed, a thread cut off mid-run, the Pos
 URL (a throwaway database), and the OpenAI-compatible server (a local scripted one).
 """
 
+import json
 import os
 import re
 import signal
@@ -70,8 +71,8 @@ def _cut_off_run(cwd: Path) -> str:
 
 
 def test_every_block_is_one_of_those_run_here():
-    counts = {lang: len(_blocks(lang)) for lang in ("python", "sh", "text")}
-    assert counts == {"python": 3, "sh": 8, "text": 1}
+    counts = {lang: len(_blocks(lang)) for lang in ("python", "sh", "text", "json")}
+    assert counts == {"python": 3, "sh": 8, "text": 1, "json": 3}
     assert len(FENCE.findall(README.read_text())) == sum(counts.values())
     assert [ci for ci, _ in _blocks("sh")][:2] == ["install-and-run", "test"]
 
@@ -97,6 +98,16 @@ def test_configuration_table_names_every_flag_and_variable():
     }
     missing = sorted(n for n in flags | variables | {"--help"} if f"`{n}" not in table)
     assert not missing, f"not in the README's configuration table: {missing}"
+
+
+def test_every_json_example_is_json_with_the_fields_the_commands_print():
+    from checkpointing.conversations import Conversation
+
+    listed, shown, stats = (json.loads(code) for _, code in _blocks("json"))
+    fields = {"state" if f == "status" else f for f in Conversation.__dataclass_fields__}
+    assert set(listed[0]) == fields
+    assert set(shown) <= fields | {"next", "waiting_for", "messages"}
+    assert all(set(row) == {"table", "rows", "bytes"} for row in stats)
 
 
 def test_ci_runs_the_readme_commands():
