@@ -19,6 +19,8 @@ import click
 import pytest
 
 from checkpointing import Settings
+from checkpointing.conversations import STATUSES
+from checkpointing.states import STATES
 from graphs.cli import cli
 from tests.helpers import POSTGRES_URL, throwaway_database
 from tests.openai_server import Reply, openai_server
@@ -108,6 +110,33 @@ def test_every_json_example_is_json_with_the_fields_the_commands_print():
     assert set(listed[0]) == fields
     assert set(shown) <= fields | {"next", "waiting_for", "messages"}
     assert all(set(row) == {"table", "rows", "bytes"} for row in stats)
+
+
+def _section(title: str) -> str:
+    return README.read_text().split(f"## {title}\n")[1].split("\n## ")[0]
+
+
+def test_command_table_names_every_command_with_each_of_its_flags():
+    rows = {
+        match[1]: line
+        for line in _section("Command line").splitlines()
+        if (match := re.match(r"\| `durable-agent (\S+)", line))
+    }
+    assert sorted(rows) == sorted(cli.commands), "one row per command, no row for none"
+    missing = [
+        f"{name} {param.opts[0]}"
+        for name, command in cli.commands.items()
+        for param in command.params
+        if isinstance(param, click.Option) and param.opts[0] not in ("--db", "--help")
+        if not any(opt in rows[name] for opt in param.opts)
+    ]
+    assert not missing, f"flags missing from their command's row in the README: {missing}"
+
+
+def test_state_table_names_every_state_the_code_gives_and_no_other():
+    table = README.read_text().split("| state | what happened |")[1].split("\n\n")[0]
+    assert set(re.findall(r"\*\*(\w+)\*\*", table)) == set(STATES)
+    assert set(STATES) == set(STATUSES), "every state is a filter of threads --status"
 
 
 def test_ci_runs_the_readme_commands():
