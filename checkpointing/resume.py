@@ -14,7 +14,7 @@ import asyncio
 import dataclasses
 import json
 import threading
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager, suppress
 from datetime import UTC, datetime
 from typing import Any
@@ -34,6 +34,7 @@ from checkpointing.errors import (
 )
 from checkpointing.items import internal_reads
 from checkpointing.leases import Leases, hold, is_free, leases_for
+from checkpointing.secrets import scrub
 from checkpointing.text import check_storable
 from checkpointing.thread_state import (
     NO_ANSWER,
@@ -71,12 +72,15 @@ def _not_running(thread_id: str) -> NothingToResume:
     return NothingToResume(f"conversation {thread_id!r} is not running; nothing to pause")
 
 
-def _outcome(thread_id: str, exc: Exception) -> tuple[str, str]:
+def _outcome(
+    thread_id: str, exc: Exception, describe: Callable[[Exception], str | None] | None
+) -> tuple[str, str]:
     if isinstance(exc, ThreadBusy):
         return thread_id, "running elsewhere"
     if isinstance(exc, NothingToResume):
         return thread_id, str(exc)
-    return thread_id, f"failed: {type(exc).__name__}: {exc}"
+    said = describe(exc) if describe is not None else None
+    return thread_id, "failed: " + scrub(said or f"{type(exc).__name__}: {exc}")
 
 
 def _unreadable(thread_id: str, exc: Exception) -> InvalidDatabase:
@@ -115,7 +119,11 @@ def _new_input(inputs: Any) -> bool:
 
 
 class Runner:
-    """Runs a compiled graph on conversations, one writer per thread, resumably."""
+    """Runs a compiled graph on conversations, one writer per thread, resumably.
+
+    *describe_error* words an error the application knows better than this package (a
+    model server's, say) for ``recover``'s outcomes; None leaves the error's own text.
+    """
 
     def __init__(
         self,
@@ -125,8 +133,10 @@ class Runner:
         max_attempts: int = 3,
         pause_poll: float = 0.2,
         leases: Leases | None = None,
+        describe_error: Callable[[Exception], str | None] | None = None,
     ) -> None:
         self.conversations, self.graph = conversations, graph
+        self.describe_error = describe_error
         self.max_attempts, self.pause_poll = max_attempts, pause_poll
         self.leases = leases or leases_for(conversations.saver)
 
@@ -336,7 +346,7 @@ class Runner:
                     pass
                 outcomes.append((thread.thread_id, self.state(*key).state))
             except Exception as exc:  # one bad thread must not stop the others
-                outcomes.append(_outcome(thread.thread_id, exc))
+                outcomes.append(_outcome(thread.thread_id, exc, self.describe_error))
         return outcomes
 
     # -- async twins --------------------------------------------------------------------------
@@ -510,5 +520,5 @@ class Runner:
                     pass
                 outcomes.append((thread.thread_id, (await self.astate(*key)).state))
             except Exception as exc:
-                outcomes.append(_outcome(thread.thread_id, exc))
+                outcomes.append(_outcome(thread.thread_id, exc, self.describe_error))
         return outcomes

@@ -20,7 +20,7 @@ from graphs.cli_options import (
     some_user_option,
     user_option,
 )
-from graphs.models import make_model
+from graphs.models import describe_model_error, make_model
 from graphs.session import SIGNAL_PAUSE, Session, questions
 from graphs.terminal import safe
 
@@ -136,7 +136,8 @@ def recover(user: str | None, db: str | None) -> None:
     """Resume every crashed conversation (those running elsewhere are left alone)."""
     with open_conversations(db, create=False) as conversations:
         agent = compile_agent(conversations.saver, make_model(), store=conversations.store)
-        outcomes = Runner(conversations, agent).recover(user)
+        runner = Runner(conversations, agent, describe_error=describe_model_error)
+        outcomes = runner.recover(user)
     if not outcomes:
         click.echo("no crashed conversations")
     for thread_id, outcome in outcomes:

@@ -108,6 +108,12 @@ def model_failure(exc: BaseException, env: Mapping[str, str] | None = None) -> M
     return None
 
 
+def describe_model_error(exc: BaseException) -> str | None:
+    """One line for a model server's error (what went wrong, what to fix), else None."""
+    failure = model_failure(exc)
+    return None if failure is None else f"{failure.problem}: {failure.fix}"
+
+
 def _status_failure(at: str, status: int, detail: str, env: Mapping[str, str]) -> ModelFailure:
     said = f"({status}: {detail})" if detail else f"({status})"
     model = (env.get("DURABLE_AGENT_MODEL") or "").strip() or DEFAULT_OPENAI_MODEL

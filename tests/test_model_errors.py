@@ -140,3 +140,31 @@ def test_a_server_that_does_not_answer_in_time_is_named():
     assert failure.problem.startswith(f"the model server at {server.url} did not answer")
     assert "OPENAI_BASE_URL" in failure.fix
     assert not failure.misconfigured
+
+
+def test_recover_names_the_model_server_a_crashed_thread_could_not_reach(db_url):
+    import subprocess
+    import time
+
+    from tests.helpers import CLI
+
+    with openai_server([Reply(text="late", delay=60)]) as server:
+        child = subprocess.Popen(
+            [CLI, "chat", "-u", USER, "--db", db_url, "hi"],
+            env={**__import__("os").environ, **_env(server.url)},
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert child.stdout is not None
+        thread_id = _thread_id(child.stdout.readline())
+        deadline = time.monotonic() + 30
+        while not server.requests and time.monotonic() < deadline:  # the model step is under way
+            time.sleep(0.05)
+        child.kill()
+        child.wait()
+    closed = _closed_port_url()
+    recovered = run_cli("recover", "--db", db_url, env=_env(closed))
+    assert recovered.returncode == 0, recovered.stderr
+    assert f"{thread_id}: failed: cannot reach the model server at {closed}" in recovered.stdout
+    assert "OPENAI_BASE_URL" in recovered.stdout
+    assert "OpenAIConnectionError" not in recovered.stdout
