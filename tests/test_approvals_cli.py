@@ -47,7 +47,7 @@ def _facts(db_url: str, user: str = "alice") -> list[str]:
 
 def _pending(db_url: str, thread_id: str, user: str = "alice") -> dict | None:
     listed = run_cli("pending", "-u", user, "--db", db_url, "--json")
-    found = [json.loads(line) for line in listed.stdout.splitlines() if thread_id in line]
+    found = [t for t in json.loads(listed.stdout) if t["thread_id"] == thread_id]
     return found[0] if found else None
 
 

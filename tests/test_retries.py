@@ -89,8 +89,7 @@ def test_the_async_runner_counts_no_refusal_and_retries(db_url):
 
 def _tries(db_url: str, thread_id: str) -> int:
     listed = run_cli("pending", "-u", "alice", "--db", db_url, "--json")
-    return next(json.loads(line)["attempts"] for line in listed.stdout.splitlines()
-                if thread_id in line)  # fmt: skip
+    return next(t["attempts"] for t in json.loads(listed.stdout) if t["thread_id"] == thread_id)
 
 
 def test_resume_retry_on_the_command_line_once_the_key_is_fixed(db_url):
