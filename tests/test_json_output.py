@@ -30,6 +30,8 @@ def _check_times(row: dict[str, Any]) -> None:
 
 
 def test_every_json_output_of_an_empty_database_parses(db_url):
+    with open_conversations(db_url):  # a database set up, with no conversation in it
+        pass
     assert _parsed(db_url, "threads", "-u", "alice") == []
     assert _parsed(db_url, "threads", "-u", "alice", "--status", "crashed") == []
     assert _parsed(db_url, "pending") == []
