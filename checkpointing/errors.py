@@ -73,3 +73,19 @@ class NothingToResume(CheckpointingError):
 
 class LeaseLost(CheckpointingError, ConnectionError):
     """A run lost its hold on its thread: it was stopped, and nothing more of it saved."""
+
+
+class LangGraphDatabase(DatabaseNotFound):
+    """The database holds only LangGraph's own savers' rows: none of ours to read."""
+
+
+def langgraph_only(where: str) -> LangGraphDatabase:
+    """*where* holds LangGraph's own savers' rows and none of ours: refused where ours are
+    needed and the database must not change (setting up our tables there would alter a
+    database its owner may still open with LangGraph's savers)."""
+    return LangGraphDatabase(
+        f"{where} was written by LangGraph's own savers and holds no durable-agent "
+        "conversations; it was left untouched. To continue its threads here, open it with "
+        "'durable-agent chat --db URL' (which adds durable-agent's tables beside LangGraph's)"
+        " or from Python with open_saver"
+    )

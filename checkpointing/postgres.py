@@ -30,6 +30,7 @@ from checkpointing.errors import (
     CheckpointingError,
     DatabaseUnavailable,
     InvalidDatabase,
+    langgraph_only,
 )
 from checkpointing.layouts import NAMES, foreign_layout
 from checkpointing.migrations import MIGRATIONS, migrate
@@ -51,6 +52,7 @@ LOCK_WAIT_SECONDS = 120
 SETUP_STATEMENT_SECONDS = 3600.0
 UNLOCK_SQL = "SELECT pg_advisory_unlock(%s)"
 HAS_MIGRATIONS_SQL = "SELECT to_regclass('checkpoint_migrations') IS NOT NULL AS present"
+HAS_OURS_SQL = "SELECT to_regclass('durable_agent_migrations') IS NOT NULL AS present"
 SCHEMA_VERSION_SQL = "SELECT coalesce(max(v), -1) AS v FROM checkpoint_migrations"
 HAS_STORE_MIGRATIONS_SQL = "SELECT to_regclass('store_migrations') IS NOT NULL AS present"
 STORE_VERSION_SQL = "SELECT coalesce(max(v), -1) AS v FROM store_migrations"
@@ -240,8 +242,12 @@ def _lock_timeout(url: DatabaseURL) -> CheckpointingError:
 
 
 def _has_checkpoints(conn: psycopg.Connection[Any], url: DatabaseURL) -> bool:
+    return _present(conn, url, HAS_MIGRATIONS_SQL)
+
+
+def _present(conn: psycopg.Connection[Any], url: DatabaseURL, query: str) -> bool:
     try:
-        row = conn.execute(HAS_MIGRATIONS_SQL).fetchone()
+        row = conn.execute(query).fetchone()
     except psycopg.Error as exc:
         raise migration_failed(url, exc) from None
     return bool(row and row["present"])
@@ -326,6 +332,9 @@ def open_postgres(
                 # A caller that only reads has nothing to read in a database never set up.
                 if not (create or _has_checkpoints(conn, url)):
                     raise empty_database(url)
+                # Nor may it turn a database of LangGraph's own savers into one of ours.
+                if not (create or _present(conn, url, HAS_OURS_SQL)):
+                    raise langgraph_only(str(url))
             if "saver" not in current:
                 _migrate(conn, url)
         try:

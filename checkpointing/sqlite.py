@@ -30,7 +30,7 @@ from langgraph.checkpoint.base import (
 from langgraph.checkpoint.sqlite import SqliteSaver as _UpstreamSqliteSaver
 
 from checkpointing.compact import AsyncSetup, CompactLists, saved_config
-from checkpointing.errors import InvalidDatabase, UnwritableLocation
+from checkpointing.errors import InvalidDatabase, UnwritableLocation, langgraph_only
 from checkpointing.items import INSERT_ITEM_SQL, ItemLog, Rows
 from checkpointing.layouts import foreign_layout
 from checkpointing.leases import SETUP_LOCK_NAME, SETUP_WAIT_SECONDS, FileLeases, hold
@@ -159,6 +159,8 @@ def open_sqlite(
         empty = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0
         if empty and not create:
             raise missing_database(path, "is empty (it has no tables)")
+        if not (create or empty or _has_ours(conn)):
+            raise langgraph_only(str(path))
         _tighten(path)  # only once the file is known to be ours: a foreign one is not touched
         saver = saver_class(conn, serde=serde)
         try:
@@ -174,6 +176,13 @@ def open_sqlite(
         except sqlite3.DatabaseError as exc:
             raise diagnose(path, exc, "cannot set up SQLite file") from None
         yield saver
+
+
+def _has_ours(conn: sqlite3.Connection) -> bool:
+    found = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'durable_agent_migrations'"
+    )
+    return found.fetchone() is not None
 
 
 def _connect(path: Path, settings: Settings, create: bool) -> sqlite3.Connection:

@@ -10,7 +10,7 @@ from functools import partial
 import click
 
 from checkpointing.conversations import open_conversations
-from checkpointing.errors import ConfigError
+from checkpointing.errors import ConfigError, DatabaseNotFound, LangGraphDatabase
 from checkpointing.retention import PruneReport, reclaim
 from checkpointing.retention import prune as prune_threads
 from checkpointing.saver import resolve_url
@@ -137,6 +137,8 @@ def migrate(source_url: str, target_url: str, verify_only: bool, row_format: str
         return
     # The source is only read, and so is the target when only verifying: neither is
     # created if it is not there (a mistyped path would otherwise "migrate" nothing).
+    if not verify_only:
+        _refuse_langgraphs_own(target_url)
     with (
         open_conversations(source_url, create=False) as source,
         open_conversations(target_url, create=not verify_only) as target,
@@ -181,6 +183,21 @@ def _check_migrate_urls(source_url: str, target_url: str) -> None:
             "the target must be a sqlite:/// or postgresql:// URL: a memory:// copy is "
             "gone when migrate exits"
         )
+
+
+def _refuse_langgraphs_own(target_url: str) -> None:
+    """A target of LangGraph's own savers would end up holding both formats: refuse it."""
+    try:
+        with open_conversations(target_url, create=False):
+            pass
+    except LangGraphDatabase:
+        raise ConfigError(
+            f"{resolve_url(target_url)} was written by LangGraph's own savers: copying "
+            "durable-agent's rows into it would mix the two formats, so nothing was copied. "
+            "Name a new database, or add --format upstream to write LangGraph's own rows"
+        ) from None
+    except DatabaseNotFound:
+        pass  # a new database: the copy creates it
 
 
 def migrate_upstream(source_url: str, target_url: str, verify_only: bool) -> None:

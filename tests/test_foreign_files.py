@@ -69,12 +69,17 @@ def test_a_file_langgraph_itself_wrote_is_opened_and_kept(tmp_path):
     with SqliteStore.from_conn_string(str(path)) as store:
         store.setup()
         store.put(("notes",), "k", {"v": 1})
-    result = run_cli("threads", "--user", "alice", "--db", f"sqlite:///{path}")
+    before = _digest(path)
+    looked = run_cli("threads", "--user", "alice", "--db", f"sqlite:///{path}")
+    assert looked.returncode == 1  # only reads: LangGraph's file is not made one of ours
+    assert "written by LangGraph's own savers" in looked.stderr
+    assert _digest(path) == before
+    result = run_cli("chat", "--user", "alice", "--db", f"sqlite:///{path}", "what is 1+1?")
     assert result.returncode == 0, result.stderr
     with sqlite3.connect(path) as conn:
-        assert conn.execute("SELECT count(*) FROM checkpoints").fetchone()[0] == 1
+        assert conn.execute("SELECT count(*) FROM checkpoints WHERE thread_id = 't1'").fetchone()[0] == 1
         assert conn.execute("SELECT count(*) FROM store").fetchone()[0] == 1
-        assert conn.execute("SELECT count(*) FROM conversations").fetchone()[0] == 0
+        assert conn.execute("SELECT count(*) FROM conversations").fetchone()[0] == 1
     conn.close()
 
 
