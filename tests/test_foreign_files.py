@@ -77,7 +77,8 @@ def test_a_file_langgraph_itself_wrote_is_opened_and_kept(tmp_path):
     result = run_cli("chat", "--user", "alice", "--db", f"sqlite:///{path}", "what is 1+1?")
     assert result.returncode == 0, result.stderr
     with sqlite3.connect(path) as conn:
-        assert conn.execute("SELECT count(*) FROM checkpoints WHERE thread_id = 't1'").fetchone()[0] == 1
+        theirs = "SELECT count(*) FROM checkpoints WHERE thread_id = 't1'"
+        assert conn.execute(theirs).fetchone()[0] == 1
         assert conn.execute("SELECT count(*) FROM store").fetchone()[0] == 1
         assert conn.execute("SELECT count(*) FROM conversations").fetchone()[0] == 1
     conn.close()
