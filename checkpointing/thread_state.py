@@ -128,7 +128,10 @@ def resume_input(
             return Command(resume=answer)
         return Command(resume={i.id: answer for i in thread.waiting_for})
     if answer is not NO_ANSWER or answers:
-        raise NothingToResume(f"conversation {tid!r} is not waiting for an answer ({thread.state})")
+        raise NothingToResume(
+            f"conversation {tid!r} is not waiting for an answer ({thread.state}); continue it "
+            f"without one: 'durable-agent resume {tid} --user {user}'"
+        )
     return None  # crashed, paused, failed: continue from the last checkpoint
 
 

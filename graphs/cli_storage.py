@@ -28,7 +28,8 @@ def parse_duration(text: str) -> float:
     match = DURATION.match(text.strip())
     if not match:
         raise ConfigError(
-            f"cannot read duration {text!r}: write a number and a unit, like 30d or 12h"
+            f"cannot read duration {text!r}: write a whole number and one unit, s (seconds), "
+            "m (minutes), h (hours), d (days) or w (weeks), like 30d or 12h"
         )
     return int(match[1]) * UNITS[match[2]]
 
@@ -49,7 +50,8 @@ def _summary(report: PruneReport) -> str:
         f"{_size(report.bytes)}",
     ]
     if report.pruned:
-        lines.append(f"kept the latest checkpoints of {len(report.pruned)} thread(s)")
+        keep = "would keep" if report.dry_run else "kept"
+        lines.append(f"{keep} the latest checkpoints of {len(report.pruned)} thread(s)")
     if report.delta:
         lines.append(
             f"left {len(report.delta)} thread(s) that use a DeltaChannel whole (keep-latest "

@@ -62,7 +62,9 @@ def _why(thread: ThreadState) -> list[str]:
     if not lines:
         lines = [f"next step: {name} (the last run stopped before it)" for name in thread.next]
     if thread.state == "crashed":
-        lines.append(f"crashed: {DIED}; continue it with 'durable-agent resume'")
+        c = thread.conversation
+        resume = f"durable-agent resume {c.thread_id} --user {c.user_id}"
+        lines.append(f"crashed: {DIED}; continue it with '{resume}'")
     if thread.conversation.last_error:
         lines.append(f"{thread.state}: {thread.conversation.last_error}")
     return lines

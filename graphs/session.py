@@ -230,7 +230,7 @@ class Session:
         if self.ask is None:
             click.echo(
                 f"answer with 'durable-agent resume {self.thread_id} --user {self.user} "
-                "--approve' (or --reject, or --edit FACT)"
+                "--approve' (or --reject, --edit FACT or --answer TEXT)"
             )
             return False
         answer = self._approval()
@@ -259,4 +259,6 @@ def prompt_line(prompt: str) -> str | None:
     if sys.stdin.isatty():
         click.echo(prompt, nl=False, err=True)
     line = sys.stdin.readline()
+    if not line and sys.stdin.isatty():
+        click.echo("", err=True)  # Ctrl-D leaves the cursor after the prompt: end that line
     return line.rstrip("\n") if line else None
