@@ -42,7 +42,7 @@ def _held_run(db_url: str) -> tuple[subprocess.Popen[str], str]:
     """A chat in another process, stopped (SIGSTOP) while its run holds the thread."""
     chat = subprocess.Popen(
         [CLI, "chat", "--user", "alice", "--db", db_url, "what is 12*7?"],
-        env={**os.environ, "PYTHONUNBUFFERED": "1", "DURABLE_AGENT_OFFLINE_DELAY": "2"},
+        env={**os.environ, "PYTHONUNBUFFERED": "1", "DURABLE_AGENT_OFFLINE_DELAY": "4"},
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     assert chat.stdout is not None
@@ -52,6 +52,9 @@ def _held_run(db_url: str) -> tuple[subprocess.Popen[str], str]:
         assert chat.poll() is None, "the run ended before it was seen running"
         assert time.monotonic() < deadline, "the run never started"
         time.sleep(0.02)
+    # Stopped inside its slow model call, not in the middle of a write: a process stopped
+    # with a transaction open would block every other writer, whatever the lease says.
+    time.sleep(1.0)
     chat.send_signal(signal.SIGSTOP)
     assert _status(db_url, thread_id) == "running", "the run ended before it was held"
     return chat, thread_id

@@ -95,16 +95,19 @@ def _tries(db_url: str, thread_id: str) -> int:
 def test_resume_retry_on_the_command_line_once_the_key_is_fixed(db_url):
     """A wrong key: three failed attempts, refusals that count nothing, then --retry."""
     wrong_key = Reply(status=401, text="Incorrect API key provided")
-    with openai_server([wrong_key] * 4 + [Reply(text="Hello again.")]) as server:
+    replies = [Reply(text="Hello."), *[wrong_key] * 4, Reply(text="Hello again.")]
+    with openai_server(replies) as server:
         env = {"OPENAI_API_KEY": "sk-x", "OPENAI_BASE_URL": server.url,
                "DURABLE_AGENT_MODEL": "test-model"}  # fmt: skip
 
         def cli(*args: str):
             return run_cli(*args, "-u", "alice", "--db", db_url, env=env)
 
-        failed = cli("chat", "hello")
+        # Answered once, so the wrong key's refusal leaves the conversation (a new one
+        # refused on its first call is removed: see test_model_errors).
+        thread_id = cli("chat", "hello").stdout.split()[2]
+        failed = cli("chat", "-t", thread_id, "hello again")
         assert failed.returncode == 1
-        thread_id = failed.stdout.split()[2]
         for _ in range(3):
             assert cli("resume", thread_id).returncode == 1
         assert _tries(db_url, thread_id) == 3
@@ -114,7 +117,7 @@ def test_resume_retry_on_the_command_line_once_the_key_is_fixed(db_url):
             assert "was given up" in refused.stderr
             assert f"'durable-agent resume {thread_id} --user alice --retry'" in refused.stderr
         assert _tries(db_url, thread_id) == 3
-        assert len(server.requests) == 4  # the refusals asked the model nothing
+        assert len(server.requests) == 5  # the refusals asked the model nothing
         retried = cli("resume", thread_id, "--retry")
     assert retried.returncode == 0, retried.stderr
     assert "assistant: Hello again." in retried.stdout

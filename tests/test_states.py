@@ -59,12 +59,18 @@ def _stopped(db_url: str, user: str, how: signal.Signals) -> str:
 
 
 def _failed(db_url: str, user: str) -> tuple[str, dict[str, str]]:
-    """A thread whose model call failed: the provider refused the key (and quoted it)."""
-    with openai_server([Reply(status=401, text=f"Incorrect API key provided: {SECRET}")]) as srv:
+    """A thread whose model call failed: the provider refused the key (and quoted it).
+
+    Its first message was answered, so the refusal leaves a failed conversation behind (a
+    new one refused on its first call is removed: nothing in it was answered)."""
+    refused = Reply(status=401, text=f"Incorrect API key provided: {SECRET}")
+    with openai_server([Reply(text="Hello."), refused]) as srv:
         env = {"OPENAI_API_KEY": SECRET, "OPENAI_BASE_URL": srv.url, "DURABLE_AGENT_MODEL": "m"}
-        failed = run_cli("chat", "-u", user, "--db", db_url, "what is 12*7?", env=env)
+        started = run_cli("chat", "-u", user, "--db", db_url, "hello", env=env)
+        assert started.returncode == 0, started.stderr
+        thread_id = started.stdout.split()[2]
+        failed = run_cli("chat", "-u", user, "-t", thread_id, "--db", db_url, "12*7?", env=env)
     assert failed.returncode == 1
-    thread_id = failed.stdout.split()[2]
     return thread_id, env
 
 
