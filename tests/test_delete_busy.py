@@ -176,6 +176,7 @@ def test_delete_on_a_terminal_asks_yes_or_no(tmp_path):
     assert set(rows_for(db_url, thread_id).values()) == {0}
 
 
+@pytest.mark.above_the_database
 def test_rename_to_a_blank_title_is_refused(db_url):
     thread_id = _chat(db_url, "what is 1+1")
     for blank in ("", "   "):

@@ -156,6 +156,7 @@ def test_a_connect_timeout_in_the_url_is_kept():
         assert conn.info.get_parameters()["connect_timeout"] == "17"
 
 
+@pytest.mark.cases_on_sqlite("command")
 @pytest.mark.parametrize("command", [["stats"], ["pending"], ["recover"]])
 def test_a_malformed_user_id_is_refused_everywhere(db_url, command):
     _chat(db_url)

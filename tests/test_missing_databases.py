@@ -80,6 +80,7 @@ def test_the_default_database_is_not_created_by_a_command_that_only_reads(isolat
     assert not isolated_env.exists()
 
 
+@pytest.mark.cases_on_sqlite("command")
 @pytest.mark.parametrize("command", [["threads", "-u", "alice"], ["pending"], ["stats"]])
 def test_an_empty_database_is_refused_and_left_empty(db_url, tmp_path, command):
     url = _empty(db_url, tmp_path)

@@ -57,6 +57,7 @@ DROPPED = {
 }  # fmt: skip
 
 
+@pytest.mark.cases_on_sqlite("case")
 @pytest.mark.parametrize("case", list(KEPT))
 def test_a_passing_failure_keeps_a_new_conversation_resumable(db_url, case):
     replies, problem, fix = KEPT[case]
@@ -71,6 +72,7 @@ def test_a_passing_failure_keeps_a_new_conversation_resumable(db_url, case):
     assert rows_for(db_url, thread_id)["conversations"] == 1  # resuming it: the tests below
 
 
+@pytest.mark.cases_on_sqlite("case")
 @pytest.mark.parametrize("case", list(DROPPED))
 def test_a_wrong_setting_on_the_first_call_leaves_no_conversation_behind(db_url, case):
     reply, problem, fix = DROPPED[case]

@@ -15,6 +15,7 @@ import time
 from typing import Any
 
 import psycopg
+import pytest
 
 from checkpointing.conversations import open_conversations
 from checkpointing.resume import Runner
@@ -225,6 +226,7 @@ def test_a_database_from_before_reads_its_waiting_threads_as_waiting(db_url):
     assert answered.stdout.endswith(f"conversation {thread_id} is done\n")
 
 
+@pytest.mark.above_the_database
 def test_an_unknown_state_is_refused_naming_every_state(db_url):
     result = run_cli("threads", "-u", "alice", "--db", db_url, "--status", "interrupted")
     assert result.returncode == 2

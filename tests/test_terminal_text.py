@@ -3,6 +3,8 @@ escaped by every text printer, while --json keeps them exact."""
 
 import json
 
+import pytest
+
 from tests.helpers import run_cli
 
 # A window-title OSC sequence, a bell, a carriage return that would hide the line's start,
@@ -17,6 +19,7 @@ def _clean(text: str) -> bool:
     return not any(char in text for char in RAW)
 
 
+@pytest.mark.above_the_database
 def test_control_bytes_are_escaped_in_every_text_printer(db_url):
     message = f"remember that I like tea{NASTY}"
     chat = run_cli("chat", "-u", USER, "--db", db_url, message)
