@@ -75,7 +75,9 @@ def _a_repeated_postgres_case(item: pytest.Item) -> bool:
     params = getattr(getattr(item, "callspec", None), "params", {})
     if params.get("db_url") != "postgres":
         return False
-    if item.get_closest_marker("above_the_database"):
+    if item.get_closest_marker("above_the_database") or item.get_closest_marker(
+        "postgres_covered_by"
+    ):
         return True  # a refusal before any SQL, or how text is printed: the same on both
     if mark is None:
         return False

@@ -121,6 +121,9 @@ def _chat(db_url: str, text: str) -> str:
     return result.stdout.split()[2]
 
 
+@pytest.mark.postgres_covered_by(
+    "test_delete_busy.py::test_delete_refuses_a_conversation_a_run_holds_and_works_after_it"
+)
 def test_delete_and_a_prune_of_several_ask_first_and_refuse_off_a_terminal(db_url):
     first, second = _chat(db_url, "what is 1+1"), _chat(db_url, "what is 2+2")
     before = rows_for(db_url, first)

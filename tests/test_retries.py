@@ -92,6 +92,9 @@ def _tries(db_url: str, thread_id: str) -> int:
     return next(t["attempts"] for t in json.loads(listed.stdout) if t["thread_id"] == thread_id)
 
 
+@pytest.mark.postgres_covered_by(
+    "test_retries.py: the runner tests count and refuse attempts on PostgreSQL"
+)
 def test_resume_retry_on_the_command_line_once_the_key_is_fixed(db_url):
     """A wrong key: three failed attempts, refusals that count nothing, then --retry."""
     wrong_key = Reply(status=401, text="Incorrect API key provided")

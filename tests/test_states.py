@@ -176,6 +176,9 @@ def test_a_running_or_crashed_filter_pages_after_looking_at_leases(db_url):
         proc.communicate(timeout=60)
 
 
+@pytest.mark.postgres_covered_by(
+    "test_states.py::test_every_state_has_one_name_and_a_filter_that_finds_it (its failed thread)"
+)
 def test_show_and_pending_say_why_a_thread_failed_without_the_key(db_url):
     thread_id, env = _failed(db_url, "alice")
     for with_key in (env, {}):  # whether or not the reader has the key to hide
