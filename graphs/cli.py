@@ -22,8 +22,8 @@ from checkpointing import CheckpointingError, ThreadNotFound
 from checkpointing.conversations import open_conversations
 from checkpointing.resume import Runner
 from graphs.agent import RECURSION_LIMIT, compile_agent
-from graphs.cli_options import db_option, user_option
-from graphs.cli_resume import pause, pending, recover, resume, wait_option
+from graphs.cli_options import db_option, user_option, wait_option
+from graphs.cli_resume import pause, pending, recover, resume
 from graphs.cli_storage import migrate, prune, stats
 from graphs.cli_threads import delete, rename, show, threads
 from graphs.models import ModelUnavailable, describe_model, make_model

@@ -55,3 +55,14 @@ def json_option(func: F) -> F:
 def echo_json(data: Any) -> None:
     """Print an ``--json`` output: see ``terminal.json_document``."""
     click.echo(json_document(data))
+
+
+def wait_option(func: F) -> F:
+    """``--wait N``: what the busy message offers, for the commands that run a thread."""
+    return click.option(
+        "--wait",
+        type=click.FloatRange(min=0),
+        default=0.0,
+        metavar="SECONDS",
+        help="If another process runs the conversation, wait up to SECONDS for it to finish.",
+    )(func)

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
@@ -19,24 +18,13 @@ from graphs.cli_options import (
     json_option,
     some_user_option,
     user_option,
+    wait_option,
 )
 from graphs.models import describe_model_error, make_model
 from graphs.session import SIGNAL_PAUSE, Session, questions
 from graphs.terminal import safe
 
 EXIT_INTERRUPTED = 130
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def wait_option(func: F) -> F:
-    """``--wait N``: what the busy message offers, for the commands that run a thread."""
-    return click.option(
-        "--wait",
-        type=click.FloatRange(min=0),
-        default=0.0,
-        metavar="SECONDS",
-        help="If another process runs the conversation, wait up to SECONDS for it to finish.",
-    )(func)
 
 
 def _reply(approve: bool, reject: bool, edit: str | None, answer: str | None) -> Any:
