@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.growth import agent as growth_agent
 from bench.growth import question
 from checkpointing.conversations import open_conversations
-from checkpointing.resume import Runner
+from checkpointing.runner import Runner
 from tests.helpers import POSTGRES_URL, throwaway_database
 
 USER = "bench"
@@ -64,7 +64,7 @@ sys.path.insert(0, sys.argv[4])
 from langgraph.checkpoint.postgres import PostgresSaver
 from langgraph.checkpoint.sqlite import SqliteSaver
 from checkpointing.conversations import open_conversations
-from checkpointing.resume import Runner
+from checkpointing.runner import Runner
 from graphs import compile_agent
 flavour, url, thread_id = sys.argv[1:4]
 start = time.perf_counter()
@@ -128,7 +128,7 @@ def _langgraph_saver(url: str) -> Iterator[Any]:
 
 def _paused(url: str, thread_id: str) -> Mark:
     with open_conversations(url) as conversations:
-        latest, indexed = conversations.execute(
+        latest, indexed = conversations.backend.db.run(
             [(LATEST_SQL, (thread_id,)), (INDEXED_SQL, (thread_id,))]
         )
         count, tail = (
@@ -143,7 +143,7 @@ def _reset(url: str, thread_id: str, mark: Mark) -> None:
         dialect = "sqlite" if url.startswith("sqlite") else "postgresql"
         statements = [(sql, (thread_id, checkpoint_id)) for sql in RESET_SQL[dialect]]
         paused = [(TRIM_TEXT_SQL, (thread_id, count)), (PAUSED_SQL, (count, tail, thread_id))]
-        conversations.execute([*statements, *paused])
+        conversations.backend.db.run([*statements, *paused])
 
 
 def _cold_resume(flavour: str, url: str, thread_id: str) -> tuple[float, int]:

@@ -7,9 +7,11 @@ adds the per-user conversation index beside it; ``prune``, ``transfer`` and
 particular graph.
 """
 
+from checkpointing.backends import Backend, backend_of
+from checkpointing.conversation import Conversation
 from checkpointing.conversations import (
-    Conversation,
     Conversations,
+    every_thread_id,
     open_async_conversations,
     open_conversations,
 )
@@ -28,22 +30,23 @@ from checkpointing.errors import (
     UnsupportedURL,
     UnwritableLocation,
 )
-from checkpointing.resume import Runner
+from checkpointing.ids import (
+    new_thread_id,
+    thread_config,
+    validate_id,
+)
 from checkpointing.retention import PruneReport, prune, reclaim
+from checkpointing.runner import Runner
 from checkpointing.saver import open_async_saver, open_saver, resolve_url
 from checkpointing.serde import strict_serializer
 from checkpointing.settings import Settings, load_settings
 from checkpointing.stats import TableStats, stats
 from checkpointing.thread_state import ThreadState
-from checkpointing.threads import (
-    new_thread_id,
-    thread_config,
-    validate_id,
-)
 from checkpointing.transfer import TransferReport, VerifyReport, transfer, verify
 from checkpointing.urls import parse_url, redact
 
 __all__ = [
+    "Backend",
     "CheckpointingError",
     "ConfigError",
     "Conversation",
@@ -66,6 +69,8 @@ __all__ = [
     "UnsupportedURL",
     "UnwritableLocation",
     "VerifyReport",
+    "backend_of",
+    "every_thread_id",
     "load_settings",
     "new_thread_id",
     "open_async_conversations",

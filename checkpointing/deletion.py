@@ -9,19 +9,18 @@ callers' (``Conversations.delete``, ``saver.delete_thread``, ``prune``).
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Iterator, Sequence
-from contextlib import ExitStack, asynccontextmanager, contextmanager
-from typing import Any
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 
-from checkpointing.leases import discard, hold, leases_for
+from checkpointing.backends import Backend
+from checkpointing.leases import discard, hold
 
 
 @contextmanager
-def deleting(saver: Any, thread_ids: Sequence[str]) -> Iterator[None]:
+def deleting(backend: Backend, thread_ids: Sequence[str]) -> Iterator[None]:
     """Hold every thread's lease for the block, which deletes them; ``ThreadBusy`` (and
     none held) if a run holds one. After a block that succeeds, their lock files go."""
-    leases = leases_for(saver)
+    leases = backend.leases
     ids = list(dict.fromkeys(thread_ids))
     with ExitStack() as held:
         for thread_id in ids:
@@ -29,16 +28,3 @@ def deleting(saver: Any, thread_ids: Sequence[str]) -> Iterator[None]:
         yield
         for thread_id in ids:
             discard(leases, thread_id)
-
-
-@asynccontextmanager
-async def adeleting(saver: Any, thread_ids: Sequence[str]) -> AsyncIterator[None]:
-    """Async twin of ``deleting``: taking a lease may open connections, so off the loop."""
-    holding = deleting(saver, thread_ids)
-    await asyncio.to_thread(holding.__enter__)
-    try:
-        yield
-    except BaseException as exc:
-        await asyncio.to_thread(holding.__exit__, type(exc), exc, exc.__traceback__)
-        raise
-    await asyncio.to_thread(holding.__exit__, None, None, None)

@@ -22,10 +22,11 @@ from typing import Any
 from langgraph.checkpoint.base import CheckpointTuple
 from langgraph.checkpoint.serde.types import _DeltaSnapshot
 
-from checkpointing.conversations import Conversations
+from checkpointing.backends import Backend
+from checkpointing.conversations import Conversations, every_thread_id
 from checkpointing.errors import DAMAGED_ROW, ConfigError, ThreadBusy
 from checkpointing.items import ItemRefs, to_runs
-from checkpointing.leases import discard, hold, leases_for
+from checkpointing.leases import discard, hold
 from checkpointing.sqlexec import Statement
 from checkpointing.states import state_of
 from checkpointing.thread_state import pending_nodes
@@ -111,7 +112,7 @@ class PruneReport:
 
 
 def prune(
-    index: Conversations,
+    index: Backend,
     *,
     keep: int | None = None,
     older_than: float | None = None,
@@ -132,7 +133,7 @@ def prune(
         raise ConfigError(f"prune needs a sqlite:/// or postgresql:// URL, not {index.dialect}")
     report = PruneReport(dry_run)
     cutoff = (now or time.time()) - older_than if older_than is not None else None
-    leases = leases_for(saver)
+    leases = index.leases
     for thread_id, owner, status in _threads(index, user_id):
         try:
             with hold(leases, thread_id):
@@ -158,16 +159,16 @@ def prune(
     return report
 
 
-def _threads(index: Conversations, user_id: str | None) -> list[tuple[str, str | None, str]]:
+def _threads(index: Backend, user_id: str | None) -> list[tuple[str, str | None, str]]:
     """(thread, owner, status) for the user's threads, or every thread there is."""
-    indexed = {row["thread_id"]: row for row in index.execute([(INDEXED_SQL, ())])[0]}
+    indexed = {row["thread_id"]: row for row in index.db.run([(INDEXED_SQL, ())])[0]}
     if user_id is not None:
         return [
             (t, r["user_id"], r["status"]) for t, r in indexed.items() if r["user_id"] == user_id
         ]
     return [
         (t, indexed[t]["user_id"] if t in indexed else None, indexed.get(t, {}).get("status", ""))
-        for t in index.thread_ids()
+        for t in every_thread_id(index)
     ]
 
 
@@ -195,7 +196,7 @@ def _last_step(latest: CheckpointTuple) -> float:
 
 
 def _expire(
-    index: Conversations, tables: Tables, thread_id: str, owner: str | None, report: PruneReport
+    index: Backend, tables: Tables, thread_id: str, owner: str | None, report: PruneReport
 ) -> None:
     everything = _measure(index, tables, thread_id, checkpoint_ids=None)
     report.expired.append(thread_id)
@@ -205,13 +206,13 @@ def _expire(
     from checkpointing.upstream_prune import delete_held_threads  # it imports this module
 
     if owner is not None:  # prune holds the lease: delete_held, not delete, which takes it
-        index.delete_held(thread_id, owner)
+        Conversations(index).delete_held(thread_id, owner)
     else:
         delete_held_threads(index, [thread_id])
 
 
 def _keep_latest(
-    index: Conversations, tables: Tables, thread_id: str, keep: int, report: PruneReport
+    index: Backend, tables: Tables, thread_id: str, keep: int, report: PruneReport
 ) -> None:
     saver: Any = index.saver
     tuples = saver.list_raw({"configurable": {"thread_id": thread_id}})
@@ -233,7 +234,7 @@ def _keep_latest(
     blobs: list[tuple[str, dict[str, Any]]] = []
     if tables.blob_size:
         for ns in by_ns:
-            rows = index.execute([(GARBAGE_BLOBS_SQL, (thread_id, ns, dropped_ids))])[0]
+            rows = index.db.run([(GARBAGE_BLOBS_SQL, (thread_id, ns, dropped_ids))])[0]
             blobs += [(ns, row) for row in rows]
             sizes["bytes"] += sum(int(row["size"]) for row in rows)
     report.pruned.append(thread_id)
@@ -260,7 +261,7 @@ def _keep_latest(
         (DELETE_ITEMS_SQL, (thread_id, first, first + count - 1))
         for first, count in to_runs(garbage_items[0])
     ]
-    index.execute(statements)  # one transaction: the thread is never half pruned
+    index.db.run(statements)  # one transaction: the thread is never half pruned
     saver.items.forget(thread_id)
 
 
@@ -278,7 +279,7 @@ def uses_delta_channel(tuples: Sequence[CheckpointTuple]) -> bool:
 
 
 def _garbage_items(
-    index: Conversations, tables: Tables, thread_id: str, kept: Sequence[CheckpointTuple]
+    index: Backend, tables: Tables, thread_id: str, kept: Sequence[CheckpointTuple]
 ) -> tuple[list[int], int]:
     """Seqs of the thread's items that no kept checkpoint or kept write names, and their bytes."""
     named: set[int] = set()
@@ -286,7 +287,7 @@ def _garbage_items(
         values = tup.checkpoint.get("channel_values") or {}
         named.update(_named_seqs(values.values()))
         named.update(_named_seqs(w[2] for w in expand_batches(tup.pending_writes or [])))
-    rows = index.execute([(tables.item_sizes, (thread_id,))])[0]
+    rows = index.db.run([(tables.item_sizes, (thread_id,))])[0]
     garbage = sorted(int(r["seq"]) for r in rows if int(r["seq"]) not in named)
     size = sum(int(r["size"]) for r in rows if int(r["seq"]) not in named)
     return garbage, size
@@ -303,7 +304,7 @@ def _named_seqs(values: Iterable[Any]) -> set[int]:
 
 
 def _measure(
-    index: Conversations, tables: Tables, thread_id: str, checkpoint_ids: list[str] | None
+    index: Backend, tables: Tables, thread_id: str, checkpoint_ids: list[str] | None
 ) -> dict[str, int]:
     """Rows and bytes of the thread's checkpoints (all, or those named) and their writes;
     with all of them, also its items and channel blobs."""
@@ -313,7 +314,7 @@ def _measure(
         queries.append((tables.item_sizes, (thread_id,)))
         if tables.blob_size:
             queries.append((tables.blob_size, (thread_id,)))
-    results = index.execute(queries)
+    results = index.db.run(queries)
     wanted = None if checkpoint_ids is None else set(checkpoint_ids)
     checkpoints = [r for r in results[0] if wanted is None or r["checkpoint_id"] in wanted]
     writes = [r for r in results[1] if wanted is None or r["checkpoint_id"] in wanted]
@@ -333,28 +334,6 @@ def _add(report: PruneReport, sizes: dict[str, int]) -> None:
     report.bytes += sizes["bytes"]
 
 
-def reclaim(index: Conversations) -> None:
+def reclaim(backend: Backend) -> None:
     """Give freed space back: SQLite shrinks its file, PostgreSQL vacuums and analyzes."""
-    saver: Any = index.saver
-    if index.dialect == "sqlite":
-        with saver.lock:
-            conn = saver.conn
-            if conn.in_transaction:
-                conn.commit()
-            if conn.execute("PRAGMA auto_vacuum").fetchone()[0] == INCREMENTAL:
-                # sqlite3's execute steps a pragma once, freeing one page; exec runs it out.
-                conn.executescript("PRAGMA incremental_vacuum;")
-            else:  # a file made before we set incremental mode: convert it, once
-                conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
-                conn.execute("VACUUM")
-            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
-    elif index.dialect == "postgresql":
-        with saver.conn.connection() as conn:  # autocommit: VACUUM cannot run in a transaction
-            conn.execute(VACUUM_SQL)
-
-
-INCREMENTAL = 2
-VACUUM_SQL = (
-    "VACUUM (ANALYZE) checkpoints, checkpoint_blobs, checkpoint_writes, durable_agent_items, "
-    "conversations, conversation_text"
-)
+    backend.reclaim()

@@ -4,7 +4,6 @@ Owns the small differences between backends that our SQL must see: placeholder
 style, how a transaction is opened and made exclusive, and reaching the saver's
 connection (SQLite's connection and lock, PostgreSQL's pool). Statements are
 written once with ``?`` placeholders; every value is a bound parameter.
-``memory://`` gets a private in-memory SQLite database for our tables.
 """
 
 from __future__ import annotations
@@ -14,8 +13,6 @@ import sqlite3
 import threading
 from collections.abc import Sequence
 from typing import Any, Protocol
-
-from langgraph.checkpoint.base import BaseCheckpointSaver
 
 Statement = tuple[str, Sequence[Any]]
 Rows = list[dict[str, Any]]
@@ -128,17 +125,3 @@ class PostgresExecutor:
 
     async def arun(self, statements: Sequence[Statement], *, exclusive: bool = False) -> list[Rows]:
         return await asyncio.to_thread(self.run, statements, exclusive=exclusive)
-
-
-def executor_for(saver: BaseCheckpointSaver[Any]) -> SqliteExecutor | PostgresExecutor:
-    """The executor that reaches *saver*'s own database."""
-    conn = getattr(saver, "conn", None)
-    if isinstance(conn, sqlite3.Connection):
-        return SqliteExecutor(conn, saver.lock)  # type: ignore[attr-defined]
-    from psycopg_pool import ConnectionPool  # only PostgreSQL users pay
-
-    if isinstance(conn, ConnectionPool):
-        return PostgresExecutor(conn)
-    # memory:// and savers we do not know: our tables live in a private database.
-    private = sqlite3.connect(":memory:", check_same_thread=False)
-    return SqliteExecutor(private, dialect="memory")

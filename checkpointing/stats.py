@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from checkpointing.conversations import Conversations
+from checkpointing.backends import Backend
 from checkpointing.errors import ConfigError
-from checkpointing.threads import validate_id
+from checkpointing.ids import validate_id
 
 TABLES = {
     "sqlite": (
@@ -74,7 +74,7 @@ class TableStats:
     bytes: int
 
 
-def stats(index: Conversations, user_id: str | None = None) -> list[TableStats]:
+def stats(index: Backend, user_id: str | None = None) -> list[TableStats]:
     """Rows and bytes per table; with *user_id*, only that user's rows."""
     dialect = index.dialect
     if dialect not in TABLES:
@@ -82,7 +82,7 @@ def stats(index: Conversations, user_id: str | None = None) -> list[TableStats]:
     if user_id is not None:
         validate_id(user_id, "user ID")
         queries = USER_SQL[dialect]
-        results = index.execute([(sql, (user_id,)) for _, sql in queries])
+        results = index.db.run([(sql, (user_id,)) for _, sql in queries])
         return [
             TableStats(t, int(r[0]["n"]), int(r[0]["size"]))
             for (t, _), r in zip(queries, results, strict=True)
@@ -92,7 +92,7 @@ def stats(index: Conversations, user_id: str | None = None) -> list[TableStats]:
         (SQLITE_SIZE_SQL, (n, n)) if dialect == "sqlite" else (PG_SIZE_SQL, (n,)) for n in names
     ]
     statements = [(COUNT_SQL[n], ()) for n in names] + sizes_of
-    results = index.execute(statements)
+    results = index.db.run(statements)
     counts, sizes = results[: len(names)], results[len(names) :]
     return [
         TableStats(n, int(c[0]["n"]), int(s[0]["size"]))

@@ -13,7 +13,7 @@ from typing import Any
 
 from langgraph.types import Command, Interrupt
 
-from checkpointing.conversations import Conversation
+from checkpointing.conversation import Conversation
 from checkpointing.errors import NothingToResume
 from checkpointing.leases import busy_error
 from checkpointing.states import DIED as DIED  # where resume and the CLI find it

@@ -24,7 +24,8 @@ from typing import Any
 from langchain_core.runnables import RunnableConfig
 from pydantic import BaseModel
 
-from checkpointing.conversations import Conversations
+from checkpointing.backends import Backend
+from checkpointing.conversations import every_thread_id
 from checkpointing.errors import DAMAGED_ROW, ConfigError
 from checkpointing.items import ItemRefs
 
@@ -102,13 +103,11 @@ class TransferReport:
     mismatches: dict[str, list[str]] = field(default_factory=dict)  # thread -> what differs
 
 
-def transfer(
-    source: Conversations, target: Conversations, progress: Progress | None = None
-) -> TransferReport:
+def transfer(source: Backend, target: Backend, progress: Progress | None = None) -> TransferReport:
     """Copy everything in *source* into *target*; then ``verify``."""
     _check_pair(source, target)
     report = TransferReport()
-    for thread_id in source.thread_ids():
+    for thread_id in every_thread_id(source):
         # A thread that cannot be read is not listed in the target (its index row goes
         # last); verify names it, and the others are copied all the same.
         with suppress(*DAMAGED_ROW):
@@ -121,28 +120,26 @@ def transfer(
     return report
 
 
-def _check_pair(source: Conversations, target: Conversations) -> None:
+def _check_pair(source: Backend, target: Backend) -> None:
     for side, index in (("source", source), ("target", target)):
         if index.dialect not in WRITES_SQL:
             raise ConfigError(f"the {side} must be a sqlite:/// or postgresql:// URL")
 
 
-def _copy_thread(
-    source: Conversations, target: Conversations, thread_id: str, report: TransferReport
-) -> None:
+def _copy_thread(source: Backend, target: Backend, thread_id: str, report: TransferReport) -> None:
     # Only rows the target lacks, or holds otherwise, are written and counted: a second
     # run reports what it copied, not what it found already there.
     have = _rows(target, ITEMS_SQL, thread_id, _item)
     items = sorted(_rows(source, ITEMS_SQL, thread_id, _item) - have)
-    target.run_many(PUT_ITEM_SQL, [(thread_id, *r) for r in items])
+    target.db.run_many(PUT_ITEM_SQL, [(thread_id, *r) for r in items])
     report.items += len(items)
     have = _rows(target, WRITES_SQL[target.dialect], thread_id, _write)
     writes = list(_rows(source, WRITES_SQL[source.dialect], thread_id, _write) - have)
-    target.run_many(PUT_WRITE_SQL[target.dialect], [(thread_id, *w) for w in writes])
+    target.db.run_many(PUT_WRITE_SQL[target.dialect], [(thread_id, *w) for w in writes])
     report.writes += len(writes)
     present = {
         (r["checkpoint_ns"], r["checkpoint_id"])
-        for r in target.execute([(CHECKPOINT_IDS_SQL, (thread_id,))])[0]
+        for r in target.db.run([(CHECKPOINT_IDS_SQL, (thread_id,))])[0]
     }
     src_saver: Any = source.saver
     dst_saver: Any = target.saver
@@ -162,11 +159,11 @@ def _copy_thread(
         dst_saver.put_raw(config, tup.checkpoint, tup.metadata, versions)
         report.checkpoints += 1
     # The index row last: a thread appears in the target's listings once it is whole.
-    conversation = source.execute([(CONVERSATION_SQL, (thread_id,))])[0]
+    conversation = source.db.run([(CONVERSATION_SQL, (thread_id,))])[0]
     if conversation:
         row = conversation[0]
-        text = source.execute([(TEXT_SQL, (thread_id,))])[0]
-        target.execute(
+        text = source.db.run([(TEXT_SQL, (thread_id,))])[0]
+        target.db.run(
             [
                 (
                     PUT_CONVERSATION_SQL,
@@ -182,8 +179,8 @@ def _copy_thread(
 Row = tuple[Any, ...]
 
 
-def _rows(index: Conversations, sql: str, thread_id: str, shape: Callable[[Any], Row]) -> set[Row]:
-    return {shape(r) for r in index.execute([(sql, (thread_id,))])[0]}
+def _rows(index: Backend, sql: str, thread_id: str, shape: Callable[[Any], Row]) -> set[Row]:
+    return {shape(r) for r in index.db.run([(sql, (thread_id,))])[0]}
 
 
 def _item(r: Any) -> Row:
@@ -196,7 +193,7 @@ def _write(r: Any) -> Row:
     return (*(r[k] for k in keys), blob)
 
 
-def _copy_store(source: Conversations, target: Conversations) -> int:
+def _copy_store(source: Backend, target: Backend) -> int:
     """Upsert the Store's rows the target lacks or holds otherwise; return how many."""
     have = {_same(_store_row(r, target.dialect)) for r in _store_rows(target)}
     converted = [
@@ -204,14 +201,14 @@ def _copy_store(source: Conversations, target: Conversations) -> int:
         if _same(row) not in have
     ]  # fmt: skip
     if converted:
-        target.run_many(PUT_STORE_SQL[target.dialect], converted)
+        target.db.run_many(PUT_STORE_SQL[target.dialect], converted)
     return len(converted)
 
 
-def _store_rows(index: Conversations) -> list[Any]:
+def _store_rows(index: Backend) -> list[Any]:
     if index.dialect not in STORE_SQL:
         return []
-    return index.execute([(STORE_SQL[index.dialect], ())])[0]
+    return index.db.run([(STORE_SQL[index.dialect], ())])[0]
 
 
 def _store_row(r: Any, dialect: str) -> tuple[Any, ...]:
@@ -250,11 +247,11 @@ class VerifyReport:
     mismatches: dict[str, list[str]] = field(default_factory=dict)
 
 
-def verify(source: Conversations, target: Conversations) -> VerifyReport:
+def verify(source: Backend, target: Backend) -> VerifyReport:
     """Compare every source thread with the target's: counts, hashes, latest state."""
     _check_pair(source, target)
     report = VerifyReport()
-    for thread_id in source.thread_ids():
+    for thread_id in every_thread_id(source):
         report.threads += 1
         try:
             problems = [
@@ -269,9 +266,7 @@ def verify(source: Conversations, target: Conversations) -> VerifyReport:
     return report
 
 
-def _differences(
-    source: Conversations, target: Conversations, thread_id: str
-) -> list[tuple[str, str]]:
+def _differences(source: Backend, target: Backend, thread_id: str) -> list[tuple[str, str]]:
     found = []
     for what, digest in (
         ("checkpoints", _checkpoints_digest),
@@ -316,7 +311,7 @@ def _plain(value: Any) -> Any:
     return repr(value)
 
 
-def _checkpoints_digest(index: Conversations, thread_id: str) -> tuple[int, str]:
+def _checkpoints_digest(index: Backend, thread_id: str) -> tuple[int, str]:
     saver: Any = index.saver
     tuples = saver.list_raw({"configurable": {"thread_id": thread_id}})
     return _digest(
@@ -334,14 +329,14 @@ def _checkpoints_digest(index: Conversations, thread_id: str) -> tuple[int, str]
     )
 
 
-def _writes_digest(index: Conversations, thread_id: str) -> tuple[int, str]:
-    return _digest(index.execute([(WRITES_SQL[index.dialect], (thread_id,))])[0])
+def _writes_digest(index: Backend, thread_id: str) -> tuple[int, str]:
+    return _digest(index.db.run([(WRITES_SQL[index.dialect], (thread_id,))])[0])
 
 
-def _items_digest(index: Conversations, thread_id: str) -> tuple[int, str]:
-    return _digest(index.execute([(ITEMS_SQL, (thread_id,))])[0])
+def _items_digest(index: Backend, thread_id: str) -> tuple[int, str]:
+    return _digest(index.db.run([(ITEMS_SQL, (thread_id,))])[0])
 
 
-def _conversation_digest(index: Conversations, thread_id: str) -> tuple[int, str]:
-    rows = index.execute([(CONVERSATION_SQL, (thread_id,)), (TEXT_SQL, (thread_id,))])
+def _conversation_digest(index: Backend, thread_id: str) -> tuple[int, str]:
+    rows = index.db.run([(CONVERSATION_SQL, (thread_id,)), (TEXT_SQL, (thread_id,))])
     return _digest([*rows[0], *rows[1]])

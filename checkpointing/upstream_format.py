@@ -31,14 +31,13 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import WRITES_IDX_MAP, Checkpoint, CheckpointTuple
 from langgraph.checkpoint.serde.types import _DeltaSnapshot
 
-from checkpointing.conversations import Conversations
+from checkpointing.backends import Backend
 from checkpointing.errors import CheckpointingError
-from checkpointing.saver import open_saver
+from checkpointing.saver import opening
 from checkpointing.serde import TypeKey
 from checkpointing.settings import Settings
-from checkpointing.sqlexec import executor_for
 from checkpointing.transfer import _copy_store
-from checkpointing.upstream_open import open_raw_saver, open_upstream_saver, upstream_serializer
+from checkpointing.upstream_open import open_raw_backend, open_upstream_backend, upstream_serializer
 
 UPSTREAM_DIGITS = 32  # the width of a version's number in LangGraph's own savers
 THREADS_SQL = "SELECT DISTINCT thread_id FROM checkpoints ORDER BY thread_id"
@@ -97,14 +96,11 @@ def export_upstream(
     allowed = list(allowed_types)
     report = UpstreamReport()
     with (
-        open_raw_saver(source_url, settings) as source,
-        open_upstream_saver(target_url, upstream_serializer(), settings) as target,
+        open_raw_backend(source_url, settings) as source,
+        open_upstream_backend(target_url, upstream_serializer(), settings) as target,
     ):
-        src, dst = (
-            Conversations(source, executor_for(source)),
-            Conversations(target, executor_for(target)),
-        )
-        for (thread_id,) in source.items.db.read(THREADS_SQL, ()):
+        src, dst = source, target
+        for (thread_id,) in source.db.read(THREADS_SQL, ()):
             try:
                 _export_thread(src, dst, str(thread_id), report)
             except UNREADABLE:  # one bad thread does not stop the others; verify names it
@@ -121,28 +117,26 @@ def threads_to_export(source_url: str, target_url: str, settings: Settings | Non
     """How many threads ``export_upstream`` would write; raises first what it would raise
     on opening either side (the target is created and set up if new)."""
     with (
-        open_raw_saver(source_url, settings) as source,
-        open_upstream_saver(target_url, upstream_serializer(), settings),
+        open_raw_backend(source_url, settings) as source,
+        open_upstream_backend(target_url, upstream_serializer(), settings),
     ):
-        return len(source.items.db.read(THREADS_SQL, ()))
+        return len(source.db.read(THREADS_SQL, ()))
 
 
-def _export_thread(
-    src: Conversations, dst: Conversations, thread_id: str, report: UpstreamReport
-) -> None:
+def _export_thread(src: Backend, dst: Backend, thread_id: str, report: UpstreamReport) -> None:
     source: Any = src.saver
     target: Any = dst.saver
     present = {
         (r["checkpoint_ns"], r["checkpoint_id"])
-        for r in dst.execute([(CHECKPOINT_IDS_SQL, (thread_id,))])[0]
+        for r in dst.db.run([(CHECKPOINT_IDS_SQL, (thread_id,))])[0]
     }
     paths = {
         (r["checkpoint_ns"], r["checkpoint_id"], r["task_id"]): r["task_path"]
-        for r in src.execute([(TASK_PATHS_SQL[src.dialect], (thread_id,))])[0]
+        for r in src.db.run([(TASK_PATHS_SQL[src.dialect], (thread_id,))])[0]
     }
     had = {
         (r["checkpoint_ns"], r["checkpoint_id"], r["task_id"], r["idx"])
-        for r in dst.execute([(WRITE_KEYS_SQL[dst.dialect], (thread_id,))])[0]
+        for r in dst.db.run([(WRITE_KEYS_SQL[dst.dialect], (thread_id,))])[0]
     }
     written: set[tuple[str, str, Any]] = set()  # blob versions this run put (PostgreSQL)
     for tup in reversed(list(source.list({"configurable": {"thread_id": thread_id}}))):
@@ -216,8 +210,8 @@ def _by_task(writes: Iterable[Any]) -> list[tuple[str, list[tuple[str, Any]]]]:
     return list(tasks.items())
 
 
-def _export_store(src: Conversations, dst: Conversations) -> int:
-    if not src.execute([(HAS_STORE_SQL[src.dialect], ())])[0]:
+def _export_store(src: Backend, dst: Backend) -> int:
+    if not src.db.run([(HAS_STORE_SQL[src.dialect], ())])[0]:
         return 0
     target: Any = dst.saver
     if dst.dialect == "sqlite":
@@ -251,12 +245,13 @@ def verify_upstream(
     allowed = list(allowed_types)
     report = UpstreamVerifyReport()
     with (
-        open_saver(source_url, allowed_types=allowed, settings=settings, create=False) as source,
-        open_upstream_saver(
+        opening(source_url, allowed_types=allowed, settings=settings, create=False) as ours_db,
+        open_upstream_backend(
             target_url, upstream_serializer(allowed), settings, create=False
-        ) as target,
+        ) as theirs_db,
     ):
-        thread_ids = [str(r[0]) for r in source.items.db.read(THREADS_SQL, ())]  # type: ignore[attr-defined]
+        source, target = ours_db.saver, theirs_db.saver
+        thread_ids = [str(r[0]) for r in ours_db.db.read(THREADS_SQL, ())]
         for thread_id in thread_ids:
             report.threads += 1
             config: RunnableConfig = {"configurable": {"thread_id": thread_id}}

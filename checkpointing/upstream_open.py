@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable, Iterator
-from contextlib import closing, contextmanager
+from contextlib import AbstractContextManager, closing, contextmanager
 from typing import Any
 
 import ormsgpack
@@ -23,13 +23,17 @@ from langgraph.checkpoint.serde.jsonplus import (
     JsonPlusSerializer,
 )
 from langgraph.checkpoint.serde.types import _DeltaSnapshot
+from langgraph.store.base import BaseStore
 
+from checkpointing.backends import Backend
+from checkpointing.backends.memory import LocalLeases
+from checkpointing.backends.sqlite import check_is_checkpoint_db, prepare_file
 from checkpointing.errors import ConfigError, UnwritableLocation
 from checkpointing.items import ItemRefs
 from checkpointing.saver import resolve_url
 from checkpointing.serde import ITEM_REFS, UNPACK_OPTIONS, DurableSerializer, TypeKey, type_key
 from checkpointing.settings import Settings, load_settings
-from checkpointing.sqlite import check_is_checkpoint_db, prepare_file
+from checkpointing.sqlexec import Executor, PostgresExecutor, SqliteExecutor
 from checkpointing.urls import DatabaseURL
 
 OURS_SQL = {
@@ -72,8 +76,8 @@ def upstream_serializer(allowed_types: Iterable[type | TypeKey] = ()) -> JsonPlu
 
 
 @contextmanager
-def open_raw_saver(url: str, settings: Settings | None = None) -> Iterator[Any]:
-    """One of our savers on *url*, reading values as stored (``RawSerializer``)."""
+def open_raw_backend(url: str, settings: Settings | None = None) -> Iterator[Backend]:
+    """Our backend on *url*, its saver reading values as stored (``RawSerializer``)."""
     settings = settings or load_settings()
     target = resolve_url(url, settings)
     serde = RawSerializer(
@@ -81,39 +85,42 @@ def open_raw_saver(url: str, settings: Settings | None = None) -> Iterator[Any]:
     )
     # A source is only read: one that is not there is refused, never created.
     if target.scheme == "sqlite":
-        from checkpointing.sqlite import open_sqlite
+        from checkpointing.backends.sqlite import open_sqlite
 
-        with open_sqlite(target, settings, serde, create=False) as saver:
-            yield saver
+        with open_sqlite(target, settings, serde, create=False) as backend:
+            yield backend
     elif target.scheme == "postgresql":
-        from checkpointing.postgres import open_postgres
+        from checkpointing.backends.postgres import open_postgres
 
-        with open_postgres(target, settings, serde, create=False) as saver:
-            yield saver
+        with open_postgres(target, settings, serde, create=False) as backend:
+            yield backend
     else:
         raise ConfigError("migrate needs a sqlite:/// or postgresql:// source URL")
 
 
 @contextmanager
-def open_upstream_saver(
+def open_upstream_backend(
     url: str, serde: JsonPlusSerializer, settings: Settings | None = None, *, create: bool = True
-) -> Iterator[BaseCheckpointSaver[Any]]:
-    """LangGraph's own saver on *url*, its tables set up (or, unless *create*, required
-    to be there already); refuses one of our databases."""
+) -> Iterator[Backend]:
+    """LangGraph's own saver on *url* in a backend of its own, its tables set up (or,
+    unless *create*, required to be there already); refuses one of our databases. Its
+    leases are this process's only: nothing else writes a database being exported to."""
     settings = settings or load_settings()
     target = resolve_url(url, settings)
     if target.scheme == "sqlite":
-        with _upstream_sqlite(target, serde, create) as saver:
-            yield saver
+        with _upstream_sqlite(target, serde, create) as backend:
+            yield backend
     elif target.scheme == "postgresql":
-        with _upstream_postgres(target, serde, settings, create) as saver:
-            yield saver
+        with _upstream_postgres(target, serde, settings, create) as backend:
+            yield backend
     else:
         raise ConfigError("--format upstream needs a sqlite:/// or postgresql:// target URL")
 
 
 @contextmanager
-def _upstream_sqlite(url: DatabaseURL, serde: JsonPlusSerializer, create: bool) -> Iterator[Any]:
+def _upstream_sqlite(
+    url: DatabaseURL, serde: JsonPlusSerializer, create: bool
+) -> Iterator[Backend]:
     from langgraph.checkpoint.sqlite import SqliteSaver
 
     assert url.path is not None
@@ -134,7 +141,7 @@ def _upstream_sqlite(url: DatabaseURL, serde: JsonPlusSerializer, create: bool) 
         saver = SqliteSaver(conn, serde=serde)
         if create:
             saver.setup()
-        yield saver
+        yield _upstream_backend("sqlite", saver, SqliteExecutor(conn, saver.lock), str(path))
 
 
 def _nothing_there(url: DatabaseURL) -> ConfigError:
@@ -147,13 +154,13 @@ def _nothing_there(url: DatabaseURL) -> ConfigError:
 @contextmanager
 def _upstream_postgres(
     url: DatabaseURL, serde: JsonPlusSerializer, settings: Settings, create: bool
-) -> Any:
+) -> Iterator[Backend]:
     import psycopg
     from langgraph.checkpoint.postgres import PostgresSaver
     from psycopg_pool import ConnectionPool
 
-    from checkpointing.postgres import connection_kwargs
-    from checkpointing.postgres_errors import describe
+    from checkpointing.backends.postgres_connections import connection_kwargs
+    from checkpointing.backends.postgres_errors import describe
 
     # Ours, with a URL's connect_timeout kept, but nothing prepared: upstream's saver
     # prepares its own statements as it sees fit.
@@ -168,7 +175,26 @@ def _upstream_postgres(
     except psycopg.Error as exc:
         raise describe(url, exc) from None
     with ConnectionPool(url.raw, kwargs=kwargs, min_size=1, max_size=2) as pool:
-        yield PostgresSaver(pool, serde=serde)  # type: ignore[arg-type]
+        saver = PostgresSaver(pool, serde=serde)  # type: ignore[arg-type]
+        yield _upstream_backend("postgresql", saver, PostgresExecutor(pool), str(url))
+
+
+def _upstream_backend(
+    dialect: str, saver: BaseCheckpointSaver[Any], db: Executor, name: str
+) -> Backend:
+    return Backend(
+        dialect=dialect,
+        saver=saver,
+        db=db,
+        leases=LocalLeases(),
+        open_store=_no_store,
+        reclaim=lambda: None,
+        name=name,
+    )
+
+
+def _no_store() -> AbstractContextManager[BaseStore]:
+    raise ConfigError("a database in LangGraph's own format is written by migrate only")
 
 
 def _refuse_ours(rows: list[Any], url: DatabaseURL) -> None:

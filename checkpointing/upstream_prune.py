@@ -19,11 +19,10 @@ from typing import Any
 
 from langgraph.checkpoint.base import CheckpointTuple
 
-from checkpointing.conversations import Conversations
+from checkpointing.backends import Backend, backend_of
 from checkpointing.deletion import deleting
-from checkpointing.leases import hold, leases_for
+from checkpointing.leases import hold
 from checkpointing.retention import TABLES, PruneReport, _keep_latest, uses_delta_channel
-from checkpointing.sqlexec import executor_for
 
 PRUNE_STRATEGIES = ("keep_latest", "delete")
 # A thread deleted through the saver leaves nothing: its index row and search text too,
@@ -69,13 +68,13 @@ def prune_threads(saver: Any, thread_ids: Sequence[str], strategy: str) -> None:
     ids = [str(t) for t in thread_ids]
     if not ids:
         return
-    index = Conversations(saver, executor_for(saver))
+    index = backend_of(saver)
     if strategy == "delete":
-        with deleting(saver, ids):  # all or none: one busy thread refuses the lot
+        with deleting(index, ids):  # all or none: one busy thread refuses the lot
             delete_held_threads(index, ids)
         return
     _refuse_delta_threads(saver, ids)
-    leases = leases_for(saver)
+    leases = index.leases
     for thread_id in ids:
         with hold(leases, thread_id):
             tuples = _tuples(saver, thread_id)
@@ -83,15 +82,15 @@ def prune_threads(saver: Any, thread_ids: Sequence[str], strategy: str) -> None:
             calls = _finished_calls(tuples)
             if calls:
                 sql = DELETE_NAMESPACE_SQL[index.dialect]
-                index.execute([(s, (thread_id, ns)) for ns in calls for s in sql])
+                index.db.run([(s, (thread_id, ns)) for ns in calls for s in sql])
             # Frees the items and blobs only the dropped calls named, too.
             _keep_latest(index, TABLES[index.dialect], thread_id, 1, PruneReport(False))
 
 
-def delete_held_threads(index: Conversations, thread_ids: Sequence[str]) -> None:
+def delete_held_threads(index: Backend, thread_ids: Sequence[str]) -> None:
     """Every row of the threads, in one transaction; the caller holds their leases."""
     sql = DELETE_THREAD_SQL[index.dialect]
-    index.execute([(statement, (t,)) for t in thread_ids for statement in sql])
+    index.db.run([(statement, (t,)) for t in thread_ids for statement in sql])
     for thread_id in thread_ids:
         index.saver.items.forget(thread_id)  # type: ignore[attr-defined]
 

@@ -20,7 +20,7 @@ from langgraph.errors import GraphRecursionError
 
 from checkpointing import CheckpointingError, ThreadNotFound
 from checkpointing.conversations import open_conversations
-from checkpointing.resume import Runner
+from checkpointing.runner import Runner
 from graphs.agent import RECURSION_LIMIT, compile_agent
 from graphs.cli_options import db_option, user_option, wait_option
 from graphs.cli_resume import pause, pending, recover, resume

@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from checkpointing.conversations import open_conversations
-from checkpointing.resume import Runner
+from checkpointing.runner import Runner
 from checkpointing.states import DIED
 from checkpointing.thread_state import NO_ANSWER, UNREADABLE, ThreadState
 from graphs.agent import compile_agent

@@ -9,7 +9,7 @@ from functools import partial
 
 import click
 
-from checkpointing.conversations import open_conversations
+from checkpointing.conversations import every_thread_id, open_conversations
 from checkpointing.errors import ConfigError, DatabaseNotFound, LangGraphDatabase
 from checkpointing.retention import PruneReport, reclaim
 from checkpointing.retention import prune as prune_threads
@@ -88,7 +88,7 @@ def prune(
     age = parse_duration(older_than) if older_than else None
     with open_conversations(db, create=False) as index:
         run = partial(
-            prune_threads, index, keep=keep, older_than=age, user_id=user,
+            prune_threads, index.backend, keep=keep, older_than=age, user_id=user,
             include_active=include_active,
         )  # fmt: skip
         expire_only = None
@@ -96,7 +96,7 @@ def prune(
             expire_only = _confirmed_expiry(run(dry_run=True), yes)
         report = run(dry_run=dry_run, expire_only=expire_only)
         if not dry_run:
-            reclaim(index)
+            reclaim(index.backend)
     click.echo(_summary(report))
     if report.unreadable:
         raise SystemExit(
@@ -146,16 +146,16 @@ def migrate(source_url: str, target_url: str, verify_only: bool, row_format: str
         open_conversations(target_url, create=not verify_only) as target,
     ):
         if verify_only:
-            checked = verify(source, target)
+            checked = verify(source.backend, target.backend)
             threads, mismatches = checked.threads, checked.mismatches
         else:
-            total = len(source.thread_ids())
+            total = len(every_thread_id(source.backend))
             with click.progressbar(length=total, label="copying threads", file=sys.stderr) as bar:
 
                 def advance(thread_id: str) -> None:
                     bar.update(1)
 
-                report = transfer(source, target, progress=advance)
+                report = transfer(source.backend, target.backend, progress=advance)
             threads, mismatches = report.threads, report.mismatches
             click.echo(
                 f"copied {report.checkpoints} checkpoint(s), {report.writes} write(s), "
@@ -243,8 +243,8 @@ def migrate_upstream(source_url: str, target_url: str, verify_only: bool) -> Non
 def stats(user: str | None, as_json: bool, db: str | None) -> None:
     """Conversations, checkpoints and bytes per table."""
     with open_conversations(db, create=False) as index:
-        rows = table_stats(index, user)
-        dialect = index.dialect
+        rows = table_stats(index.backend, user)
+        dialect = index.backend.dialect
     if as_json:
         echo_json([dataclasses.asdict(row) for row in rows])
         return

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import click
 
-from checkpointing.conversations import Conversation, open_conversations
-from checkpointing.resume import Runner
+from checkpointing.conversation import Conversation
+from checkpointing.conversations import open_conversations
+from checkpointing.runner import Runner
 from checkpointing.states import DIED, STATES
 from checkpointing.thread_state import ThreadState
 from graphs.agent import compile_agent

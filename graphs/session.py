@@ -23,9 +23,9 @@ from langchain_core.messages import HumanMessage
 from langgraph.errors import GraphDrained
 from langgraph.runtime import RunControl
 
-from checkpointing.conversations import Conversation
+from checkpointing.conversation import Conversation
 from checkpointing.errors import NothingToResume
-from checkpointing.resume import Runner
+from checkpointing.runner import Runner
 from checkpointing.text import check_storable
 from checkpointing.thread_state import NO_ANSWER, ThreadState, waiting_for_answer
 from graphs.agent import RECURSION_LIMIT
@@ -130,7 +130,7 @@ class Session:
         self._drive(lambda options: self.runner.stream(conversation, inputs, **options))
 
     def _how_to_continue(self) -> str:
-        if self.runner.conversations.dialect == "memory":
+        if self.runner.conversations.backend.dialect == "memory":
             return "kept in memory: it is gone when this process exits"
         return f"continue it with --thread {self.thread_id}"
 

@@ -34,7 +34,7 @@ from langgraph.graph import END, START, StateGraph
 
 from checkpointing import LeaseLost, NothingToResume, ThreadBusy
 from checkpointing.conversations import open_conversations
-from checkpointing.resume import Runner
+from checkpointing.runner import Runner
 
 
 class State(TypedDict):

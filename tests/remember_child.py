@@ -18,7 +18,7 @@ from typing import Any
 from langgraph.store.base import BaseStore, Op, PutOp, Result
 
 from checkpointing.conversations import open_conversations
-from checkpointing.resume import Runner
+from checkpointing.runner import Runner
 from graphs import compile_agent
 
 

@@ -13,7 +13,7 @@ from langgraph.types import interrupt
 
 from checkpointing import NothingToResume
 from checkpointing.conversations import open_conversations
-from checkpointing.resume import Runner
+from checkpointing.runner import Runner
 from tests.helpers import run_cli
 
 
@@ -138,11 +138,11 @@ def test_several_pending_questions_are_answered_by_id(db_url):
 
 def test_an_answer_whose_write_langgraph_never_made_is_not_lost(db_url):
     """The process died after the answer was saved but before LangGraph stored it."""
-    from checkpointing.resume import SAVE_ANSWER_SQL
+    from checkpointing.runner import SAVE_ANSWER_SQL
 
     thread_id = _ask(db_url, "alice", "remember that I like tea")
     with open_conversations(db_url) as conversations:
-        conversations.execute([
+        conversations.backend.db.run([
             (SAVE_ANSWER_SQL, ('{"resume": {"action": "approve"}}', thread_id, "alice")),
             ("UPDATE conversations SET status = 'running' WHERE thread_id = ?", (thread_id,)),
         ])  # fmt: skip

@@ -24,7 +24,7 @@ from langgraph.runtime import RunControl
 
 from checkpointing import NothingToResume, ThreadNotFound
 from checkpointing.conversations import open_async_conversations, open_conversations
-from checkpointing.resume import Runner
+from checkpointing.runner import Runner
 from graphs import OfflineChatModel, compile_agent
 from tests.helpers import CLI, rows_for, run_cli
 

@@ -15,11 +15,11 @@ from langchain_core.messages import HumanMessage
 from psycopg.types.json import Jsonb
 
 from checkpointing import serde as serde_module
+from checkpointing.backends.postgres_saver import ZIPPED_KEY
 from checkpointing.conversations import open_conversations
 from checkpointing.errors import InvalidDatabase
 from checkpointing.items import MAX_LIST_ITEMS, ItemRefs
-from checkpointing.postgres_saver import ZIPPED_KEY
-from checkpointing.resume import Runner
+from checkpointing.runner import Runner
 from checkpointing.serde import REFS_TYPE, ZDICT, ZIPPED_TYPE, strict_serializer
 from graphs import compile_agent
 from tests.helpers import run_cli
@@ -38,7 +38,7 @@ def _two_cut_off_threads(url: str) -> tuple[str, str]:
                 agent.invoke({"messages": [HumanMessage("what is 6*7?")]}, run.config)
                 agent.invoke({"messages": [HumanMessage("and 2+2?")]}, run.config)
             threads.append(conversation.thread_id)
-        index.execute([("UPDATE conversations SET status = 'running'", ())])
+        index.backend.db.run([("UPDATE conversations SET status = 'running'", ())])
     return threads[0], threads[1]
 
 

@@ -9,7 +9,8 @@ import subprocess
 import time
 
 from checkpointing.conversations import open_conversations
-from checkpointing.leases import is_free, leases_for
+from checkpointing.backends import backend_of
+from checkpointing.leases import is_free
 from tests.helpers import CLI, rows_for, run_cli
 
 
@@ -26,7 +27,7 @@ def _start_slow(db_url: str, *args: str) -> subprocess.Popen[str]:
 
 def _until_running(db_url: str, thread_id: str, process: subprocess.Popen[str]) -> None:
     with open_conversations(db_url) as conversations:
-        leases = leases_for(conversations.saver)
+        leases = backend_of(conversations.saver).leases
         deadline = time.monotonic() + 60  # a guard against hanging, not an assertion
         while is_free(leases, thread_id):
             assert process.poll() is None, process.communicate()

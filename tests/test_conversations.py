@@ -13,7 +13,7 @@ from langgraph.graph import START, StateGraph
 
 from checkpointing import InvalidIdentifier, ThreadNotFound
 from checkpointing.conversations import open_async_conversations, open_conversations
-from checkpointing.migrations import MIGRATIONS
+from checkpointing.schema import MIGRATIONS
 from graphs import compile_agent
 from tests.helpers import rows_for as _rows_for
 

@@ -21,7 +21,7 @@ from langgraph.graph import MessagesState
 
 from checkpointing import ThreadBusy, ThreadNotFound
 from checkpointing.conversations import open_async_conversations, open_conversations
-from checkpointing.resume import Runner
+from checkpointing.runner import Runner
 from graphs import compile_agent
 from tests.helpers import CLI, one_node, rows_for, run_cli
 

@@ -24,10 +24,12 @@ from langgraph.errors import GraphDrained
 from psycopg.rows import dict_row
 
 from checkpointing import DatabaseUnavailable, LeaseLost, Settings
+from checkpointing.backends.postgres_connections import bounded_connection
+from checkpointing.backends.postgres_schema import under_setup_lock
 from checkpointing.conversations import open_async_conversations, open_conversations
-from checkpointing.leases import hold, is_free, leases_for
-from checkpointing.postgres import _under_setup_lock, bounded_connection
-from checkpointing.resume import Runner
+from checkpointing.backends import backend_of
+from checkpointing.leases import hold, is_free
+from checkpointing.runner import Runner
 from checkpointing.urls import DatabaseURL
 from graphs.cli import errors_as_one_line
 from tests.crash_child import build
@@ -171,7 +173,7 @@ def test_no_write_of_a_thread_whose_lease_session_died_reaches_the_database(own_
         leased, other = conversations.start("alice"), conversations.start("alice")
         for conversation in (leased, other):
             graph.invoke({"log": []}, conversation.config)
-        leases = leases_for(saver)
+        leases = backend_of(saver).leases
         with hold(leases, leased.thread_id):
             assert _terminate(own_pg, LEASE_BACKENDS_SQL, (leased.thread_id, SEEDS["write"]))
             before = rows_for(own_pg, leased.thread_id)
@@ -414,7 +416,7 @@ def test_a_wait_past_the_query_timeout_fails_but_schema_setup_may_take_longer():
         assert conn.closed  # its state is unknown: never reused
         with connection_class.connect(url, autocommit=True, row_factory=dict_row) as conn:
             slept = []
-            _under_setup_lock(
+            under_setup_lock(
                 conn,
                 url_,
                 lambda: bool(slept),

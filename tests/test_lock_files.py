@@ -9,7 +9,8 @@ from pathlib import Path
 from langchain_core.messages import HumanMessage
 
 from checkpointing import open_saver
-from checkpointing.leases import FileLeases, is_free
+from checkpointing.backends.sqlite_leases import FileLeases
+from checkpointing.leases import is_free
 from graphs import compile_agent
 from tests.helpers import run_cli
 

@@ -25,7 +25,7 @@ from checkpointing import (
     open_saver,
     thread_config,
 )
-from checkpointing.postgres import RECENT_SECONDS
+from checkpointing.backends.postgres_connections import RECENT_SECONDS
 from graphs import compile_agent
 from tests.helpers import POSTGRES_URL, throwaway_database, with_database
 

@@ -19,7 +19,7 @@ import pytest
 
 from checkpointing import NothingToResume, ThreadBusy, ThreadNotFound, open_saver, thread_config
 from checkpointing.conversations import open_conversations
-from checkpointing.resume import Runner
+from checkpointing.runner import Runner
 from tests.crash_child import build
 from tests.helpers import rows_for, run_cli
 

@@ -8,8 +8,8 @@ import time
 from langchain_core.messages import HumanMessage
 
 from checkpointing.conversations import open_conversations
-from checkpointing.resume import Runner
 from checkpointing.retention import prune, reclaim
+from checkpointing.runner import Runner
 from graphs import compile_agent
 from tests.helpers import run_cli
 
@@ -31,13 +31,13 @@ def test_keep_latest_leaves_the_state_intact_and_the_thread_resumable(db_url):
     with open_conversations(db_url) as index:
         agent, conversation = _conversation(index, "alice", 6)
         before = agent.get_state(conversation.config).values
-        dry = prune(index, keep=1, dry_run=True)
+        dry = prune(index.backend, keep=1, dry_run=True)
         assert dry.pruned == [conversation.thread_id]
         assert dry.checkpoints == 29
         assert dry.bytes > 0
         assert _checkpoints(agent, conversation) == 30  # a dry run changes nothing
-        done = prune(index, keep=1)
-        reclaim(index)
+        done = prune(index.backend, keep=1)
+        reclaim(index.backend)
         assert (done.checkpoints, done.writes, done.bytes) == (
             dry.checkpoints,
             dry.writes,
@@ -52,7 +52,7 @@ def test_keep_latest_leaves_the_state_intact_and_the_thread_resumable(db_url):
         after = agent.get_state(conversation.config).values["messages"]
         assert after[:24] == before["messages"]
         assert after[-1].content.endswith("6*7 = 42.")
-        assert prune(index, keep=1).checkpoints == 5  # the kept one and the new turn's first four
+        assert prune(index.backend, keep=1).checkpoints == 5  # the kept one and the new turn's first four
 
 
 def test_threads_waiting_for_a_human_are_left_alone_unless_asked(db_url):
@@ -62,10 +62,10 @@ def test_threads_waiting_for_a_human_are_left_alone_unless_asked(db_url):
         waiting = index.start("alice")
         list(runner.stream(waiting, {"messages": [HumanMessage("remember that I like tea")]}))
         assert runner.state(waiting.thread_id, "alice").state == "waiting"
-        report = prune(index, keep=1, older_than=0)
+        report = prune(index.backend, keep=1, older_than=0)
         assert report.skipped == {waiting.thread_id: "waiting"}
         assert report.checkpoints == 0
-        assert prune(index, keep=1, include_active=True).pruned == [waiting.thread_id]
+        assert prune(index.backend, keep=1, include_active=True).pruned == [waiting.thread_id]
         assert runner.state(waiting.thread_id, "alice").state == "waiting"
         list(runner.resume(waiting.thread_id, "alice", answer=True))
         assert runner.state(waiting.thread_id, "alice").state == "done"
@@ -79,22 +79,22 @@ def test_expiry_deletes_idle_conversations_per_user_and_reports_the_space(db_url
         _, old = _conversation(index, "alice", 2)
         _, bobs = _conversation(index, "bob", 2)
         later = time.time() + 3600
-        dry = prune(index, older_than=1800, user_id="alice", dry_run=True, now=later)
+        dry = prune(index.backend, older_than=1800, user_id="alice", dry_run=True, now=later)
         assert dry.expired == [old.thread_id]
         assert dry.bytes > 0
         assert dry.checkpoints == 10
         assert index.get(old.thread_id, "alice")  # still there
-        done = prune(index, older_than=1800, user_id="alice", now=later)
+        done = prune(index.backend, older_than=1800, user_id="alice", now=later)
         assert done.expired == [old.thread_id]
         assert done.bytes == dry.bytes
         assert index.list("alice") == []
         assert [c.thread_id for c in index.list("bob")] == [bobs.thread_id]
-        assert prune(index, older_than=1800, now=time.time()).expired == []  # bob's is fresh
+        assert prune(index.backend, older_than=1800, now=time.time()).expired == []  # bob's is fresh
         agent = compile_agent(index.saver, store=index.store)
         stopped = agent.copy(update={"interrupt_before_nodes": ["tools"]})
         with index.track_run(stopped, index.start("bob")) as run:
             stopped.invoke({"messages": [HumanMessage("what is 6*7?")]}, run.config)
-        assert prune(index, older_than=1800, now=later).expired == [bobs.thread_id]
+        assert prune(index.backend, older_than=1800, now=later).expired == [bobs.thread_id]
     with open_conversations(db_url) as index:  # a fresh process resumes what expiry kept
         agent = compile_agent(index.saver, store=index.store)
         runner, thread_id = Runner(index, agent), run.conversation.thread_id
@@ -140,8 +140,8 @@ def test_sqlite_gives_space_back(tmp_path):
     url = f"sqlite:///{tmp_path / 'cp.sqlite'}"
     with open_conversations(url) as index:
         _conversation(index, "alice", 30)
-        reclaim(index)
+        reclaim(index.backend)
         full = os.path.getsize(tmp_path / "cp.sqlite")
-        prune(index, keep=1)
-        reclaim(index)
+        prune(index.backend, keep=1)
+        reclaim(index.backend)
     assert os.path.getsize(tmp_path / "cp.sqlite") < full * 0.6

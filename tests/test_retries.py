@@ -12,7 +12,7 @@ import pytest
 
 from checkpointing import LeaseLost, NothingToResume
 from checkpointing.conversations import open_async_conversations, open_conversations
-from checkpointing.resume import Runner
+from checkpointing.runner import Runner
 from tests.helpers import one_node, run_cli
 from tests.openai_server import Reply, openai_server
 from tests.pg_cluster import pg_cluster  # noqa: F401 (a fixture)

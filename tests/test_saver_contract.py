@@ -23,11 +23,12 @@ from langgraph.graph import START, StateGraph
 from langgraph.types import Command, interrupt
 
 from checkpointing import open_conversations, open_saver, thread_config
+from checkpointing.backends.postgres_saver import CompactPostgresSaver
+from checkpointing.backends.sqlite_saver import SqliteSaver
 from checkpointing.errors import ThreadBusy
 from checkpointing.items import ItemRefs
-from checkpointing.leases import hold, leases_for
-from checkpointing.postgres_saver import CompactPostgresSaver
-from checkpointing.sqlite import SqliteSaver
+from checkpointing.backends import backend_of
+from checkpointing.leases import hold
 from graphs import compile_agent
 from tests.helpers import rows_for, run_cli
 
@@ -227,7 +228,7 @@ def test_prune_checks_its_arguments_as_upstreams_does(db_url):
 def test_keep_latest_refuses_a_thread_a_run_holds(db_url):
     with open_saver(db_url) as saver:
         _talk(saver, "busy", 2)
-        with hold(leases_for(saver), "busy"), pytest.raises(ThreadBusy):
+        with hold(backend_of(saver).leases, "busy"), pytest.raises(ThreadBusy):
             saver.prune(["busy"])
         assert len(list(saver.list(thread_config("busy", "u")))) == 10
         saver.prune(["busy"])

@@ -18,7 +18,7 @@ import psycopg
 import pytest
 
 from checkpointing.conversations import open_conversations
-from checkpointing.resume import Runner
+from checkpointing.runner import Runner
 from checkpointing.states import STATES
 from graphs.agent import compile_agent
 from tests.helpers import CLI, run_cli

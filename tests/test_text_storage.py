@@ -8,7 +8,7 @@ from langgraph.graph import START, MessagesState, StateGraph
 
 from checkpointing.conversations import open_conversations
 from checkpointing.errors import InvalidText
-from checkpointing.resume import Runner
+from checkpointing.runner import Runner
 from graphs import compile_agent
 from tests.helpers import rows_for, run_cli
 

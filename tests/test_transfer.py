@@ -11,7 +11,7 @@ import pytest
 from langchain_core.messages import HumanMessage
 
 from checkpointing.conversations import open_conversations
-from checkpointing.resume import Runner
+from checkpointing.runner import Runner
 from checkpointing.transfer import transfer, verify
 from graphs import compile_agent
 from tests.helpers import CLI, run_cli, throwaway_database
@@ -44,7 +44,7 @@ def _counts(url: str) -> dict[str, int]:
               "conversations", "conversation_text", "store"]
     )  # fmt: skip
     with open_conversations(url) as index:
-        rows = index.execute([(f"SELECT count(*) AS n FROM {t}", ()) for t in tables])
+        rows = index.backend.db.run([(f"SELECT count(*) AS n FROM {t}", ()) for t in tables])
     return {t: int(r[0]["n"]) for t, r in zip(tables, rows, strict=True)}
 
 
@@ -63,12 +63,12 @@ def test_sqlite_to_postgres_and_back_with_threads_resumed_on_each_side(tmp_path)
     threads = _fill(source)
     with throwaway_database() as pg:
         with open_conversations(source) as src, open_conversations(pg) as dst:
-            report = transfer(src, dst)
+            report = transfer(src.backend, dst.backend)
             assert report.mismatches == {}
             assert report.threads == 3
             assert report.store_items == 1
         with open_conversations(pg) as src, open_conversations(back) as dst:
-            assert transfer(src, dst).mismatches == {}
+            assert transfer(src.backend, dst.backend).mismatches == {}
         pg_before = _counts(pg)
         # The waiting thread continues on PostgreSQL and, separately, on the copy back.
         assert _approve_and_finish(pg, threads["waiting"]) == ["I like tea"]
@@ -88,15 +88,15 @@ def test_a_second_run_changes_nothing_and_a_changed_target_is_reported(tmp_path)
     threads = _fill(source)
     with throwaway_database() as pg:
         with open_conversations(source) as src, open_conversations(pg) as dst:
-            transfer(src, dst)
+            transfer(src.backend, dst.backend)
         first = _counts(pg)
         with open_conversations(source) as src, open_conversations(pg) as dst:
-            again = transfer(src, dst)
+            again = transfer(src.backend, dst.backend)
             assert again.checkpoints == 0
             assert again.mismatches == {}
         assert _counts(pg) == first
         with open_conversations(pg) as index:
-            index.execute(
+            index.backend.db.run(
                 [("DELETE FROM checkpoint_writes WHERE thread_id = ?", (threads["done"],))]
             )
         verified = run_cli("migrate", source, pg, "--verify-only")
@@ -140,7 +140,7 @@ def test_a_migration_killed_half_way_completes_when_run_again(tmp_path):
 def _target_threads(url: str) -> int:
     try:
         with open_conversations(url) as index:
-            rows = index.execute([("SELECT count(DISTINCT thread_id) AS n FROM checkpoints", ())])
+            rows = index.backend.db.run([("SELECT count(DISTINCT thread_id) AS n FROM checkpoints", ())])
     except Exception:  # the child is still creating the tables
         return 0
     return int(rows[0][0]["n"])

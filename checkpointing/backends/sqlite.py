@@ -1,141 +1,46 @@
-"""Opening an embedded SQLite checkpoint database, safely, for sync and async use.
+"""The SQLite backend: an embedded file, opened safely, with its store and its leases.
 
-Owns the file: its directory, its permissions (owner only), WAL and the busy
-timeout, and telling "not a database" apart from "cannot write here" before any
-byte is written. The saver is LangGraph's ``SqliteSaver`` with compact lists and
-its async methods run in a worker thread (``compact.py``). We chose that over
-upstream's ``AsyncSqliteSaver`` because the latter deadlocks
-when its sync methods are called on the loop thread (langgraph #7857) and holds
-its lock while an ``alist`` is paused (#8558).
+Owns the file: its directory, its permissions (owner only), WAL and the busy timeout,
+telling "not a database" apart from "cannot write here" before any byte is written,
+setting its schema up one process at a time, the Store on a connection of its own to
+the same file, and giving freed pages back. The saver itself is ``sqlite_saver.py``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import errno
-import json
 import os
 import sqlite3
 import stat
-from collections.abc import Iterator
-from contextlib import AbstractContextManager, closing, contextmanager
+from collections.abc import Iterable, Iterator
+from contextlib import closing, contextmanager
+from functools import partial
 from pathlib import Path
 
-from langchain_core.runnables import RunnableConfig
-from langgraph.checkpoint.base import (
-    ChannelVersions,
-    Checkpoint,
-    CheckpointMetadata,
-    get_checkpoint_metadata,
-)
 from langgraph.checkpoint.sqlite import SqliteSaver as _UpstreamSqliteSaver
+from langgraph.store.base import BaseStore, Op, Result
+from langgraph.store.sqlite import SqliteStore as _UpstreamSqliteStore
 
-from checkpointing.compact import AsyncSetup, CompactLists, saved_config
+from checkpointing.backends import Backend
+from checkpointing.backends.sqlite_errors import FIX, diagnose, missing_database
+from checkpointing.backends.sqlite_leases import SETUP_LOCK_NAME, SETUP_WAIT_SECONDS, FileLeases
+from checkpointing.backends.sqlite_saver import AsyncSqliteSaver, SqliteSaver
 from checkpointing.errors import InvalidDatabase, UnwritableLocation, langgraph_only
-from checkpointing.items import INSERT_ITEM_SQL, ItemLog, Rows
 from checkpointing.layouts import foreign_layout
-from checkpointing.leases import SETUP_LOCK_NAME, SETUP_WAIT_SECONDS, FileLeases, hold
-from checkpointing.migrations import migrate
+from checkpointing.leases import hold
+from checkpointing.schema import migrate
 from checkpointing.serde import DurableSerializer
 from checkpointing.settings import Settings
-from checkpointing.sqlexec import SqliteExecutor
-from checkpointing.sqlite_errors import FIX, diagnose, missing_database
 from checkpointing.urls import DatabaseURL
 
 SCHEMA_SQL = "SELECT type, name FROM sqlite_master WHERE name NOT LIKE 'sqlite!_%' ESCAPE '!'"
 COLUMNS_SQL = "SELECT name FROM pragma_table_info(?)"
+HAS_OURS_SQL = (
+    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'durable_agent_migrations'"
+)
 OWNER_ONLY = 0o600
-INSERT_CHECKPOINT_SQL = (
-    "INSERT OR REPLACE INTO checkpoints (thread_id, checkpoint_ns, checkpoint_id, "
-    "parent_checkpoint_id, type, checkpoint, metadata) VALUES (?, ?, ?, ?, ?, ?, ?)"
-)
-
-_WRITE_ROW = (
-    "writes (thread_id, checkpoint_ns, checkpoint_id, task_id, task_path, idx, channel, type, "
-    "value) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-
-
-def database_path(saver: object) -> Path | None:
-    """The file behind *saver* if it is a SQLite saver, else None."""
-    conn = getattr(saver, "conn", None)
-    if not isinstance(conn, sqlite3.Connection):
-        return None
-    with saver.lock:  # type: ignore[attr-defined]
-        return Path(conn.execute("PRAGMA database_list").fetchone()[2])
-
-
-class SqliteSaver(CompactLists, _UpstreamSqliteSaver):
-    """Upstream ``SqliteSaver`` with compact lists and ``a*`` methods run in a thread.
-
-    The sync methods already serialize on ``self.lock``; a worker thread keeps the
-    event loop free while they wait.
-    """
-
-    def __init__(self, conn: sqlite3.Connection, *, serde: DurableSerializer) -> None:
-        super().__init__(conn, serde=serde)
-        self.durable_serde = serde
-        self.items = ItemLog(SqliteExecutor(conn, self.lock), serde)
-
-    INSERT_WRITE_SQL = "INSERT OR IGNORE INTO " + _WRITE_ROW
-    REPLACE_WRITE_SQL = "INSERT OR REPLACE INTO " + _WRITE_ROW
-    # A task's first ordinary writes, unless it has some at this checkpoint already (writes.py).
-    FIRST_WRITE_SQL = """
-        INSERT INTO writes
-            (thread_id, checkpoint_ns, checkpoint_id, task_id, task_path, idx, channel, type, value)
-        SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?
-        WHERE NOT EXISTS (SELECT 1 FROM writes WHERE thread_id = ? AND checkpoint_ns = ?
-                          AND checkpoint_id = ? AND task_id = ? AND idx >= 0)"""
-    TASK_WRITES_SQL = """
-        SELECT idx, channel, type, value FROM writes WHERE thread_id = ? AND checkpoint_ns = ?
-        AND checkpoint_id = ? AND task_id = ? AND idx >= 0"""
-
-    def writes_cursor(self, thread_id: str) -> AbstractContextManager[sqlite3.Cursor]:
-        return self.cursor()  # upstream's: under the saver's lock, committed on exit
-
-    @contextmanager
-    def cursor(self, transaction: bool = True) -> Iterator[sqlite3.Cursor]:
-        """Upstream's, but it sets up with the sync ``setup`` even where ``setup`` is async."""
-        with self.lock:
-            _UpstreamSqliteSaver.setup(self)
-            cur = self.conn.cursor()
-            try:
-                yield cur
-            finally:
-                if transaction:
-                    self.conn.commit()
-                cur.close()
-
-    def put_raw(
-        self,
-        config: RunnableConfig,
-        checkpoint: Checkpoint,
-        metadata: CheckpointMetadata,
-        new_versions: ChannelVersions,
-        items: Rows = (),  # type: ignore[assignment]
-    ) -> RunnableConfig:
-        """Upstream's ``put``, its row compressed (versions repeat in every checkpoint),
-        with the new items in the same transaction."""
-        configurable = config["configurable"]
-        type_, data = self.durable_serde.dumps_zipped(checkpoint)
-        meta = json.dumps(get_checkpoint_metadata(config, metadata), ensure_ascii=False)
-        row = (
-            str(configurable["thread_id"]),
-            configurable["checkpoint_ns"],
-            checkpoint["id"],
-            configurable.get("checkpoint_id"),
-            type_,
-            data,
-            meta.encode("utf-8", "ignore"),
-        )
-        with self.cursor() as cur:
-            if items:
-                cur.executemany(INSERT_ITEM_SQL, items)
-            cur.execute(INSERT_CHECKPOINT_SQL, row)
-        return saved_config(config, checkpoint)
-
-
-class AsyncSqliteSaver(AsyncSetup, SqliteSaver):  # type: ignore[misc]
-    """``SqliteSaver`` shaped like upstream's ``AsyncSqliteSaver``: ``await setup()``."""
+INCREMENTAL = 2  # PRAGMA auto_vacuum's value for incremental mode
 
 
 @contextmanager
@@ -143,14 +48,37 @@ def open_sqlite(
     url: DatabaseURL,
     settings: Settings,
     serde: DurableSerializer,
-    saver_class: type[SqliteSaver] = SqliteSaver,
     *,
+    asynchronous: bool = False,
     create: bool = True,
-) -> Iterator[SqliteSaver]:
-    """Yield a ready *saver_class* on the file *url* names; close it on exit. Unless
-    *create*, a missing or empty file is refused and nothing is created."""
+) -> Iterator[Backend]:
+    """The backend on the file *url* names; closed on exit. Unless *create*, a missing or
+    empty file is refused and nothing is created."""
     assert url.path is not None
     path = url.path.absolute()
+    opening = open_sqlite_saver(path, settings, serde, asynchronous=asynchronous, create=create)
+    with opening as saver:
+        yield Backend(
+            dialect="sqlite",
+            saver=saver,
+            db=saver.items.db,
+            leases=FileLeases(path),
+            open_store=partial(open_sqlite_store, path, settings),
+            reclaim=partial(reclaim, saver),
+            name=str(path),
+        )
+
+
+@contextmanager
+def open_sqlite_saver(
+    path: Path,
+    settings: Settings,
+    serde: DurableSerializer,
+    *,
+    asynchronous: bool = False,
+    create: bool = True,
+) -> Iterator[SqliteSaver]:
+    """A ready saver on the file *path*, its schema current; closed on exit."""
     if create:
         prepare_file(path)
     conn = _connect(path, settings, create)
@@ -162,7 +90,7 @@ def open_sqlite(
         if not (create or empty or _has_ours(conn)):
             raise langgraph_only(str(path))
         _tighten(path)  # only once the file is known to be ours: a foreign one is not touched
-        saver = saver_class(conn, serde=serde)
+        saver = (AsyncSqliteSaver if asynchronous else SqliteSaver)(conn, serde=serde)
         try:
             if empty:
                 # Only a new file can take this without a full VACUUM; prune gives pages back.
@@ -178,11 +106,48 @@ def open_sqlite(
         yield saver
 
 
-def _has_ours(conn: sqlite3.Connection) -> bool:
-    found = conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'durable_agent_migrations'"
+class SqliteStore(_UpstreamSqliteStore):
+    """Upstream ``SqliteStore`` whose ``abatch`` runs ``batch`` in a worker thread."""
+
+    async def abatch(self, ops: Iterable[Op]) -> list[Result]:
+        return await asyncio.to_thread(self.batch, list(ops))
+
+
+@contextmanager
+def open_sqlite_store(path: Path, settings: Settings) -> Iterator[BaseStore]:
+    """A ready Store in the file *path*, on a connection of its own (the saver's has its
+    own lock); closed on exit."""
+    # Autocommit, as upstream's from_conn_string opens it: the store commits nothing
+    # itself, and an open transaction would lock out the saver's connection.
+    conn = sqlite3.connect(
+        path, timeout=settings.sqlite_busy_timeout, check_same_thread=False, isolation_level=None
     )
-    return found.fetchone() is not None
+    with closing(conn):
+        store = SqliteStore(conn)
+        # Upstream's store migrations race between processes ("duplicate column name"),
+        # so they run under the file's setup lock.
+        with hold(FileLeases(path), SETUP_LOCK_NAME, wait=SETUP_WAIT_SECONDS):
+            store.setup()
+        yield store
+
+
+def reclaim(saver: SqliteSaver) -> None:
+    """Shrink the file by the pages a prune freed, and fold the WAL back in."""
+    with saver.lock:
+        conn = saver.conn
+        if conn.in_transaction:
+            conn.commit()
+        if conn.execute("PRAGMA auto_vacuum").fetchone()[0] == INCREMENTAL:
+            # sqlite3's execute steps a pragma once, freeing one page; exec runs it out.
+            conn.executescript("PRAGMA incremental_vacuum;")
+        else:  # a file made before we set incremental mode: convert it, once
+            conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
+            conn.execute("VACUUM")
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+
+
+def _has_ours(conn: sqlite3.Connection) -> bool:
+    return conn.execute(HAS_OURS_SQL).fetchone() is not None
 
 
 def _connect(path: Path, settings: Settings, create: bool) -> sqlite3.Connection:

@@ -24,7 +24,8 @@ from langgraph.runtime import RunControl
 from langgraph.types import Command
 
 from checkpointing.attempts import count_attempt, give_back, give_up
-from checkpointing.conversations import Conversation, Conversations, conversation_from_row
+from checkpointing.conversation import Conversation, conversation_from_row
+from checkpointing.conversations import Conversations
 from checkpointing.errors import (
     DAMAGED_ROW,
     InvalidDatabase,
@@ -32,8 +33,9 @@ from checkpointing.errors import (
     NothingToResume,
     ThreadBusy,
 )
+from checkpointing.ids import validate_id
 from checkpointing.items import internal_reads
-from checkpointing.leases import Leases, hold, is_free, leases_for
+from checkpointing.leases import Leases, hold, is_free
 from checkpointing.secrets import scrub
 from checkpointing.text import check_storable
 from checkpointing.thread_state import (
@@ -47,7 +49,6 @@ from checkpointing.thread_state import (
     resume_input,
     thread_state,
 )
-from checkpointing.threads import validate_id
 
 REQUEST_PAUSE_SQL = """
 UPDATE conversations SET pause_requested = 1
@@ -138,7 +139,8 @@ class Runner:
         self.conversations, self.graph = conversations, graph
         self.describe_error = describe_error
         self.max_attempts, self.pause_poll = max_attempts, pause_poll
-        self.leases = leases or leases_for(conversations.saver)
+        self.db = conversations.backend.db
+        self.leases = leases or conversations.backend.leases
 
     # -- where threads stand ----------------------------------------------------------------
 
@@ -174,7 +176,7 @@ class Runner:
         those whose rows cannot be read are ``unreadable``, with why."""
         if user_id is not None:
             validate_id(user_id, "user ID")
-        rows = self.conversations.execute([(RESUMABLE_SQL, (user_id, user_id))])[0]
+        rows = self.db.run([(RESUMABLE_SQL, (user_id, user_id))])[0]
         return [self._pending_state(row) for row in rows]
 
     # -- running ----------------------------------------------------------------------------
@@ -248,7 +250,7 @@ class Runner:
         if check is not None and not check():
             return True
         try:
-            rows = self.conversations.execute([(PAUSE_REQUESTED_SQL, (thread_id,))])[0]
+            rows = self.db.run([(PAUSE_REQUESTED_SQL, (thread_id,))])[0]
         except Exception:
             return False
         if rows and rows[0]["pause_requested"]:
@@ -292,15 +294,15 @@ class Runner:
             except LeaseLost:
                 if counted:  # the run was stopped, it did not fail: no attempt used
                     with suppress(Exception):
-                        self.conversations.execute([give_back(thread)])
+                        self.db.run([give_back(thread)])
                 raise
 
     def _count_attempt(self, thread: ThreadState, retry: bool) -> bool:
         """Count a resume of a crashed or failed thread; True if counted, raise if given up."""
         if thread.state not in RETRIED:
             return False
-        if not self.conversations.execute(count_attempt(thread, self.max_attempts, retry))[-1]:
-            self.conversations.execute([give_up(thread)])
+        if not self.db.run(count_attempt(thread, self.max_attempts, retry))[-1]:
+            self.db.run([give_up(thread)])
             raise given_up(thread, self.max_attempts)
         return True
 
@@ -309,10 +311,10 @@ class Runner:
         key = (thread.thread_id, thread.conversation.user_id)
         if isinstance(inputs, Command):
             saved = json.dumps({"resume": inputs.resume})
-            self.conversations.execute([(SAVE_ANSWER_SQL, (saved, *key))])
+            self.db.run([(SAVE_ANSWER_SQL, (saved, *key))])
             return inputs
         if thread.state == "crashed" and thread.waiting_for:
-            rows = self.conversations.execute([(SAVED_ANSWER_SQL, key[:1])])[0]
+            rows = self.db.run([(SAVED_ANSWER_SQL, key[:1])])[0]
             if rows and rows[0]["pending_answer"]:
                 return Command(resume=json.loads(rows[0]["pending_answer"])["resume"])
         return inputs
@@ -321,7 +323,7 @@ class Runner:
         """Ask the process running *thread_id* to stop at its next step boundary."""
         key = (thread_id, user_id)
         self.conversations.get(*key)  # not-found first, for foreign threads
-        asked = self.conversations.execute([(REQUEST_PAUSE_SQL, key)])[0]
+        asked = self.db.run([(REQUEST_PAUSE_SQL, key)])[0]
         if not asked or is_free(self.leases, thread_id):
             raise _not_running(thread_id)
 
@@ -447,15 +449,17 @@ class Runner:
             except LeaseLost:
                 if counted:
                     with suppress(Exception):
-                        await self.conversations.aexecute([give_back(thread)])
+                        await asyncio.to_thread(self.db.run, [give_back(thread)])
                 raise
 
     async def _acount_attempt(self, thread: ThreadState, retry: bool) -> bool:
         if thread.state not in RETRIED:
             return False
-        counted = await self.conversations.aexecute(count_attempt(thread, self.max_attempts, retry))
+        counted = await asyncio.to_thread(
+            self.db.run, count_attempt(thread, self.max_attempts, retry)
+        )
         if not counted[-1]:
-            await self.conversations.aexecute([give_up(thread)])
+            await asyncio.to_thread(self.db.run, [give_up(thread)])
             raise given_up(thread, self.max_attempts)
         return True
 
@@ -463,17 +467,17 @@ class Runner:
         key = (thread.thread_id, thread.conversation.user_id)
         if isinstance(inputs, Command):
             saved = json.dumps({"resume": inputs.resume})
-            await self.conversations.aexecute([(SAVE_ANSWER_SQL, (saved, *key))])
+            await asyncio.to_thread(self.db.run, [(SAVE_ANSWER_SQL, (saved, *key))])
             return inputs
         if thread.state == "crashed" and thread.waiting_for:
-            rows = (await self.conversations.aexecute([(SAVED_ANSWER_SQL, key[:1])]))[0]
+            rows = (await asyncio.to_thread(self.db.run, [(SAVED_ANSWER_SQL, key[:1])]))[0]
             if rows and rows[0]["pending_answer"]:
                 return Command(resume=json.loads(rows[0]["pending_answer"])["resume"])
         return inputs
 
     async def apending(self, user_id: str | None = None) -> list[ThreadState]:
         """Async twin of ``pending``."""
-        rows = (await self.conversations.aexecute([(RESUMABLE_SQL, (user_id, user_id))]))[0]
+        rows = (await asyncio.to_thread(self.db.run, [(RESUMABLE_SQL, (user_id, user_id))]))[0]
         return [await self._apending_state(row) for row in rows]
 
     async def _athread_state(
@@ -482,7 +486,7 @@ class Runner:
         """Async twin of ``_thread_state``."""
         if free is None:
             free = await asyncio.to_thread(is_free, self.leases, conversation.thread_id)
-        conversation = await self.conversations.aas_found(conversation, free)
+        conversation = await asyncio.to_thread(self.conversations.as_found, conversation, free)
         try:
             with internal_reads():
                 snapshot = await self.graph.aget_state(conversation.config)
@@ -500,7 +504,7 @@ class Runner:
         """Async twin of ``request_pause``."""
         key = (thread_id, user_id)
         await self.conversations.aget(*key)
-        asked = (await self.conversations.aexecute([(REQUEST_PAUSE_SQL, key)]))[0]
+        asked = (await asyncio.to_thread(self.db.run, [(REQUEST_PAUSE_SQL, key)]))[0]
         if not asked or await asyncio.to_thread(is_free, self.leases, thread_id):
             raise _not_running(thread_id)
 

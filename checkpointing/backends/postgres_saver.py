@@ -27,7 +27,7 @@ from psycopg.rows import DictRow, dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
-from checkpointing.compact import AsyncSetup, CompactLists, saved_config
+from checkpointing.compact_lists import AsyncSetup, CompactLists, saved_config
 from checkpointing.items import ItemLog, ItemRefs, Rows
 from checkpointing.serde import ZIPPED_TYPE, DurableSerializer
 from checkpointing.sqlexec import PostgresExecutor

@@ -8,6 +8,20 @@ same transaction, each guarded by the ownership row that is deleted last.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from checkpointing.conversation import metadata_json, title_of
+from checkpointing.errors import InvalidIdentifier
+from checkpointing.ids import new_thread_id, validate_id
+from checkpointing.sqlexec import Statement
+from checkpointing.states import LEASE_DECIDED, STATES
+from checkpointing.text import storable
+
+MAX_PAGE = 500
+EVERY_ROW = 2**62  # the LIMIT of a listing paged after its leases were looked at
+
 INSERT = """
 INSERT INTO conversations
     (thread_id, user_id, title, title_folded, created_at, updated_at, metadata)
@@ -111,3 +125,47 @@ STORED_THREADS = "SELECT DISTINCT thread_id FROM checkpoints"
 INDEXED_THREADS = "SELECT thread_id FROM conversations"
 
 DELETE = "DELETE FROM conversations WHERE thread_id = ? AND user_id = ? RETURNING thread_id"
+
+
+def _like(text: str) -> str:
+    escaped = storable(text).casefold().replace("!", "!!").replace("%", "!%").replace("_", "!_")
+    return f"%{escaped}%"
+
+
+def list_statement(
+    user_id: str, status: str | None, search: str | None, limit: int, offset: int
+) -> Statement:
+    if status is not None and status not in STATES:
+        raise InvalidIdentifier(f"unknown status {status!r}: use one of {', '.join(STATES)}")
+    if not 1 <= limit <= MAX_PAGE or offset < 0:
+        raise InvalidIdentifier(f"page with a limit of 1 to {MAX_PAGE} and an offset of 0 or more")
+    stored = status
+    if status in LEASE_DECIDED:
+        # Both are stored as running: all of those are read, looked at, then paged.
+        stored, limit, offset = "running", EVERY_ROW, 0
+    pattern = _like(search) if search else None
+    params = (
+        validate_id(user_id, "user ID"),
+        stored,
+        stored,
+        pattern,
+        pattern,
+        pattern,
+        limit,
+        offset,
+    )
+    return LIST, params
+
+
+def start_statement(
+    user_id: str, title: str | None, metadata: Mapping[str, Any] | None
+) -> Statement:
+    now, text = time.time(), title_of(title or "")
+    params = (new_thread_id(), validate_id(user_id, "user ID"), text, text.casefold(), now, now)
+    return INSERT, (*params, metadata_json(metadata))
+
+
+def delete_statements(thread_id: str, user_id: str, dialect: str) -> list[Statement]:
+    owned = (thread_id, thread_id, user_id)
+    tables = CHECKPOINT_DELETES[dialect]
+    return [*((statement, owned) for statement in tables), (DELETE, (thread_id, user_id))]

@@ -1,0 +1,180 @@
+"""PostgreSQL's leases: two session advisory locks, each on a connection of its own.
+
+The locks are keyed by hashes of the thread ID, on connections of the lease's own (never
+the pool's), so the server drops them when the holder's connections die and a killed
+process frees its threads. The run's checkpoint writes go through the lease's write
+session (``PostgresLease.session``), so losing that session loses the right to write
+with it: the lease fences its writes. The other session's lock keeps the thread taken
+until the run has stopped, so a lost connection never lets a second process in beside a
+live run. What a lease means is ``leases.py``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from typing import Any
+
+from checkpointing.errors import DatabaseUnavailable, LeaseLost
+from checkpointing.leases import taken_and_dropped
+
+# The hold lock (seed 7, the only one before fencing, so older processes still see a run
+# as busy) and the write lock (seed 8), each on a session of its own.
+PG_TRY_LOCK_SQL = "SELECT pg_try_advisory_lock(hashtextextended(%s, 7)) AS locked"
+PG_TRY_WRITE_LOCK_SQL = "SELECT pg_try_advisory_lock(hashtextextended(%s, 8)) AS locked"
+PG_PROBE_SQL = """
+SELECT pg_try_advisory_lock(hashtextextended(%s, 7)) AS hold,
+    pg_try_advisory_lock(hashtextextended(%s, 8)) AS write"""
+PG_UNLOCK_SQL = "SELECT pg_advisory_unlock(hashtextextended(%s, 7))"
+PG_UNLOCK_WRITE_SQL = "SELECT pg_advisory_unlock(hashtextextended(%s, 8))"
+PG_PING_SQL = "SELECT 1"
+# How often a held lease's sessions are pinged: often enough to see a lost one soon, and
+# to keep idle timeouts (the server's, a NAT's) off them; rarely enough to cost nothing.
+PG_CHECK_SECONDS = 1.0
+
+
+def lease_lost(thread_id: str, reason: str) -> LeaseLost:
+    return LeaseLost(
+        f"conversation {thread_id!r} lost its hold on the database ({reason}) and was "
+        f"stopped; nothing after its last saved step was kept, and it is resumable: "
+        f"continue it with 'durable-agent resume {thread_id} --user USER'"
+    )
+
+
+def _reason(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:200] or type(exc).__name__
+
+
+class PostgresLease:
+    """A held lease: the hold session, and the write session the run's writes go through.
+
+    Calling it releases it. Once either session fails, the lease is lost for good:
+    every later write raises ``LeaseLost``, however the other session fares, and the
+    run stops at its next write; the surviving lock keeps others out until it has.
+    """
+
+    def __init__(self, thread_id: str, hold: Any, write: Any) -> None:
+        self.thread_id, self.hold, self.write = thread_id, hold, write
+        self.lost: str | None = None
+        self._lock = threading.Lock()  # one statement at a time on the write session
+        self._checked = time.monotonic()
+
+    def _lose(self, exc: BaseException) -> LeaseLost:
+        self.lost = self.lost or _reason(exc)
+        return lease_lost(self.thread_id, self.lost)
+
+    @contextmanager
+    def session(self) -> Iterator[Any]:
+        """The write session, for one call at a time; ``LeaseLost`` once it is gone."""
+        import psycopg
+
+        with self._lock:
+            if self.lost is not None:
+                raise lease_lost(self.thread_id, self.lost)
+            try:
+                yield self.write
+            except psycopg.Error as exc:
+                if self.write.closed or self.write.broken:
+                    raise self._lose(exc) from None
+                raise
+
+    def check(self) -> bool:
+        """A round trip on each session (the write one only if idle), at most once every
+        ``PG_CHECK_SECONDS``; False once the lease is lost."""
+        import psycopg
+
+        if self.lost is not None or time.monotonic() - self._checked < PG_CHECK_SECONDS:
+            return self.lost is None
+        self._checked = time.monotonic()
+        try:
+            self.hold.execute(PG_PING_SQL)
+            if self._lock.acquire(blocking=False):
+                try:
+                    self.write.execute(PG_PING_SQL)
+                finally:
+                    self._lock.release()
+        except psycopg.Error as exc:
+            self._lose(exc)
+        return self.lost is None
+
+    def __call__(self) -> None:
+        """Release: unlock and close both sessions; a dead session has nothing to unlock."""
+        for conn, sql in ((self.write, PG_UNLOCK_WRITE_SQL), (self.hold, PG_UNLOCK_SQL)):
+            with suppress(Exception):
+                if not (conn.closed or conn.broken):
+                    conn.execute(sql, (self.thread_id,))
+            with suppress(Exception):
+                conn.close()
+
+
+class PostgresLeases:
+    """Leases on sessions of their own, opened by *connect*, so a run never holds a pooled
+    connection; *probe* lends a pooled one to look at a lease. Held leases are entered in
+    *held* by thread ID, where the saver finds the session to write a thread through."""
+
+    def __init__(
+        self,
+        connect: Callable[[], Any],
+        probe: Callable[[], Any] | None = None,
+        held: dict[str, PostgresLease] | None = None,
+    ) -> None:
+        self.connect, self.probe = connect, probe
+        self.held = {} if held is None else held
+
+    def _open(self, thread_id: str) -> Any:
+        import psycopg
+
+        try:
+            return self.connect()
+        except psycopg.OperationalError as exc:
+            raise DatabaseUnavailable(
+                f"cannot open a connection for the lease of conversation {thread_id!r} "
+                f"({_reason(exc)}); if the server is at max_connections, wait for other "
+                "runs to finish or raise it, and try again"
+            ) from None
+
+    def try_acquire(self, thread_id: str) -> Callable[[], None] | None:
+        if self.probe is not None and not self.is_free(thread_id):
+            return None  # a busy thread costs a pooled round trip, not two new connections
+        hold_conn = self._open(thread_id)
+        try:
+            write_conn = self._open(thread_id)
+        except BaseException:
+            hold_conn.close()
+            raise
+        lease = PostgresLease(thread_id, hold_conn, write_conn)
+        try:
+            taken = hold_conn.execute(PG_TRY_LOCK_SQL, (thread_id,)).fetchone()["locked"]
+            taken = (
+                taken
+                and write_conn.execute(PG_TRY_WRITE_LOCK_SQL, (thread_id,)).fetchone()["locked"]
+            )
+        except BaseException:
+            lease()
+            raise
+        if not taken:
+            lease()
+            return None
+        self.held[thread_id] = lease
+
+        def release() -> None:
+            if self.held.get(thread_id) is lease:
+                del self.held[thread_id]
+            lease()
+
+        release.check = lease.check  # type: ignore[attr-defined]
+        return release
+
+    def is_free(self, thread_id: str) -> bool:
+        """Whether both locks are free, tried and dropped on a pooled connection."""
+        if self.probe is None:
+            return taken_and_dropped(self, thread_id)
+        with self.probe() as conn:
+            row = conn.execute(PG_PROBE_SQL, (thread_id, thread_id)).fetchone()
+            if row["hold"]:
+                conn.execute(PG_UNLOCK_SQL, (thread_id,))
+            if row["write"]:
+                conn.execute(PG_UNLOCK_WRITE_SQL, (thread_id,))
+        return bool(row["hold"] and row["write"])
