@@ -33,7 +33,7 @@ from checkpointing.conversation import (
 from checkpointing.deletion import deleting
 from checkpointing.errors import DAMAGED_ROW
 from checkpointing.ids import thread_not_found, validate_id
-from checkpointing.items import internal_reads
+from checkpointing.item_cache import internal_reads
 from checkpointing.leases import is_free
 from checkpointing.off_loop import in_thread
 from checkpointing.run_record import TrackedRun, crashed, record_statements, tracked

@@ -34,7 +34,7 @@ from checkpointing.errors import (
     ThreadBusy,
 )
 from checkpointing.ids import validate_id
-from checkpointing.items import internal_reads
+from checkpointing.item_cache import internal_reads
 from checkpointing.leases import Leases, hold, is_free
 from checkpointing.secrets import scrub
 from checkpointing.text import check_storable

@@ -8,8 +8,8 @@ import os
 import subprocess
 import time
 
-from checkpointing.conversations import open_conversations
 from checkpointing.backends import backend_of
+from checkpointing.conversations import open_conversations
 from checkpointing.leases import is_free
 from tests.helpers import CLI, rows_for, run_cli
 

@@ -23,11 +23,11 @@ from langgraph.graph import START, StateGraph
 from langgraph.types import Command, interrupt
 
 from checkpointing import open_conversations, open_saver, thread_config
+from checkpointing.backends import backend_of
 from checkpointing.backends.postgres_saver import CompactPostgresSaver
 from checkpointing.backends.sqlite_saver import SqliteSaver
 from checkpointing.errors import ThreadBusy
-from checkpointing.items import ItemRefs
-from checkpointing.backends import backend_of
+from checkpointing.item_refs import ItemRefs
 from checkpointing.leases import hold
 from graphs import compile_agent
 from tests.helpers import rows_for, run_cli

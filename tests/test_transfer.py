@@ -140,7 +140,9 @@ def test_a_migration_killed_half_way_completes_when_run_again(tmp_path):
 def _target_threads(url: str) -> int:
     try:
         with open_conversations(url) as index:
-            rows = index.backend.db.run([("SELECT count(DISTINCT thread_id) AS n FROM checkpoints", ())])
+            rows = index.backend.db.run(
+                [("SELECT count(DISTINCT thread_id) AS n FROM checkpoints", ())]
+            )
     except Exception:  # the child is still creating the tables
         return 0
     return int(rows[0][0]["n"])

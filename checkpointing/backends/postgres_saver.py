@@ -28,7 +28,8 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
 from checkpointing.compact_lists import AsyncSetup, CompactLists, saved_config
-from checkpointing.items import ItemLog, ItemRefs, Rows
+from checkpointing.item_refs import ItemRefs
+from checkpointing.items import ItemLog, Rows
 from checkpointing.serde import ZIPPED_TYPE, DurableSerializer
 from checkpointing.sqlexec import PostgresExecutor
 
