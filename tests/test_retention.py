@@ -52,9 +52,8 @@ def test_keep_latest_leaves_the_state_intact_and_the_thread_resumable(db_url):
         after = agent.get_state(conversation.config).values["messages"]
         assert after[:24] == before["messages"]
         assert after[-1].content.endswith("6*7 = 42.")
-        assert (
-            prune(index.backend, keep=1).checkpoints == 5
-        )  # the kept one and the new turn's first four
+        # the kept one and the new turn's first four
+        assert prune(index.backend, keep=1).checkpoints == 5
 
 
 def test_threads_waiting_for_a_human_are_left_alone_unless_asked(db_url):
@@ -91,9 +90,8 @@ def test_expiry_deletes_idle_conversations_per_user_and_reports_the_space(db_url
         assert done.bytes == dry.bytes
         assert index.list("alice") == []
         assert [c.thread_id for c in index.list("bob")] == [bobs.thread_id]
-        assert (
-            prune(index.backend, older_than=1800, now=time.time()).expired == []
-        )  # bob's is fresh
+        # bob's is fresh
+        assert prune(index.backend, older_than=1800, now=time.time()).expired == []
         agent = compile_agent(index.saver, store=index.store)
         stopped = agent.copy(update={"interrupt_before_nodes": ["tools"]})
         with index.track_run(stopped, index.start("bob")) as run:
