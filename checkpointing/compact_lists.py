@@ -5,18 +5,15 @@ swaps long lists for ``ItemRefs`` (see ``items.py``) and stores a task's writes 
 fewer rows with upstream's index semantics (``writes.py``); reading, it swaps them
 back, and names the thread of a row that cannot be read; deleting a thread deletes
 its items; ``prune`` and the delta-channel walk work on these rows. Everything else
-(tables, queries, versions, filters) is the upstream saver's. The ``a*`` methods run
-the sync ones in a worker thread, so one saver serves ``invoke`` and ``ainvoke``
-alike and shares one pool and one item cache; ``AsyncSetup`` gives it the shape of
-upstream's async savers.
+(tables, queries, versions, filters) is the upstream saver's. Its ``a*`` methods run
+the sync ones in a worker thread (``saver_async.py``).
 """
 
 from __future__ import annotations
 
-import asyncio
 import random
 import zlib
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
@@ -30,7 +27,9 @@ from langgraph.checkpoint.base import (
 )
 
 from checkpointing.errors import CheckpointingError, InvalidDatabase, damaged
-from checkpointing.items import ItemLog, Rows
+from checkpointing.item_log import ItemLog
+from checkpointing.items import Rows
+from checkpointing.saver_async import SyncInThread
 from checkpointing.writes import BATCH_CHANNEL, Write, expand_batches, missing_writes, plan_writes
 
 
@@ -69,7 +68,7 @@ def saved_config(config: RunnableConfig, checkpoint: Checkpoint) -> RunnableConf
     }
 
 
-class CompactLists:
+class CompactLists(SyncInThread):
     """Mixin for an upstream ``BaseCheckpointSaver`` subclass; set ``self.items``."""
 
     items: ItemLog
@@ -89,7 +88,7 @@ class CompactLists:
     def with_allowlist(self, extra_allowlist: Any) -> Any:
         """Upstream's clone with a wider allow-list (``compile()`` in strict mode), whose
         items and compressed rows are revived with it too."""
-        clone = super().with_allowlist(extra_allowlist)  # type: ignore[misc]
+        clone: Any = super().with_allowlist(extra_allowlist)
         if clone is not self:
             clone.durable_serde = clone.serde
             clone.items = self.items.with_serde(clone.serde)
@@ -144,7 +143,7 @@ class CompactLists:
         conf = config["configurable"]
         key = (str(conf["thread_id"]), str(conf["checkpoint_ns"]), str(conf["checkpoint_id"]))
         task = (*key, task_id, task_path)
-        serde: Any = self.serde  # type: ignore[attr-defined]
+        serde: Any = self.serde
 
         def rows(planned: Sequence[Write]) -> list[tuple[Any, ...]]:
             return [(*task, i, c, *serde.dumps_typed(v)) for i, c, v in planned]
@@ -183,7 +182,7 @@ class CompactLists:
 
     def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         with readable(config):
-            tup = super().get_tuple(config)  # type: ignore[misc]
+            tup = super().get_tuple(config)
             return self._read(tup) if tup is not None else None
 
     def _read(self, tup: CheckpointTuple) -> CheckpointTuple:
@@ -205,7 +204,7 @@ class CompactLists:
         """Upstream's ``list``, materialized, with ``ItemRefs`` left as stored."""
         # Materialized: upstream SQLite holds the saver's lock while its generator is open.
         with readable(config):
-            found = super().list(config, filter=filter, before=before, limit=limit)  # type: ignore[misc]
+            found = super().list(config, filter=filter, before=before, limit=limit)
             return [self.unmark(tup) for tup in found]
 
     def list(
@@ -253,66 +252,9 @@ class CompactLists:
         """Every row of the thread, its items and index row included, in one transaction."""
         self.prune([thread_id], strategy="delete")
 
-    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
-        return await asyncio.to_thread(self.get_tuple, config)
-
-    async def alist(
-        self,
-        config: RunnableConfig | None,
-        *,
-        filter: dict[str, Any] | None = None,
-        before: RunnableConfig | None = None,
-        limit: int | None = None,
-    ) -> AsyncIterator[CheckpointTuple]:
-        items = await asyncio.to_thread(
-            lambda: list(self.list(config, filter=filter, before=before, limit=limit))
-        )
-        for item in items:
-            yield item
-
-    async def aput(
-        self,
-        config: RunnableConfig,
-        checkpoint: Checkpoint,
-        metadata: CheckpointMetadata,
-        new_versions: ChannelVersions,
-    ) -> RunnableConfig:
-        return await asyncio.to_thread(self.put, config, checkpoint, metadata, new_versions)
-
-    async def aput_writes(
-        self,
-        config: RunnableConfig,
-        writes: Sequence[tuple[str, Any]],
-        task_id: str,
-        task_path: str = "",
-    ) -> None:
-        await asyncio.to_thread(self.put_writes, config, writes, task_id, task_path)
-
-    async def aget_delta_channel_history(
-        self, *, config: RunnableConfig, channels: Sequence[str]
-    ) -> Mapping[str, DeltaChannelHistory]:
-        return await asyncio.to_thread(
-            lambda: self.get_delta_channel_history(config=config, channels=channels)
-        )
-
-    async def adelete_thread(self, thread_id: str) -> None:
-        await asyncio.to_thread(self.delete_thread, thread_id)
-
     def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
         """Upstream's ``prune`` on our rows: ``"keep_latest"`` through retention, with
         upstream's ``DeltaChannel`` guard; ``"delete"`` takes the threads' items too."""
         from checkpointing.upstream_prune import prune_threads  # it imports this module
 
         prune_threads(self, thread_ids, strategy)
-
-    async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
-        await asyncio.to_thread(lambda: self.prune(thread_ids, strategy=strategy))
-
-
-class AsyncSetup:
-    """The shape of upstream's async savers (``AsyncSqliteSaver``, ``AsyncPostgresSaver``):
-    ``await saver.setup()``. Put it before one of our savers; every other method is the
-    saver's own, its ``a*`` twins included, and its sync methods work on any thread."""
-
-    async def setup(self) -> None:
-        await asyncio.to_thread(super().setup)  # type: ignore[misc]

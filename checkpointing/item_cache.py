@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
-from checkpointing.item_refs import Slot
+from checkpointing.item_slots import Slot
 
 Blob = tuple[str, bytes]  # an item as stored: its serializer type and bytes
 Known = tuple[tuple[Any, ...], list[list[int]]]  # a list by identity, and its runs

@@ -22,42 +22,25 @@ We chose this over upstream's ``DeltaChannel`` (beta, and a change to the graph'
 state schema): this works with any graph and any reducer, and needs neither
 snapshots (whose sizes sum to a quadratic term) nor a replay of writes on read.
 Writes that carry messages already stored name them too (``reference_writes``).
-This module owns the item table (all its SQL) and the log that stores and reads
-items through the per-thread cache (``item_cache.py``); the encoding is
-``item_refs.py``, and the savers that call it are the backends'.
+This module owns the stored form: ``ItemRefs`` (its name is in every stored
+checkpoint that holds one, so it stays here) and the item table's SQL. Finding long
+lists in a checkpoint is ``item_slots.py``; storing and reading items through the
+per-process cache, ``item_log.py``; the savers that call it are the backends'.
 """
 
 from __future__ import annotations
 
-import copy
-import secrets
-import threading
-from collections import OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Protocol
+from collections.abc import Iterable
+from dataclasses import dataclass
+from itertools import chain, pairwise
+from typing import Any
 
-from langgraph.checkpoint.base import CheckpointTuple
-from langgraph.checkpoint.serde.base import SerializerProtocol
+from checkpointing.errors import InvalidDatabase, damaged
 
-from checkpointing.errors import damaged
-from checkpointing.item_cache import Blob, ThreadItems, gc_paused, is_internal_read
-from checkpointing.item_refs import (
-    ItemRefs,
-    Slot,
-    ascending,
-    common_prefix,
-    extend_runs,
-    is_messages,
-    list_slots,
-    put_slots,
-    ref_slots,
-    seqs_of,
-    to_runs,
-)
-from checkpointing.sqlexec import Executor
-
-# Threads whose items stay deserialized in this process; the least recently used go first.
-CACHED_THREADS = 32
+# A stored list may name at most this many items, and seqs are BIGINTs: a damaged or
+# crafted reference is refused before it is expanded, instead of exhausting memory.
+MAX_LIST_ITEMS = 1_000_000
+MAX_SEQ = 2**63 - 1
 
 INSERT_ITEM_SQL = "INSERT INTO durable_agent_items (thread_id, seq, type, blob) VALUES (?, ?, ?, ?)"
 Rows = list[tuple[str, int, str, bytes]]  # new items, in INSERT_ITEM_SQL's order
@@ -68,186 +51,58 @@ SELECT_ITEMS_SQL = (
 )
 
 
-class ItemSerializer(SerializerProtocol, Protocol):
-    """A serializer that also reads many rows at once (``serde.DurableSerializer``)."""
+@dataclass
+class ItemRefs:
+    """A stored list: ``runs`` of ``[first_seq, count]`` in list order."""
 
-    def loads_many(self, rows: Iterable[tuple[str, bytes]]) -> list[Any]: ...
+    runs: list[list[int]]
+
+    def seqs(self) -> list[int]:
+        self.check()
+        return seqs_of(self.runs)
+
+    def check(self, thread_id: str | None = None) -> None:
+        """``InvalidDatabase`` unless ``runs`` are ``[first, count]`` pairs of seqs that
+        fit a BIGINT, naming ``MAX_LIST_ITEMS`` or fewer items in all."""
+        runs: list[Any] = self.runs if type(self.runs) is list else [self.runs]
+        total = 0
+        for run in runs:
+            if not _is_run(run):
+                raise _bad_refs(thread_id, f"a run that is not [first seq, count]: {run!r:.60}")
+            total += run[1]
+            if total > MAX_LIST_ITEMS:
+                raise _bad_refs(thread_id, f"more than {MAX_LIST_ITEMS} items")
 
 
-class ItemLog:
-    """Encodes long lists into ``ItemRefs`` and back, for one saver's database."""
+def seqs_of(runs: list[list[int]]) -> list[int]:
+    return list(chain.from_iterable(range(first, first + n) for first, n in runs))
 
-    def __init__(self, db: Executor, serde: ItemSerializer) -> None:
-        self.db, self.serde = db, serde
-        self._threads: OrderedDict[str, ThreadItems] = OrderedDict()
-        self._lock = threading.Lock()
 
-    def with_serde(self, serde: ItemSerializer) -> ItemLog:
-        """The same log and cache, reviving items with *serde* (a saver's ``with_allowlist``):
-        the cache holds bytes, so every reader revives what its own serializer allows."""
-        view = copy.copy(self)
-        view.serde = serde
-        return view
+def _is_run(run: Any) -> bool:
+    if type(run) not in (list, tuple) or len(run) != 2 or any(type(n) is not int for n in run):
+        return False
+    first, count = run
+    return bool(first >= 0 and 1 <= count <= MAX_SEQ - first + 1)
 
-    def _thread(self, thread_id: str) -> ThreadItems:
-        with self._lock:
-            cached = self._threads.get(thread_id)
-            if cached is None:
-                cached = self._threads[thread_id] = ThreadItems()
-                while len(self._threads) > CACHED_THREADS:
-                    self._threads.popitem(last=False)
-            else:
-                self._threads.move_to_end(thread_id)
-            return cached
 
-    def forget(self, thread_id: str) -> None:
-        """Drop the cache of a thread whose items were deleted or may have changed."""
-        with self._lock:
-            self._threads.pop(thread_id, None)
+def _bad_refs(thread_id: str | None, what: str) -> InvalidDatabase:
+    where = f"thread {thread_id!r}" if thread_id is not None else "a thread"
+    return damaged(f"{where} names a stored list with {what}")
 
-    def encode(self, thread_id: str, values: Mapping[str, Any]) -> tuple[dict[str, Any], Rows]:
-        """*values* with long lists, and message lists inside dicts, as ``ItemRefs``;
-        and the new items' rows (``INSERT_ITEM_SQL``), for the caller to store.
 
-        Dicts are a graph's input (``__start__``): its messages, if they carry IDs,
-        are the ones the history appends next, so they are stored once, here. The
-        saver stores the rows in the same transaction as the checkpoint that names
-        them, and calls ``forget`` if that fails, so its seqs are chosen afresh.
-        """
-        slots = list_slots(values)
-        if not slots:
-            return dict(values), []
-        cache = self._thread(thread_id)
-        rows: Rows = []
-        with cache.lock:
-            refs = {
-                slot: self._refs(thread_id, cache, slot, items, rows)
-                for slot, items in slots.items()
-            }
-        return put_slots(values, refs), rows
+def to_runs(seqs: Iterable[int]) -> list[list[int]]:
+    runs: list[list[int]] = []
+    for seq in seqs:
+        extend_runs(runs, seq)
+    return runs
 
-    def _refs(
-        self, thread_id: str, cache: ThreadItems, slot: Slot, items: list[Any], rows: Rows
-    ) -> ItemRefs:
-        # The common case: the list is the one last written or read plus new items, and
-        # comparing identities runs in C. The graph that read the list owns those objects
-        # and changes state through updates (DeltaChannel's contract); every other item,
-        # one a caller may have edited included, is compared as stored bytes.
-        start, runs = 0, []
-        for known in (cache.written.get(slot), cache.read.get(slot)):
-            if known is not None and (shared := common_prefix(known[0], items)) > start:
-                start = shared
-                runs = known[1] if shared == len(known[0]) else to_runs(seqs_of(known[1])[:shared])
-        runs = [list(run) for run in runs]
-        for item in items[start:]:
-            seq = self._seq(thread_id, cache, self.serde.dumps_typed(item), rows)
-            extend_runs(runs, seq)
-        cache.keep(cache.written, slot, items, runs, checked=start)
-        return ItemRefs(runs)
 
-    def _seq(self, thread_id: str, cache: ThreadItems, blob: Blob, rows: Rows) -> int:
-        """The seq of the item stored as *blob*, stored now (in *rows*) if it is new."""
-        seq = cache.by_blob.get(blob)
-        if seq is None:
-            seq = self._next_seq(thread_id, cache)
-            rows.append((thread_id, seq, *blob))
-            cache.remember([seq], [blob])
-        return seq
+def ascending(runs: list[list[int]]) -> bool:
+    return all(a + n <= b for (a, n), (b, _) in pairwise(runs))
 
-    def _next_seq(self, thread_id: str, cache: ThreadItems) -> int:
-        if cache.next_seq is None:
-            top = self.db.run([(MAX_SEQ_SQL, (thread_id,))])[0][0]["top"]
-            # A new thread starts at a random base, so a thread ID deleted and reused never
-            # meets another process's cached items under the same seqs.
-            cache.next_seq = int(top) + 1 if top is not None else secrets.randbits(40) << 16
-        seq = cache.next_seq
-        cache.next_seq += 1
-        return seq
 
-    def reference_writes(
-        self, thread_id: str, writes: Sequence[tuple[str, Any]]
-    ) -> list[tuple[str, Any]]:
-        """*writes* with message lists already stored as items named by ``ItemRefs``.
-
-        Only items stored before (the same bytes) are referenced; a write never stores
-        new ones, so item order follows list order and an append-only history stays
-        one run.
-        """
-        cache = self._thread(thread_id)
-        out = []
-        for channel, value in writes:
-            if is_messages(value):
-                blobs = [self.serde.dumps_typed(item) for item in value]
-                with cache.lock:
-                    known = [cache.by_blob.get(blob) for blob in blobs]
-                if None not in known:
-                    value = ItemRefs(to_runs(seq for seq in known if seq is not None))
-            out.append((channel, value))
-        return out
-
-    def decode(self, thread_id: str, values: Mapping[str, Any]) -> dict[str, Any]:
-        """*values* with each ``ItemRefs`` (also inside a dict) read back into a list."""
-        slots = ref_slots(values)
-        if not slots:
-            return dict(values)
-        cache = self._thread(thread_id)
-        lists: dict[Slot, list[Any]] = {}
-        with cache.lock:
-            for slot, ref in slots.items():
-                ref.check(thread_id)
-                seqs, by_seq = ref.seqs(), cache.by_seq
-                if not by_seq and ascending(ref.runs):  # a cold read: every item, in order
-                    self._load(thread_id, cache, ref.runs)
-                elif missing := {seq for seq in seqs if seq not in by_seq}:
-                    self._load(thread_id, cache, to_runs(sorted(missing)))
-                lists[slot] = items = self._revive(cache, seqs)
-                cache.keep(cache.read, slot, items, ref.runs)
-        return put_slots(values, lists)
-
-    def _revive(self, cache: ThreadItems, seqs: list[int]) -> list[Any]:
-        """The items of *seqs*: revived afresh on every read, like upstream's, since a
-        caller may change what it reads and what is revived depends on the reader's
-        allow-list; for internal reads, the ones revived before."""
-        with gc_paused():
-            if not is_internal_read():
-                return self.serde.loads_many(map(cache.by_seq.__getitem__, seqs))
-            revived = cache.revived
-            if new := [seq for seq in dict.fromkeys(seqs) if seq not in revived]:
-                blobs = map(cache.by_seq.__getitem__, new)
-                revived.update(zip(new, self.serde.loads_many(blobs), strict=True))
-            return list(map(revived.__getitem__, seqs))
-
-    def _load(self, thread_id: str, cache: ThreadItems, runs: list[list[int]]) -> None:
-        """Read the stored bytes of *runs* (ascending, not overlapping) into *cache*."""
-        short = False
-        for first, count in runs:
-            rows = self.db.read(SELECT_ITEMS_SQL, (thread_id, first, first + count - 1))
-            cache.remember([seq for seq, _, _ in rows], [(t, bytes(b)) for _, t, b in rows])
-            short = short or len(rows) < count
-        if short:
-            absent = [seq for seq in ItemRefs(runs).seqs() if seq not in cache.by_seq]
-            raise damaged(
-                f"thread {thread_id!r} names {len(absent)} stored items that are missing "
-                f"(first seq {absent[0]})"
-            )
-
-    def decode_writes(self, thread_id: str, writes: Sequence[Any]) -> list[Any]:
-        """Pending writes ``(task_id, channel, value, ...)`` with ``ItemRefs`` read back."""
-        values = {str(i): w[2] for i, w in enumerate(writes) if isinstance(w[2], ItemRefs)}
-        if not values:
-            return list(writes)
-        decoded = self.decode(thread_id, values)
-        return [
-            (*w[:2], decoded[str(i)], *w[3:]) if str(i) in decoded else w
-            for i, w in enumerate(writes)
-        ]
-
-    def decode_tuple(self, tup: CheckpointTuple) -> CheckpointTuple:
-        thread_id = str(tup.config["configurable"]["thread_id"])
-        values = tup.checkpoint.get("channel_values") or {}
-        if ref_slots(values):
-            checkpoint = {**tup.checkpoint, "channel_values": self.decode(thread_id, values)}
-            tup = tup._replace(checkpoint=checkpoint)  # type: ignore[arg-type]
-        if tup.pending_writes and any(isinstance(w[2], ItemRefs) for w in tup.pending_writes):
-            tup = tup._replace(pending_writes=self.decode_writes(thread_id, tup.pending_writes))
-        return tup
+def extend_runs(runs: list[list[int]], seq: int) -> None:
+    if runs and runs[-1][0] + runs[-1][1] == seq:
+        runs[-1][1] += 1
+    else:
+        runs.append([seq, 1])

@@ -25,7 +25,7 @@ from langgraph.checkpoint.serde.types import _DeltaSnapshot
 from checkpointing.backends import Backend
 from checkpointing.conversations import Conversations, every_thread_id
 from checkpointing.errors import DAMAGED_ROW, ConfigError, ThreadBusy
-from checkpointing.item_refs import ItemRefs, to_runs
+from checkpointing.items import ItemRefs, to_runs
 from checkpointing.leases import discard, hold
 from checkpointing.sqlexec import Statement
 from checkpointing.states import state_of

@@ -21,7 +21,7 @@ from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, Tool
 from langgraph.checkpoint.serde.jsonplus import EXT_PYDANTIC_V2, JsonPlusSerializer
 
 from checkpointing.errors import InvalidDatabase, damaged
-from checkpointing.item_refs import ItemRefs
+from checkpointing.items import ItemRefs
 
 TypeKey = tuple[str, str]
 ITEM_REFS: TypeKey = ("checkpointing.items", "ItemRefs")

@@ -27,7 +27,7 @@ from pydantic import BaseModel
 from checkpointing.backends import Backend
 from checkpointing.conversations import every_thread_id
 from checkpointing.errors import DAMAGED_ROW, ConfigError
-from checkpointing.item_refs import ItemRefs
+from checkpointing.items import ItemRefs
 
 CHECKPOINT_IDS_SQL = "SELECT checkpoint_ns, checkpoint_id FROM checkpoints WHERE thread_id = ?"
 ITEMS_SQL = "SELECT seq, type, blob FROM durable_agent_items WHERE thread_id = ? ORDER BY seq"

@@ -29,7 +29,7 @@ from checkpointing.backends import Backend
 from checkpointing.backends.memory import LocalLeases
 from checkpointing.backends.sqlite import check_is_checkpoint_db, prepare_file
 from checkpointing.errors import ConfigError, UnwritableLocation
-from checkpointing.item_refs import ItemRefs
+from checkpointing.items import ItemRefs
 from checkpointing.saver import resolve_url
 from checkpointing.serde import ITEM_REFS, UNPACK_OPTIONS, DurableSerializer, TypeKey, type_key
 from checkpointing.settings import Settings, load_settings

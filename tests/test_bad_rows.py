@@ -18,7 +18,7 @@ from checkpointing import serde as serde_module
 from checkpointing.backends.postgres_saver import ZIPPED_KEY
 from checkpointing.conversations import open_conversations
 from checkpointing.errors import InvalidDatabase
-from checkpointing.item_refs import MAX_LIST_ITEMS, ItemRefs
+from checkpointing.items import MAX_LIST_ITEMS, ItemRefs
 from checkpointing.runner import Runner
 from checkpointing.serde import REFS_TYPE, ZDICT, ZIPPED_TYPE, strict_serializer
 from graphs import compile_agent

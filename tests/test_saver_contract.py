@@ -27,7 +27,7 @@ from checkpointing.backends import backend_of
 from checkpointing.backends.postgres_saver import CompactPostgresSaver
 from checkpointing.backends.sqlite_saver import SqliteSaver
 from checkpointing.errors import ThreadBusy
-from checkpointing.item_refs import ItemRefs
+from checkpointing.items import ItemRefs
 from checkpointing.leases import hold
 from graphs import compile_agent
 from tests.helpers import rows_for, run_cli

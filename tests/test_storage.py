@@ -16,7 +16,7 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.graph import START, StateGraph
 
 from checkpointing import open_saver, strict_serializer, thread_config
-from checkpointing.item_refs import ItemRefs
+from checkpointing.items import ItemRefs
 from graphs import compile_agent
 
 

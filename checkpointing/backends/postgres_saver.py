@@ -27,9 +27,10 @@ from psycopg.rows import DictRow, dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
-from checkpointing.compact_lists import AsyncSetup, CompactLists, saved_config
-from checkpointing.item_refs import ItemRefs
-from checkpointing.items import ItemLog, Rows
+from checkpointing.compact_lists import CompactLists, saved_config
+from checkpointing.item_log import ItemLog
+from checkpointing.items import ItemRefs, Rows
+from checkpointing.saver_async import AsyncSetup
 from checkpointing.serde import ZIPPED_TYPE, DurableSerializer
 from checkpointing.sqlexec import PostgresExecutor
 

@@ -24,8 +24,10 @@ from langgraph.checkpoint.base import (
 )
 from langgraph.checkpoint.sqlite import SqliteSaver as _UpstreamSqliteSaver
 
-from checkpointing.compact_lists import AsyncSetup, CompactLists, saved_config
-from checkpointing.items import INSERT_ITEM_SQL, ItemLog, Rows
+from checkpointing.compact_lists import CompactLists, saved_config
+from checkpointing.item_log import ItemLog
+from checkpointing.items import INSERT_ITEM_SQL, Rows
+from checkpointing.saver_async import AsyncSetup
 from checkpointing.serde import DurableSerializer
 from checkpointing.sqlexec import SqliteExecutor
 
