@@ -44,6 +44,11 @@ def test_a_quadratic_asks_the_solver(text, coefficients):
     assert (args["a"], args["b"], args["c"]) == coefficients
 
 
+@pytest.mark.parametrize("text", ["x^2 - x^2 = 5", "solve x^2 - x^2 + x = 0"])
+def test_an_equation_whose_square_cancels_is_not_sent_to_the_solver(text):
+    assert plan_tool_call(text) is None
+
+
 @pytest.mark.parametrize(
     ("text", "zone"),
     [
