@@ -24,10 +24,10 @@ from langgraph.types import interrupt
 from psycopg.rows import dict_row
 
 from checkpointing.conversations import open_conversations
-from checkpointing.migrations import CREATE_LEDGER_SQL, MIGRATIONS, RECORD_SQL, _pending
-from checkpointing.resume import Runner
+from checkpointing.ids import thread_config
+from checkpointing.runner import Runner
+from checkpointing.schema import CREATE_LEDGER_SQL, MIGRATIONS, RECORD_SQL, _pending
 from checkpointing.sqlexec import to_postgres
-from checkpointing.threads import thread_config
 from tests.helpers import one_node
 
 USER = "alice"
@@ -173,7 +173,9 @@ def test_opening_applies_every_later_migration_once(old_db):
         after = _ledger(old_db)
         assert [name for name, _ in after] == sorted(name for name, _ in MIGRATIONS)
         assert dict(after)[FIRST] == applied_at  # the first is not run again
-        tables = conversations.execute([("SELECT count(*) AS n FROM durable_agent_items", ())])
+        tables = conversations.backend.db.run(
+            [("SELECT count(*) AS n FROM durable_agent_items", ())]
+        )
         assert tables[0] == [{"n": 0}]  # m003's table, new and empty
 
 
@@ -194,7 +196,7 @@ def test_old_conversations_list_with_their_titles_and_text(old_db):
 def test_new_columns_have_their_defaults(old_db):
     columns = ", ".join(NEW_COLUMNS)
     with open_conversations(old_db) as conversations:
-        rows = conversations.execute([(f"SELECT {columns} FROM conversations", ())])[0]
+        rows = conversations.backend.db.run([(f"SELECT {columns} FROM conversations", ())])[0]
         listed = conversations.list(USER)
     assert rows == [NEW_COLUMNS, NEW_COLUMNS]
     assert [(c.attempts, c.last_error) for c in listed] == [(0, ""), (0, "")]

@@ -9,7 +9,7 @@ import click
 import pytest
 from langgraph.types import Interrupt
 
-from checkpointing.conversations import Conversation
+from checkpointing.conversation import Conversation
 from checkpointing.thread_state import NO_ANSWER, ThreadState
 from graphs.cli_resume import _reply
 from graphs.memory_tools import UNCLEAR, _question, decide, fact_key, facts_namespace

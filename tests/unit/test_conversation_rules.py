@@ -12,24 +12,24 @@ from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langgraph.errors import GraphDrained
 from langgraph.types import Interrupt, StateSnapshot
 
-from checkpointing import conversation_sql as sql
-from checkpointing.conversations import (
-    MAX_PAGE,
+from checkpointing import index_sql as sql
+from checkpointing.conversation import (
     TITLE_CHARS,
     Conversation,
-    TrackedRun,
-    _error_text,
-    _like,
-    _list_statement,
-    _metadata,
-    _new_title,
-    _record_statements,
-    _summary,
-    _title,
     conversation_from_row,
-    status_of,
+    metadata_json,
+    new_title,
+    title_of,
 )
 from checkpointing.errors import InvalidIdentifier
+from checkpointing.index_sql import MAX_PAGE, _like, list_statement
+from checkpointing.run_record import (
+    TrackedRun,
+    error_text,
+    record_statements,
+    status_of,
+    summary,
+)
 
 WHEN = datetime(2026, 1, 2, tzinfo=UTC)
 
@@ -61,40 +61,40 @@ def test_a_run_stopped_with_steps_left_is_paused_and_one_without_is_done(exc):
 
 def test_the_stored_error_is_one_line_with_secrets_scrubbed(monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-abcdefghijklmnopqrstuvwx")
-    text = _error_text(RuntimeError("bad key sk-abcdefghijklmnopqrstuvwx\nsecond line"))
+    text = error_text(RuntimeError("bad key sk-abcdefghijklmnopqrstuvwx\nsecond line"))
     assert text == "RuntimeError: bad key ***"
     assert "second line" not in text
-    assert _error_text(GraphDrained("x")) == "" == _error_text(None)
-    assert len(_error_text(ValueError("x" * 2000))) == 500
+    assert error_text(GraphDrained("x")) == "" == error_text(None)
+    assert len(error_text(ValueError("x" * 2000))) == 500
 
 
 # -- titles and metadata -----------------------------------------------------------------------
 
 
 def test_a_title_is_one_line_of_storable_text():
-    assert _title("  what   is\n12*7?\t") == "what is 12*7?"
-    assert _title("a\x00b") == "a\ufffdb"
+    assert title_of("  what   is\n12*7?\t") == "what is 12*7?"
+    assert title_of("a\x00b") == "a\ufffdb"
 
 
 def test_a_long_title_is_cut_with_an_ellipsis():
-    title = _title("word " * 100)
+    title = title_of("word " * 100)
     assert len(title) == TITLE_CHARS
     assert title.endswith("…")
-    assert _title("x" * TITLE_CHARS) == "x" * TITLE_CHARS
+    assert title_of("x" * TITLE_CHARS) == "x" * TITLE_CHARS
 
 
 @pytest.mark.parametrize("blank", ["", "   ", "\n\t"])
 def test_a_blank_rename_is_refused(blank):
     with pytest.raises(InvalidIdentifier, match="title cannot be blank"):
-        _new_title(blank)
+        new_title(blank)
 
 
 def test_metadata_is_stored_as_sorted_plain_json():
-    assert _metadata({"b": 1, "a": [True, None]}) == '{"a": [true, null], "b": 1}'
-    assert _metadata(None) == "{}"
+    assert metadata_json({"b": 1, "a": [True, None]}) == '{"a": [true, null], "b": 1}'
+    assert metadata_json(None) == "{}"
     for bad in ({"when": WHEN}, {"x": float("nan")}):
         with pytest.raises(InvalidIdentifier, match="plain JSON"):
-            _metadata(bad)
+            metadata_json(bad)
 
 
 def test_a_row_reads_back_as_a_conversation_and_plain_json():
@@ -124,21 +124,21 @@ def test_search_text_is_matched_literally_and_case_folded():
 
 def test_a_listing_checks_its_status_and_page():
     with pytest.raises(InvalidIdentifier, match="unknown status 'interrupted'"):
-        _list_statement("alice", "interrupted", None, 20, 0)
+        list_statement("alice", "interrupted", None, 20, 0)
     for limit, offset in ((0, 0), (MAX_PAGE + 1, 0), (20, -1)):
         with pytest.raises(InvalidIdentifier, match=f"limit of 1 to {MAX_PAGE}"):
-            _list_statement("alice", None, None, limit, offset)
+            list_statement("alice", None, None, limit, offset)
     with pytest.raises(InvalidIdentifier, match="invalid user ID"):
-        _list_statement("../alice", None, None, 20, 0)
+        list_statement("../alice", None, None, 20, 0)
 
 
 def test_a_crashed_filter_reads_every_running_row_then_pages():
-    statement, params = _list_statement("alice", "crashed", "tea", 5, 10)
+    statement, params = list_statement("alice", "crashed", "tea", 5, 10)
     assert statement == sql.LIST
     assert params[:3] == ("alice", "running", "running")
     assert params[-1] == 0
     assert params[-2] > MAX_PAGE
-    assert _list_statement("alice", "done", None, 5, 10)[1][-2:] == (5, 10)
+    assert list_statement("alice", "done", None, 5, 10)[1][-2:] == (5, 10)
 
 
 # -- what a run records ------------------------------------------------------------------------
@@ -154,7 +154,7 @@ def test_counts_cover_messages_tool_calls_and_tokens():
         ToolMessage("84", tool_call_id="c"),
         AIMessage("84", usage_metadata=usage),
     ]
-    assert _summary(messages) == {
+    assert summary(messages) == {
         "message_count": 4, "tool_calls": 1, "input_tokens": 14, "output_tokens": 6,
     }  # fmt: skip
 
@@ -162,7 +162,7 @@ def test_counts_cover_messages_tool_calls_and_tokens():
 def _recorded(indexed: tuple[int, str], messages: list[Any]) -> list[tuple[str, Any]]:
     conversation = Conversation("T1", "alice", "", "running", WHEN, WHEN)
     run = TrackedRun(conversation, indexed)
-    return list(_record_statements(run, _snapshot({"messages": messages}), None, "messages"))
+    return list(record_statements(run, _snapshot({"messages": messages}), None, "messages"))
 
 
 def _indexed_seqs(statements: list[tuple[str, Any]]) -> list[int]:

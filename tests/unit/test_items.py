@@ -13,15 +13,15 @@ from langchain_core.messages import AIMessage, HumanMessage
 from langgraph.checkpoint.base import CheckpointTuple
 
 from checkpointing.errors import InvalidDatabase
+from checkpointing.item_cache import internal_reads
+from checkpointing.item_log import ItemLog
+from checkpointing.item_slots import MIN_ITEMS
 from checkpointing.items import (
     MAX_LIST_ITEMS,
     MAX_SEQ,
     MAX_SEQ_SQL,
-    MIN_ITEMS,
     SELECT_ITEMS_SQL,
-    ItemLog,
     ItemRefs,
-    internal_reads,
     to_runs,
 )
 from checkpointing.serde import strict_serializer

@@ -9,8 +9,8 @@ from langchain_core.messages import HumanMessage
 from langgraph.checkpoint.base import ERROR, INTERRUPT, RESUME
 from langgraph.types import Command
 
+from checkpointing.backends.sqlite_leases import SETUP_LOCK_NAME, lock_file_name
 from checkpointing.errors import InvalidText
-from checkpointing.leases import SETUP_LOCK_NAME, lock_file_name
 from checkpointing.serde import strict_serializer
 from checkpointing.text import MAX_DEPTH, REPLACEMENT, check_storable, storable
 from checkpointing.writes import BATCH_CHANNEL, expand_batches, missing_writes, plan_writes

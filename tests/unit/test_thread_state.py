@@ -10,7 +10,7 @@ import pytest
 from langgraph.checkpoint.base import CheckpointTuple
 from langgraph.types import Command, Interrupt, StateSnapshot
 
-from checkpointing.conversations import Conversation
+from checkpointing.conversation import Conversation
 from checkpointing.errors import InvalidText, NothingToResume, ThreadBusy
 from checkpointing.states import DIED, STATES, STORED, state_of
 from checkpointing.thread_state import (
