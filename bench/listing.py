@@ -26,7 +26,7 @@ from langgraph.checkpoint.postgres import PostgresSaver
 from langgraph.checkpoint.sqlite import SqliteSaver
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from checkpointing.conversations import Conversations, open_conversations
+from checkpointing import Conversations, open_conversations
 from checkpointing.ids import new_thread_id
 from graphs import compile_agent
 from tests.helpers import POSTGRES_URL, throwaway_database

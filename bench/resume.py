@@ -32,7 +32,7 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.growth import agent as growth_agent
 from bench.growth import question
-from checkpointing.conversations import open_conversations
+from checkpointing import open_conversations
 from checkpointing.runner import Runner
 from tests.helpers import POSTGRES_URL, throwaway_database
 
@@ -63,7 +63,7 @@ import sys, time
 sys.path.insert(0, sys.argv[4])
 from langgraph.checkpoint.postgres import PostgresSaver
 from langgraph.checkpoint.sqlite import SqliteSaver
-from checkpointing.conversations import open_conversations
+from checkpointing import open_conversations
 from checkpointing.runner import Runner
 from graphs import compile_agent
 flavour, url, thread_id = sys.argv[1:4]

@@ -7,14 +7,9 @@ adds the per-user conversation index beside it; ``prune``, ``transfer`` and
 particular graph.
 """
 
-from checkpointing.backends import Backend, backend_of
+from checkpointing.backend import Backend, backend_of
 from checkpointing.conversation import Conversation
-from checkpointing.conversations import (
-    Conversations,
-    every_thread_id,
-    open_async_conversations,
-    open_conversations,
-)
+from checkpointing.conversations import Conversations, every_thread_id
 from checkpointing.errors import (
     CheckpointingError,
     ConfigError,
@@ -35,9 +30,15 @@ from checkpointing.ids import (
     thread_config,
     validate_id,
 )
+from checkpointing.opening import (
+    open_async_conversations,
+    open_async_saver,
+    open_conversations,
+    open_saver,
+    resolve_url,
+)
 from checkpointing.retention import PruneReport, prune, reclaim
 from checkpointing.runner import Runner
-from checkpointing.saver import open_async_saver, open_saver, resolve_url
 from checkpointing.serde import strict_serializer
 from checkpointing.settings import Settings, load_settings
 from checkpointing.stats import TableStats, stats

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import time
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager, suppress
 from dataclasses import replace
 from typing import Any
@@ -23,7 +23,7 @@ from langgraph.store.base import BaseStore
 from langgraph.types import StateSnapshot
 
 from checkpointing import index_sql as sql
-from checkpointing.backends import Backend
+from checkpointing.backend import Backend
 from checkpointing.conversation import (
     Conversation,
     conversation_from_row,
@@ -35,11 +35,7 @@ from checkpointing.errors import DAMAGED_ROW
 from checkpointing.ids import thread_not_found, validate_id
 from checkpointing.item_cache import internal_reads
 from checkpointing.leases import is_free
-from checkpointing.off_loop import in_thread
 from checkpointing.run_record import TrackedRun, crashed, record_statements, tracked
-from checkpointing.saver import opening
-from checkpointing.serde import TypeKey
-from checkpointing.settings import Settings
 from checkpointing.sqlexec import Rows, Statement
 from checkpointing.states import LEASE_DECIDED, STATES, state_of
 
@@ -250,46 +246,3 @@ def every_thread_id(backend: Backend) -> builtins.list[str]:
     """Every thread in the database: those with checkpoints and those in the index."""
     rows = backend.db.run([(sql.STORED_THREADS, ()), (sql.INDEXED_THREADS, ())])
     return sorted({row["thread_id"] for result in rows for row in result})
-
-
-@contextmanager
-def open_conversations(
-    url: str | None = None,
-    *,
-    allowed_types: Iterable[type | TypeKey] = (),
-    settings: Settings | None = None,
-    create: bool = True,
-) -> Iterator[Conversations]:
-    """Open *url*'s backend, the conversation index in it, and its Store (``.store``);
-    ``create=False`` refuses a database that does not exist yet (see ``open_saver``)."""
-    with _opening(url, allowed_types, settings, False, create) as conversations:
-        yield conversations
-
-
-@asynccontextmanager
-async def open_async_conversations(
-    url: str | None = None,
-    *,
-    allowed_types: Iterable[type | TypeKey] = (),
-    settings: Settings | None = None,
-    create: bool = True,
-) -> AsyncIterator[Conversations]:
-    """Async twin of ``open_conversations``: opened and closed in a worker thread."""
-    async with in_thread(_opening(url, allowed_types, settings, True, create)) as conversations:
-        yield conversations
-
-
-@contextmanager
-def _opening(
-    url: str | None,
-    allowed_types: Iterable[type | TypeKey],
-    settings: Settings | None,
-    asynchronous: bool,
-    create: bool,
-) -> Iterator[Conversations]:
-    backend_opening = opening(
-        url, allowed_types=allowed_types, settings=settings, asynchronous=asynchronous,
-        create=create,
-    )  # fmt: skip
-    with backend_opening as backend, backend.open_store() as store:
-        yield Conversations(backend, store=store)

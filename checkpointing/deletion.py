@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 
-from checkpointing.backends import Backend
+from checkpointing.backend import Backend
 from checkpointing.leases import discard, hold
 
 

@@ -22,7 +22,7 @@ from typing import Any
 from langgraph.checkpoint.base import CheckpointTuple
 from langgraph.checkpoint.serde.types import _DeltaSnapshot
 
-from checkpointing.backends import Backend
+from checkpointing.backend import Backend
 from checkpointing.conversations import Conversations, every_thread_id
 from checkpointing.errors import DAMAGED_ROW, ConfigError, ThreadBusy
 from checkpointing.items import ItemRefs, to_runs

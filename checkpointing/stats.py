@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from checkpointing.backends import Backend
+from checkpointing.backend import Backend
 from checkpointing.errors import ConfigError
 from checkpointing.ids import validate_id
 

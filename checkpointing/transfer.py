@@ -24,7 +24,7 @@ from typing import Any
 from langchain_core.runnables import RunnableConfig
 from pydantic import BaseModel
 
-from checkpointing.backends import Backend
+from checkpointing.backend import Backend
 from checkpointing.conversations import every_thread_id
 from checkpointing.errors import DAMAGED_ROW, ConfigError
 from checkpointing.items import ItemRefs

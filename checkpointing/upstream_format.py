@@ -31,9 +31,9 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import WRITES_IDX_MAP, Checkpoint, CheckpointTuple
 from langgraph.checkpoint.serde.types import _DeltaSnapshot
 
-from checkpointing.backends import Backend
+from checkpointing.backend import Backend
 from checkpointing.errors import CheckpointingError
-from checkpointing.saver import opening
+from checkpointing.opening import opening
 from checkpointing.serde import TypeKey
 from checkpointing.settings import Settings
 from checkpointing.transfer import _copy_store

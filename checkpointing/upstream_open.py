@@ -25,12 +25,12 @@ from langgraph.checkpoint.serde.jsonplus import (
 from langgraph.checkpoint.serde.types import _DeltaSnapshot
 from langgraph.store.base import BaseStore
 
-from checkpointing.backends import Backend
+from checkpointing.backend import Backend
 from checkpointing.backends.memory import LocalLeases
 from checkpointing.backends.sqlite import check_is_checkpoint_db, prepare_file
 from checkpointing.errors import ConfigError, UnwritableLocation
 from checkpointing.items import ItemRefs
-from checkpointing.saver import resolve_url
+from checkpointing.opening import resolve_url
 from checkpointing.serde import ITEM_REFS, UNPACK_OPTIONS, DurableSerializer, TypeKey, type_key
 from checkpointing.settings import Settings, load_settings
 from checkpointing.sqlexec import Executor, PostgresExecutor, SqliteExecutor

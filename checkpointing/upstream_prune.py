@@ -19,7 +19,7 @@ from typing import Any
 
 from langgraph.checkpoint.base import CheckpointTuple
 
-from checkpointing.backends import Backend, backend_of
+from checkpointing.backend import Backend, backend_of
 from checkpointing.deletion import deleting
 from checkpointing.leases import hold
 from checkpointing.retention import TABLES, PruneReport, _keep_latest, uses_delta_channel

@@ -1,7 +1,7 @@
 """Parsing database URLs, and keeping passwords out of anything printed.
 
 Owns the URL grammar (``sqlite:///PATH``, ``postgresql://...``, ``memory://``)
-and ``redact``. It does not open anything: that is ``checkpointing.saver``.
+and ``redact``. It does not open anything: that is ``checkpointing.opening``.
 """
 
 from __future__ import annotations

@@ -18,8 +18,7 @@ from typing import NoReturn
 import click
 from langgraph.errors import GraphRecursionError
 
-from checkpointing import CheckpointingError, ThreadNotFound
-from checkpointing.conversations import open_conversations
+from checkpointing import CheckpointingError, ThreadNotFound, open_conversations
 from checkpointing.runner import Runner
 from graphs.agent import RECURSION_LIMIT, compile_agent
 from graphs.cli_options import db_option, user_option, wait_option

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from checkpointing.conversations import open_conversations
+from checkpointing import open_conversations
 from checkpointing.runner import Runner
 from checkpointing.states import DIED
 from checkpointing.thread_state import NO_ANSWER, UNREADABLE, ThreadState

@@ -9,11 +9,11 @@ from functools import partial
 
 import click
 
-from checkpointing.conversations import every_thread_id, open_conversations
+from checkpointing import every_thread_id, open_conversations
 from checkpointing.errors import ConfigError, DatabaseNotFound, LangGraphDatabase
+from checkpointing.opening import resolve_url
 from checkpointing.retention import PruneReport, reclaim
 from checkpointing.retention import prune as prune_threads
-from checkpointing.saver import resolve_url
 from checkpointing.stats import stats as table_stats
 from checkpointing.transfer import transfer, verify
 from graphs.cli_options import db_option, echo_json, json_option, some_user_option

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import click
 
+from checkpointing import open_conversations
 from checkpointing.conversation import Conversation
-from checkpointing.conversations import open_conversations
 from checkpointing.runner import Runner
 from checkpointing.states import DIED, STATES
 from checkpointing.thread_state import ThreadState

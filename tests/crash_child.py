@@ -32,8 +32,7 @@ from typing import Annotated, TypedDict
 from langgraph.errors import GraphDrained
 from langgraph.graph import END, START, StateGraph
 
-from checkpointing import LeaseLost, NothingToResume, ThreadBusy
-from checkpointing.conversations import open_conversations
+from checkpointing import LeaseLost, NothingToResume, ThreadBusy, open_conversations
 from checkpointing.runner import Runner
 
 

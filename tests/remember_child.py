@@ -17,7 +17,7 @@ from typing import Any
 
 from langgraph.store.base import BaseStore, Op, PutOp, Result
 
-from checkpointing.conversations import open_conversations
+from checkpointing import open_conversations
 from checkpointing.runner import Runner
 from graphs import compile_agent
 

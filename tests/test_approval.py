@@ -11,8 +11,7 @@ import pytest
 from langgraph.graph import START, StateGraph
 from langgraph.types import interrupt
 
-from checkpointing import NothingToResume
-from checkpointing.conversations import open_conversations
+from checkpointing import NothingToResume, open_conversations
 from checkpointing.runner import Runner
 from tests.helpers import run_cli
 

@@ -22,8 +22,12 @@ from langgraph.errors import GraphDrained
 from langgraph.graph import START, StateGraph
 from langgraph.runtime import RunControl
 
-from checkpointing import NothingToResume, ThreadNotFound
-from checkpointing.conversations import open_async_conversations, open_conversations
+from checkpointing import (
+    NothingToResume,
+    ThreadNotFound,
+    open_async_conversations,
+    open_conversations,
+)
 from checkpointing.runner import Runner
 from graphs import OfflineChatModel, compile_agent
 from tests.helpers import CLI, rows_for, run_cli

@@ -14,9 +14,9 @@ import pytest
 from langchain_core.messages import HumanMessage
 from psycopg.types.json import Jsonb
 
+from checkpointing import open_conversations
 from checkpointing import serde as serde_module
 from checkpointing.backends.postgres_saver import ZIPPED_KEY
-from checkpointing.conversations import open_conversations
 from checkpointing.errors import InvalidDatabase
 from checkpointing.items import MAX_LIST_ITEMS, ItemRefs
 from checkpointing.runner import Runner

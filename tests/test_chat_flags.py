@@ -8,8 +8,8 @@ import os
 import subprocess
 import time
 
-from checkpointing.backends import backend_of
-from checkpointing.conversations import open_conversations
+from checkpointing import open_conversations
+from checkpointing.backend import backend_of
 from checkpointing.leases import is_free
 from tests.helpers import CLI, rows_for, run_cli
 

@@ -11,8 +11,12 @@ import pytest
 from langchain_core.messages import AIMessage, HumanMessage
 from langgraph.graph import START, StateGraph
 
-from checkpointing import InvalidIdentifier, ThreadNotFound
-from checkpointing.conversations import open_async_conversations, open_conversations
+from checkpointing import (
+    InvalidIdentifier,
+    ThreadNotFound,
+    open_async_conversations,
+    open_conversations,
+)
 from checkpointing.schema import MIGRATIONS
 from graphs import compile_agent
 from tests.helpers import rows_for as _rows_for
@@ -226,7 +230,7 @@ def test_memory_url_gets_an_index_too():
 
 OPEN_INDEX = """
 import sys
-from checkpointing.conversations import open_conversations
+from checkpointing import open_conversations
 with open_conversations(sys.argv[1]) as conversations:
     conversations.list("nobody")
 """

@@ -19,8 +19,7 @@ import pytest
 from langchain_core.messages import HumanMessage
 from langgraph.graph import MessagesState
 
-from checkpointing import ThreadBusy, ThreadNotFound
-from checkpointing.conversations import open_async_conversations, open_conversations
+from checkpointing import ThreadBusy, ThreadNotFound, open_async_conversations, open_conversations
 from checkpointing.runner import Runner
 from graphs import compile_agent
 from tests.helpers import CLI, one_node, rows_for, run_cli

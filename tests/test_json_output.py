@@ -8,7 +8,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from checkpointing.conversations import open_conversations
+from checkpointing import open_conversations
 from tests.helpers import run_cli
 
 SAME_FIELDS = {"thread_id", "user_id", "title", "state", "created_at", "updated_at",

@@ -23,11 +23,16 @@ import pytest
 from langgraph.errors import GraphDrained
 from psycopg.rows import dict_row
 
-from checkpointing import DatabaseUnavailable, LeaseLost, Settings
-from checkpointing.backends import backend_of
+from checkpointing import (
+    DatabaseUnavailable,
+    LeaseLost,
+    Settings,
+    open_async_conversations,
+    open_conversations,
+)
+from checkpointing.backend import backend_of
 from checkpointing.backends.postgres_connections import bounded_connection
 from checkpointing.backends.postgres_schema import under_setup_lock
-from checkpointing.conversations import open_async_conversations, open_conversations
 from checkpointing.leases import hold, is_free
 from checkpointing.runner import Runner
 from checkpointing.urls import DatabaseURL

@@ -17,8 +17,14 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from checkpointing import NothingToResume, ThreadBusy, ThreadNotFound, open_saver, thread_config
-from checkpointing.conversations import open_conversations
+from checkpointing import (
+    NothingToResume,
+    ThreadBusy,
+    ThreadNotFound,
+    open_conversations,
+    open_saver,
+    thread_config,
+)
 from checkpointing.runner import Runner
 from tests.crash_child import build
 from tests.helpers import rows_for, run_cli
@@ -392,7 +398,7 @@ def test_async_twins_pause_resume_and_recover(db_url, tmp_path):
     counter = tmp_path / "counter.txt"
 
     async def scenario() -> None:
-        from checkpointing.conversations import open_async_conversations
+        from checkpointing import open_async_conversations
 
         async with open_async_conversations(db_url) as conversations:
             graph = build(str(counter), 0.2, 0).compile(checkpointer=conversations.saver)

@@ -7,7 +7,7 @@ import time
 
 from langchain_core.messages import HumanMessage
 
-from checkpointing.conversations import open_conversations
+from checkpointing import open_conversations
 from checkpointing.retention import prune, reclaim
 from checkpointing.runner import Runner
 from graphs import compile_agent

@@ -10,8 +10,7 @@ from typing import TypedDict
 
 import pytest
 
-from checkpointing import LeaseLost, NothingToResume
-from checkpointing.conversations import open_async_conversations, open_conversations
+from checkpointing import LeaseLost, NothingToResume, open_async_conversations, open_conversations
 from checkpointing.runner import Runner
 from tests.helpers import one_node, run_cli
 from tests.openai_server import Reply, openai_server

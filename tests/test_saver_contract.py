@@ -23,7 +23,7 @@ from langgraph.graph import START, StateGraph
 from langgraph.types import Command, interrupt
 
 from checkpointing import open_conversations, open_saver, thread_config
-from checkpointing.backends import backend_of
+from checkpointing.backend import backend_of
 from checkpointing.backends.postgres_saver import CompactPostgresSaver
 from checkpointing.backends.sqlite_saver import SqliteSaver
 from checkpointing.errors import ThreadBusy

@@ -23,7 +23,7 @@ from langgraph.graph.message import add_messages
 from langgraph.types import interrupt
 from psycopg.rows import dict_row
 
-from checkpointing.conversations import open_conversations
+from checkpointing import open_conversations
 from checkpointing.ids import thread_config
 from checkpointing.runner import Runner
 from checkpointing.schema import CREATE_LEDGER_SQL, MIGRATIONS, RECORD_SQL, _pending

@@ -17,7 +17,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from checkpointing.conversations import open_conversations
+from checkpointing import open_conversations
 from checkpointing.runner import Runner
 from checkpointing.states import STATES
 from graphs.agent import compile_agent

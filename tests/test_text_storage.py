@@ -6,7 +6,7 @@ import pytest
 from langchain_core.messages import AIMessage, HumanMessage
 from langgraph.graph import START, MessagesState, StateGraph
 
-from checkpointing.conversations import open_conversations
+from checkpointing import open_conversations
 from checkpointing.errors import InvalidText
 from checkpointing.runner import Runner
 from graphs import compile_agent

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from langchain_core.messages import HumanMessage
 
-from checkpointing.conversations import open_conversations
+from checkpointing import open_conversations
 from checkpointing.runner import Runner
 from checkpointing.transfer import transfer, verify
 from graphs import compile_agent

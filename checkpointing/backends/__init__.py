@@ -1,51 +1,21 @@
-"""One opened database, whatever its kind: the ``Backend``, and which URL opens which.
+"""Which URL opens which backend: the one place a backend is chosen.
 
-A ``Backend`` is built once, by its URL's opener, and holds everything that differs
-between SQLite, PostgreSQL and ``memory://``: the saver, the executor our SQL runs on,
-the leases that give a thread one writer, the Store's opener and the way freed space
-goes back. Everything above it (the conversation index, the runner, retention,
-transfer, stats) takes a backend and never asks what kind it is, beyond its
-``dialect``. Each kind's module is imported only when its scheme is used, so a SQLite
-user never loads psycopg.
+A URL's scheme picks its opener (``sqlite``, ``postgresql``, ``memory``); each opener
+builds one ``Backend`` (``backend.py``) from its kind's parts, in this package: the
+file or the pool, the saver, the leases, the Store. Each kind's module is imported only
+when its scheme is used, so a SQLite user never loads psycopg. Opened backends are
+registered for ``backend_of`` while they are open.
 """
 
 from __future__ import annotations
 
-import threading
-import weakref
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
-from typing import Any
 
-from langgraph.checkpoint.base import BaseCheckpointSaver
-from langgraph.store.base import BaseStore
-
-from checkpointing.errors import ConfigError
-from checkpointing.leases import Leases
+from checkpointing.backend import Backend, registered
 from checkpointing.serde import DurableSerializer
 from checkpointing.settings import Settings
-from checkpointing.sqlexec import Executor
 from checkpointing.urls import DatabaseURL
-
-
-@dataclass(frozen=True, eq=False)
-class Backend:
-    """One opened database: its saver and the parts our own code needs beside it."""
-
-    dialect: str  # "sqlite", "postgresql", or "memory" (our tables in private SQLite)
-    saver: BaseCheckpointSaver[Any]
-    db: Executor  # our SQL, one transaction per call
-    leases: Leases  # one writer per thread, across every process using this database
-    open_store: Callable[[], AbstractContextManager[BaseStore]]  # the Store, same database
-    reclaim: Callable[[], None]  # give freed space back after a prune
-    name: str  # the database as messages name it: a path, or a URL without its password
-
-    def require_stored(self, doing: str) -> None:
-        """``ConfigError`` unless this database outlives its process (*doing* needs that)."""
-        if self.dialect == "memory":
-            raise ConfigError(f"{doing} needs a sqlite:/// or postgresql:// URL, not memory://")
-
 
 # (url, settings, serializer, shaped like upstream's async savers?, create if missing?)
 Opener = Callable[
@@ -100,33 +70,3 @@ def open_backend(
     opener = OPENERS[url.scheme](url, settings, serde, asynchronous, create)
     with opener as backend, registered(backend):
         yield backend
-
-
-# The backend each open saver belongs to, so a saver's own methods (``delete_thread``,
-# ``prune``) reach its leases and executor without looking inside it.
-_BY_SAVER: weakref.WeakKeyDictionary[Any, Backend] = weakref.WeakKeyDictionary()
-_GUARD = threading.Lock()
-
-
-@contextmanager
-def registered(backend: Backend) -> Iterator[Backend]:
-    """Make *backend* what ``backend_of`` finds for its saver, for the block."""
-    with _GUARD:
-        _BY_SAVER[backend.saver] = backend
-    try:
-        yield backend
-    finally:
-        with _GUARD:
-            _BY_SAVER.pop(backend.saver, None)
-
-
-def backend_of(saver: BaseCheckpointSaver[Any]) -> Backend:
-    """The backend *saver* was opened in; ``ConfigError`` for a saver we did not open."""
-    with _GUARD:
-        found = _BY_SAVER.get(saver)
-    if found is None:
-        raise ConfigError(
-            f"this {type(saver).__name__} was not opened by open_saver: open it with "
-            "checkpointing.open_saver(url) to use it here"
-        )
-    return found

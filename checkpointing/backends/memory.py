@@ -17,7 +17,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.store.base import BaseStore
 from langgraph.store.memory import InMemoryStore
 
-from checkpointing.backends import Backend
+from checkpointing.backend import Backend
 from checkpointing.schema import migrate
 from checkpointing.serde import DurableSerializer
 from checkpointing.sqlexec import SqliteExecutor

@@ -18,7 +18,7 @@ import psycopg
 from langgraph.store.postgres import PostgresStore
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from checkpointing.backends import Backend
+from checkpointing.backend import Backend
 from checkpointing.backends.postgres_connections import (
     bounded_connection,
     connect_seconds,

@@ -22,7 +22,7 @@ from langgraph.checkpoint.sqlite import SqliteSaver as _UpstreamSqliteSaver
 from langgraph.store.base import BaseStore, Op, Result
 from langgraph.store.sqlite import SqliteStore as _UpstreamSqliteStore
 
-from checkpointing.backends import Backend
+from checkpointing.backend import Backend
 from checkpointing.backends.sqlite_errors import FIX, diagnose, missing_database
 from checkpointing.backends.sqlite_leases import SETUP_LOCK_NAME, SETUP_WAIT_SECONDS, FileLeases
 from checkpointing.backends.sqlite_saver import AsyncSqliteSaver, SqliteSaver

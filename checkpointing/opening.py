@@ -1,10 +1,11 @@
-"""The package's front door: ``open_saver`` and ``open_async_saver`` by one URL.
+"""The package's front door: a saver, or the conversation index, opened by one URL.
 
 Owns the precedence of where the URL comes from (an argument, ``DURABLE_AGENT_DB``, the
-default file) and handing out the saver of the backend it opens; which URL opens which
-backend is ``backends/__init__.py``. Opening asynchronously runs the whole of opening
-and closing in a worker thread, so waiting for another process's setup never blocks
-the loop. What the savers do once open is LangGraph's.
+default file) and what each opener hands out: ``open_saver`` the backend's saver,
+``open_conversations`` the conversation index with the Store beside it. Which URL opens
+which backend is ``backends/__init__.py``. Opening asynchronously runs the whole of
+opening and closing in a worker thread, so waiting for another process's setup never
+blocks the loop. What the savers do once open is LangGraph's.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from typing import Any
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
-from checkpointing.backends import Backend, open_backend
+from checkpointing.backend import Backend
+from checkpointing.backends import open_backend
+from checkpointing.conversations import Conversations
 from checkpointing.off_loop import in_thread
 from checkpointing.serde import TypeKey, strict_serializer
 from checkpointing.settings import Settings, load_settings
@@ -77,3 +80,46 @@ async def open_async_saver(
     )
     async with in_thread(context) as backend:
         yield backend.saver
+
+
+@contextmanager
+def open_conversations(
+    url: str | None = None,
+    *,
+    allowed_types: Iterable[type | TypeKey] = (),
+    settings: Settings | None = None,
+    create: bool = True,
+) -> Iterator[Conversations]:
+    """Open *url*'s backend, the conversation index in it, and its Store (``.store``);
+    ``create=False`` refuses a database that does not exist yet (see ``open_saver``)."""
+    with _opening(url, allowed_types, settings, False, create) as conversations:
+        yield conversations
+
+
+@asynccontextmanager
+async def open_async_conversations(
+    url: str | None = None,
+    *,
+    allowed_types: Iterable[type | TypeKey] = (),
+    settings: Settings | None = None,
+    create: bool = True,
+) -> AsyncIterator[Conversations]:
+    """Async twin of ``open_conversations``: opened and closed in a worker thread."""
+    async with in_thread(_opening(url, allowed_types, settings, True, create)) as conversations:
+        yield conversations
+
+
+@contextmanager
+def _opening(
+    url: str | None,
+    allowed_types: Iterable[type | TypeKey],
+    settings: Settings | None,
+    asynchronous: bool,
+    create: bool,
+) -> Iterator[Conversations]:
+    backend_opening = opening(
+        url, allowed_types=allowed_types, settings=settings, asynchronous=asynchronous,
+        create=create,
+    )  # fmt: skip
+    with backend_opening as backend, backend.open_store() as store:
+        yield Conversations(backend, store=store)
