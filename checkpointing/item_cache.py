@@ -1,6 +1,6 @@
 """What one process keeps of a thread's stored items, so a long history is read once.
 
-Owns the per-thread cache the item log (``items.py``) works through: the items' stored
+Owns the per-thread cache the item log (``item_log.py``) works through: the items' stored
 bytes both ways (seq to bytes, bytes to seq), the list last written and last read per
 slot with their runs, the next seq to hand out, and, for this package's own reads that
 only look (``internal_reads``), the items revived once. Bytes are kept rather than

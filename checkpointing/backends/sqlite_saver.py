@@ -2,7 +2,7 @@
 
 Owns how a checkpoint and its writes are laid out in upstream's SQLite tables
 (``put_raw``, the write statements ``writes.py`` runs) and the cursor they run on.
-Its ``a*`` methods run the sync ones in a worker thread (``compact_lists.py``): we chose
+Its ``a*`` methods run the sync ones in a worker thread (``saver_async.py``): we chose
 that over upstream's ``AsyncSqliteSaver``, which deadlocks when its sync methods are
 called on the loop thread (langgraph #7857) and holds its lock while an ``alist`` is
 paused (#8558). Opening the file is ``sqlite.py``.
