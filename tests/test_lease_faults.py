@@ -29,7 +29,7 @@ from checkpointing.leases import hold, is_free, leases_for
 from checkpointing.postgres import _under_setup_lock, bounded_connection
 from checkpointing.resume import Runner
 from checkpointing.urls import DatabaseURL
-from graphs.cli import errors_as_one_line
+from graphs.cli.exits import errors_as_one_line
 from tests.crash_child import build
 from tests.helpers import CLI, rows_for, run_cli, throwaway_database
 from tests.pg_cluster import Cluster, pg_cluster  # noqa: F401 (a fixture)

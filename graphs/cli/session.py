@@ -29,9 +29,9 @@ from checkpointing.resume import Runner
 from checkpointing.text import check_storable
 from checkpointing.thread_state import NO_ANSWER, ThreadState, waiting_for_answer
 from graphs.agent import RECURSION_LIMIT
+from graphs.cli.render import update_lines
+from graphs.cli.terminal import safe
 from graphs.models import ModelFailure, ModelUnavailable, model_failure
-from graphs.render import update_lines
-from graphs.terminal import safe
 
 SIGNAL_PAUSE = "stopped by a signal"
 APPROVAL_PROMPT = "approve? [y]es / [n]o / [e]dit: "

@@ -11,7 +11,7 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 
-from graphs.terminal import safe
+from graphs.cli.terminal import safe
 
 MAX_ARG_CHARS = 60
 
@@ -27,7 +27,7 @@ def _args(args: dict[str, Any]) -> str:
 
 
 def message_lines(message: BaseMessage) -> Iterator[str]:
-    """The transcript lines for one message, safe to print (see ``graphs.terminal``)."""
+    """The transcript lines for one message, safe to print (see ``graphs.cli.terminal``)."""
     if isinstance(message, HumanMessage):
         yield f"you: {safe(message.text, multiline=True)}"
     elif isinstance(message, AIMessage):

@@ -12,12 +12,12 @@ from checkpointing.resume import Runner
 from checkpointing.states import DIED, STATES
 from checkpointing.thread_state import ThreadState
 from graphs.agent import compile_agent
-from graphs.cli_options import db_option, echo_json, json_option, user_option
-from graphs.confirm import confirm, yes_option
+from graphs.cli.confirm import confirm, yes_option
+from graphs.cli.options import db_option, echo_json, json_option, user_option
+from graphs.cli.render import message_dict, message_lines
+from graphs.cli.session import questions
+from graphs.cli.terminal import safe
 from graphs.offline import OfflineChatModel
-from graphs.render import message_dict, message_lines
-from graphs.session import questions
-from graphs.terminal import safe
 
 STATUS_CHOICE = click.Choice(list(STATES))
 

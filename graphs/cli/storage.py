@@ -16,8 +16,8 @@ from checkpointing.retention import prune as prune_threads
 from checkpointing.saver import resolve_url
 from checkpointing.stats import stats as table_stats
 from checkpointing.transfer import transfer, verify
-from graphs.cli_options import db_option, echo_json, json_option, some_user_option
-from graphs.confirm import confirm, yes_option
+from graphs.cli.confirm import confirm, yes_option
+from graphs.cli.options import db_option, echo_json, json_option, some_user_option
 
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 DURATION = re.compile(r"^(\d+)([smhdw])$")

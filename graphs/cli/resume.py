@@ -12,7 +12,8 @@ from checkpointing.resume import Runner
 from checkpointing.states import DIED
 from checkpointing.thread_state import NO_ANSWER, UNREADABLE, ThreadState
 from graphs.agent import compile_agent
-from graphs.cli_options import (
+from graphs.cli.exits import EXIT_INTERRUPTED
+from graphs.cli.options import (
     db_option,
     echo_json,
     json_option,
@@ -20,11 +21,9 @@ from graphs.cli_options import (
     user_option,
     wait_option,
 )
+from graphs.cli.session import SIGNAL_PAUSE, Session, questions
+from graphs.cli.terminal import safe
 from graphs.models import describe_model_error, make_model
-from graphs.session import SIGNAL_PAUSE, Session, questions
-from graphs.terminal import safe
-
-EXIT_INTERRUPTED = 130
 
 
 def _reply(approve: bool, reject: bool, edit: str | None, answer: str | None) -> Any:
