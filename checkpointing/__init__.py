@@ -21,6 +21,7 @@ from checkpointing.errors import (
     InvalidDatabase,
     InvalidIdentifier,
     InvalidText,
+    LangGraphDatabase,
     LeaseLost,
     NothingToResume,
     ThreadBusy,
@@ -31,19 +32,27 @@ from checkpointing.errors import (
 from checkpointing.resume import Runner
 from checkpointing.retention import PruneReport, prune, reclaim
 from checkpointing.saver import open_async_saver, open_saver, resolve_url
+from checkpointing.secrets import add_secret, scrub
 from checkpointing.serde import strict_serializer
 from checkpointing.settings import Settings, load_settings
+from checkpointing.states import DIED, STATES
 from checkpointing.stats import TableStats, stats
-from checkpointing.thread_state import ThreadState
+from checkpointing.text import check_storable
+from checkpointing.thread_state import NO_ANSWER, UNREADABLE, ThreadState, waiting_for_answer
 from checkpointing.threads import (
     new_thread_id,
     thread_config,
     validate_id,
 )
 from checkpointing.transfer import TransferReport, VerifyReport, transfer, verify
+from checkpointing.upstream_format import export_upstream, threads_to_export, verify_upstream
 from checkpointing.urls import parse_url, redact
 
 __all__ = [
+    "DIED",
+    "NO_ANSWER",
+    "STATES",
+    "UNREADABLE",
     "CheckpointingError",
     "ConfigError",
     "Conversation",
@@ -53,6 +62,7 @@ __all__ = [
     "InvalidDatabase",
     "InvalidIdentifier",
     "InvalidText",
+    "LangGraphDatabase",
     "LeaseLost",
     "NothingToResume",
     "PruneReport",
@@ -66,6 +76,9 @@ __all__ = [
     "UnsupportedURL",
     "UnwritableLocation",
     "VerifyReport",
+    "add_secret",
+    "check_storable",
+    "export_upstream",
     "load_settings",
     "new_thread_id",
     "open_async_conversations",
@@ -77,10 +90,14 @@ __all__ = [
     "reclaim",
     "redact",
     "resolve_url",
+    "scrub",
     "stats",
     "strict_serializer",
     "thread_config",
+    "threads_to_export",
     "transfer",
     "validate_id",
     "verify",
+    "verify_upstream",
+    "waiting_for_answer",
 ]

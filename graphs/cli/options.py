@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 
 import click
 
-from checkpointing.errors import ConfigError
+from checkpointing import ConfigError
 from graphs.cli.terminal import json_document
 
 F = TypeVar("F", bound=Callable[..., Any])

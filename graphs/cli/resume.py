@@ -7,10 +7,7 @@ from typing import Any
 
 import click
 
-from checkpointing.conversations import open_conversations
-from checkpointing.resume import Runner
-from checkpointing.states import DIED
-from checkpointing.thread_state import NO_ANSWER, UNREADABLE, ThreadState
+from checkpointing import DIED, NO_ANSWER, UNREADABLE, Runner, ThreadState, open_conversations
 from graphs.agent import compile_agent
 from graphs.cli.exits import EXIT_INTERRUPTED
 from graphs.cli.options import (

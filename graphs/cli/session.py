@@ -23,11 +23,15 @@ from langchain_core.messages import HumanMessage
 from langgraph.errors import GraphDrained
 from langgraph.runtime import RunControl
 
-from checkpointing.conversations import Conversation
-from checkpointing.errors import NothingToResume
-from checkpointing.resume import Runner
-from checkpointing.text import check_storable
-from checkpointing.thread_state import NO_ANSWER, ThreadState, waiting_for_answer
+from checkpointing import (
+    NO_ANSWER,
+    Conversation,
+    NothingToResume,
+    Runner,
+    ThreadState,
+    check_storable,
+    waiting_for_answer,
+)
 from graphs.agent import RECURSION_LIMIT
 from graphs.cli.render import update_lines
 from graphs.cli.terminal import safe

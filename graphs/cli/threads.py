@@ -7,10 +7,7 @@ from __future__ import annotations
 
 import click
 
-from checkpointing.conversations import Conversation, open_conversations
-from checkpointing.resume import Runner
-from checkpointing.states import DIED, STATES
-from checkpointing.thread_state import ThreadState
+from checkpointing import DIED, STATES, Conversation, Runner, ThreadState, open_conversations
 from graphs.agent import compile_agent
 from graphs.cli.confirm import confirm, yes_option
 from graphs.cli.options import db_option, echo_json, json_option, user_option
