@@ -11,11 +11,9 @@ import sys
 import click
 
 from checkpointing import Runner, ThreadNotFound, open_conversations
-from graphs.agent import compile_agent
+from graphs.cli.agents import running_agent
 from graphs.cli.exits import EXIT_ERROR, EXIT_INTERRUPTED
 from graphs.cli.options import db_option, user_option, wait_option
-from graphs.cli.session import SIGNAL_PAUSE, Session, prompt_line
-from graphs.models import describe_model, make_model
 
 
 @click.command()
@@ -41,6 +39,10 @@ def chat(
         raise click.UsageError("give --thread or --continue, not both")
     if message and not " ".join(message).strip():
         raise click.UsageError("the message is empty: give the text to send, or no MESSAGE to talk")
+    # Imported here, not with the command line: see graphs.cli.agents.
+    from graphs.cli.session import SIGNAL_PAUSE, Session, prompt_line
+    from graphs.models import describe_model, make_model
+
     model = make_model()
     with open_conversations(db) as conversations:
         conversation = None
@@ -53,10 +55,9 @@ def chat(
                     f"{user} has no conversation to continue; start one with "
                     f"'durable-agent chat --user {user} MESSAGE'"
                 )
-        agent = compile_agent(conversations.saver, model, store=conversations.store)
         interactive = not message
         session = Session(
-            Runner(conversations, agent),
+            Runner(conversations, running_agent(conversations, model)),
             user,
             conversation,
             ask=prompt_line if interactive else None,

@@ -19,9 +19,7 @@ import click
 from langgraph.errors import GraphRecursionError
 
 from checkpointing import CheckpointingError
-from graphs.agent import RECURSION_LIMIT
 from graphs.cli.terminal import safe
-from graphs.models import ModelUnavailable
 
 EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130  # as a shell reports a command stopped by Ctrl-C (128 + SIGINT)
@@ -42,6 +40,13 @@ def _interrupted(exc: BaseException) -> NoReturn:
     # A second Ctrl-C in a run says which conversation stopped and how to continue it;
     # elsewhere, what had finished is committed and a write cut short rolls back.
     _fail(str(exc) or "interrupted; what had finished before it is saved", EXIT_INTERRUPTED)
+
+
+def _model_unavailable(exc: Exception) -> bool:
+    # Only the commands that run the agent import graphs.models, and only they raise this;
+    # the others would pay ~30 ms to import the models for this check.
+    models = sys.modules.get("graphs.models")
+    return models is not None and isinstance(exc, models.ModelUnavailable)
 
 
 def _lost_prepared_statements(exc: Exception) -> bool:
@@ -78,18 +83,18 @@ def _unexpected(exc: Exception) -> NoReturn:
 
 @contextmanager
 def errors_as_one_line() -> Iterator[None]:
+    """Any error in the block as one line on stderr and its exit code."""
     try:
         yield
     except CheckpointingError as exc:
         _fail(str(exc))
     except GraphRecursionError:
+        from graphs.agent import RECURSION_LIMIT  # imported already: only a run raises this
+
         _fail(
             f"the model kept calling tools for {RECURSION_LIMIT} steps and was stopped; "
             "the conversation is saved: ask differently with --thread"
         )
-    except ModelUnavailable as exc:
-        _debug_traceback()
-        _fail(str(exc))
     except KeyboardInterrupt as exc:
         _interrupted(exc)
     except click.ClickException as exc:
@@ -101,4 +106,7 @@ def errors_as_one_line() -> Iterator[None]:
             _interrupted(exc.__cause__)
         _fail("aborted", EXIT_INTERRUPTED)
     except Exception as exc:
+        if _model_unavailable(exc):  # none of the types above: checking it here is the same
+            _debug_traceback()
+            _fail(str(exc))
         _unexpected(exc)

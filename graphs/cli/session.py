@@ -33,7 +33,7 @@ from checkpointing import (
     waiting_for_answer,
 )
 from graphs.agent import RECURSION_LIMIT
-from graphs.cli.render import update_lines
+from graphs.cli.render import questions, update_lines
 from graphs.cli.terminal import safe
 from graphs.models import ModelFailure, ModelUnavailable, model_failure
 
@@ -79,14 +79,6 @@ def approval_action(text: str) -> str | None:
         if word in words:
             return action
     return None
-
-
-def questions(thread: ThreadState) -> list[str]:
-    out = []
-    for pending in thread.waiting_for:
-        value = pending.value
-        out.append(value.get("question", repr(value)) if isinstance(value, dict) else repr(value))
-    return out
 
 
 class Session:
