@@ -18,6 +18,7 @@ from checkpointing.errors import (
     InvalidDatabase,
     InvalidIdentifier,
     InvalidText,
+    LangGraphDatabase,
     LeaseLost,
     NothingToResume,
     ThreadBusy,
@@ -39,14 +40,22 @@ from checkpointing.opening import (
 )
 from checkpointing.retention import PruneReport, prune, reclaim
 from checkpointing.runner import Runner
+from checkpointing.secrets import add_secret, scrub
 from checkpointing.serde import strict_serializer
 from checkpointing.settings import Settings, load_settings
+from checkpointing.states import DIED, STATES
 from checkpointing.stats import TableStats, stats
-from checkpointing.thread_state import ThreadState
+from checkpointing.text import check_storable
+from checkpointing.thread_state import NO_ANSWER, UNREADABLE, ThreadState, waiting_for_answer
 from checkpointing.transfer import TransferReport, VerifyReport, transfer, verify
+from checkpointing.upstream_format import export_upstream, threads_to_export, verify_upstream
 from checkpointing.urls import parse_url, redact
 
 __all__ = [
+    "DIED",
+    "NO_ANSWER",
+    "STATES",
+    "UNREADABLE",
     "Backend",
     "CheckpointingError",
     "ConfigError",
@@ -57,6 +66,7 @@ __all__ = [
     "InvalidDatabase",
     "InvalidIdentifier",
     "InvalidText",
+    "LangGraphDatabase",
     "LeaseLost",
     "NothingToResume",
     "PruneReport",
@@ -70,8 +80,11 @@ __all__ = [
     "UnsupportedURL",
     "UnwritableLocation",
     "VerifyReport",
+    "add_secret",
     "backend_of",
+    "check_storable",
     "every_thread_id",
+    "export_upstream",
     "load_settings",
     "new_thread_id",
     "open_async_conversations",
@@ -83,10 +96,14 @@ __all__ = [
     "reclaim",
     "redact",
     "resolve_url",
+    "scrub",
     "stats",
     "strict_serializer",
     "thread_config",
+    "threads_to_export",
     "transfer",
     "validate_id",
     "verify",
+    "verify_upstream",
+    "waiting_for_answer",
 ]

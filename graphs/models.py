@@ -15,8 +15,7 @@ from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 
-from checkpointing import ConfigError, redact
-from checkpointing.secrets import add_secret
+from checkpointing import ConfigError, add_secret, redact
 from graphs.offline import OfflineChatModel
 
 OFFLINE = "offline"

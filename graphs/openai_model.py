@@ -17,7 +17,7 @@ from typing import Any
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_openai import ChatOpenAI
 
-from checkpointing.secrets import scrub
+from checkpointing import scrub
 
 
 def _scrub_in_place(exc: BaseException) -> None:

@@ -11,7 +11,7 @@ import psycopg
 import pytest
 
 from checkpointing import open_saver, thread_config
-from graphs.cli import errors_as_one_line
+from graphs.cli.exits import errors_as_one_line
 from tests.helpers import CLI, POSTGRES_URL, run_cli
 
 

@@ -36,7 +36,7 @@ from checkpointing.backends.postgres_schema import under_setup_lock
 from checkpointing.leases import hold, is_free
 from checkpointing.runner import Runner
 from checkpointing.urls import DatabaseURL
-from graphs.cli import errors_as_one_line
+from graphs.cli.exits import errors_as_one_line
 from tests.crash_child import build
 from tests.helpers import CLI, rows_for, run_cli, throwaway_database
 from tests.pg_cluster import Cluster, pg_cluster  # noqa: F401 (a fixture)

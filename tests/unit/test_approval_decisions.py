@@ -11,9 +11,10 @@ from langgraph.types import Interrupt
 
 from checkpointing.conversation import Conversation
 from checkpointing.thread_state import NO_ANSWER, ThreadState
-from graphs.cli_resume import _reply
+from graphs.cli.render import questions
+from graphs.cli.resume import _reply
+from graphs.cli.session import Session, approval_action
 from graphs.memory_tools import UNCLEAR, _question, decide, fact_key, facts_namespace
-from graphs.session import Session, approval_action, questions
 from graphs.tools import ToolError
 
 FACT = "I like tea"

@@ -9,15 +9,25 @@ from functools import partial
 
 import click
 
-from checkpointing import every_thread_id, open_conversations
-from checkpointing.errors import ConfigError, DatabaseNotFound, LangGraphDatabase
-from checkpointing.opening import resolve_url
-from checkpointing.retention import PruneReport, reclaim
-from checkpointing.retention import prune as prune_threads
-from checkpointing.stats import stats as table_stats
-from checkpointing.transfer import transfer, verify
-from graphs.cli_options import db_option, echo_json, json_option, some_user_option
-from graphs.confirm import confirm, yes_option
+from checkpointing import (
+    ConfigError,
+    DatabaseNotFound,
+    LangGraphDatabase,
+    PruneReport,
+    every_thread_id,
+    export_upstream,
+    open_conversations,
+    reclaim,
+    resolve_url,
+    threads_to_export,
+    transfer,
+    verify,
+    verify_upstream,
+)
+from checkpointing import prune as prune_threads
+from checkpointing import stats as table_stats
+from graphs.cli.confirm import confirm, yes_option
+from graphs.cli.options import db_option, echo_json, json_option, some_user_option
 
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 DURATION = re.compile(r"^(\d+)([smhdw])$")
@@ -204,8 +214,6 @@ def _refuse_langgraphs_own(target_url: str) -> None:
 
 def migrate_upstream(source_url: str, target_url: str, verify_only: bool) -> None:
     """Write SOURCE_URL's threads and Store into TARGET_URL in LangGraph's own format."""
-    from checkpointing.upstream_format import export_upstream, threads_to_export, verify_upstream
-
     if verify_only:
         checked = verify_upstream(source_url, target_url)
         threads, mismatches = checked.threads, checked.mismatches

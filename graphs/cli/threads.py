@@ -7,18 +7,12 @@ from __future__ import annotations
 
 import click
 
-from checkpointing import open_conversations
-from checkpointing.conversation import Conversation
-from checkpointing.runner import Runner
-from checkpointing.states import DIED, STATES
-from checkpointing.thread_state import ThreadState
-from graphs.agent import compile_agent
-from graphs.cli_options import db_option, echo_json, json_option, user_option
-from graphs.confirm import confirm, yes_option
-from graphs.offline import OfflineChatModel
-from graphs.render import message_dict, message_lines
-from graphs.session import questions
-from graphs.terminal import safe
+from checkpointing import DIED, STATES, Conversation, Runner, ThreadState, open_conversations
+from graphs.cli.agents import reading_agent
+from graphs.cli.confirm import confirm, yes_option
+from graphs.cli.options import db_option, echo_json, json_option, user_option
+from graphs.cli.render import message_dict, message_lines, questions
+from graphs.cli.terminal import safe
 
 STATUS_CHOICE = click.Choice(list(STATES))
 
@@ -79,8 +73,7 @@ def _why(thread: ThreadState) -> list[str]:
 def show(thread_id: str, user: str, as_json: bool, db: str | None) -> None:
     """Print conversation THREAD_ID: messages, state, what it waits for, and stats."""
     with open_conversations(db, create=False) as conversations:
-        # Reading state never calls the model, so the offline one is enough here.
-        agent = compile_agent(conversations.saver, OfflineChatModel())
+        agent = reading_agent(conversations)
         thread = Runner(conversations, agent).state(thread_id, user)
         messages = agent.get_state(thread.conversation.config).values.get("messages", [])
     if as_json:

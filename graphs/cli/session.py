@@ -23,15 +23,19 @@ from langchain_core.messages import HumanMessage
 from langgraph.errors import GraphDrained
 from langgraph.runtime import RunControl
 
-from checkpointing.conversation import Conversation
-from checkpointing.errors import NothingToResume
-from checkpointing.runner import Runner
-from checkpointing.text import check_storable
-from checkpointing.thread_state import NO_ANSWER, ThreadState, waiting_for_answer
+from checkpointing import (
+    NO_ANSWER,
+    Conversation,
+    NothingToResume,
+    Runner,
+    ThreadState,
+    check_storable,
+    waiting_for_answer,
+)
 from graphs.agent import RECURSION_LIMIT
+from graphs.cli.render import questions, update_lines
+from graphs.cli.terminal import safe
 from graphs.models import ModelFailure, ModelUnavailable, model_failure
-from graphs.render import update_lines
-from graphs.terminal import safe
 
 SIGNAL_PAUSE = "stopped by a signal"
 APPROVAL_PROMPT = "approve? [y]es / [n]o / [e]dit: "
@@ -75,14 +79,6 @@ def approval_action(text: str) -> str | None:
         if word in words:
             return action
     return None
-
-
-def questions(thread: ThreadState) -> list[str]:
-    out = []
-    for pending in thread.waiting_for:
-        value = pending.value
-        out.append(value.get("question", repr(value)) if isinstance(value, dict) else repr(value))
-    return out
 
 
 class Session:

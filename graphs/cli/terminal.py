@@ -17,7 +17,7 @@ import unicodedata
 from datetime import datetime
 from typing import Any
 
-from checkpointing.secrets import scrub
+from checkpointing import scrub
 
 # Besides the C0/C1 controls (category Cc): characters that reorder or hide text.
 _INVISIBLE = {"Cf", "Zl", "Zp"}

@@ -1,4 +1,4 @@
-"""How the command line shows messages and run steps, as text or JSON.
+"""How the command line shows messages, run steps and questions, as text or JSON.
 
 Only presentation lives here: no database, no model. One line per step, so a
 transcript reads the same whether it is streamed live or replayed by ``show``.
@@ -11,7 +11,8 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 
-from graphs.terminal import safe
+from checkpointing import ThreadState
+from graphs.cli.terminal import safe
 
 MAX_ARG_CHARS = 60
 
@@ -27,7 +28,7 @@ def _args(args: dict[str, Any]) -> str:
 
 
 def message_lines(message: BaseMessage) -> Iterator[str]:
-    """The transcript lines for one message, safe to print (see ``graphs.terminal``)."""
+    """The transcript lines for one message, safe to print (see ``graphs.cli.terminal``)."""
     if isinstance(message, HumanMessage):
         yield f"you: {safe(message.text, multiline=True)}"
     elif isinstance(message, AIMessage):
@@ -55,3 +56,12 @@ def message_dict(message: BaseMessage) -> dict[str, Any]:
     if isinstance(message, ToolMessage):
         data.update(name=message.name, status=message.status)
     return data
+
+
+def questions(thread: ThreadState) -> list[str]:
+    """The questions *thread* waits for answers to: each interrupt's question (or value)."""
+    out = []
+    for pending in thread.waiting_for:
+        value = pending.value
+        out.append(value.get("question", repr(value)) if isinstance(value, dict) else repr(value))
+    return out

@@ -7,12 +7,10 @@ from typing import Any
 
 import click
 
-from checkpointing import open_conversations
-from checkpointing.runner import Runner
-from checkpointing.states import DIED
-from checkpointing.thread_state import NO_ANSWER, UNREADABLE, ThreadState
-from graphs.agent import compile_agent
-from graphs.cli_options import (
+from checkpointing import DIED, NO_ANSWER, UNREADABLE, Runner, ThreadState, open_conversations
+from graphs.cli.agents import reading_agent, running_agent
+from graphs.cli.exits import EXIT_INTERRUPTED
+from graphs.cli.options import (
     db_option,
     echo_json,
     json_option,
@@ -20,11 +18,8 @@ from graphs.cli_options import (
     user_option,
     wait_option,
 )
-from graphs.models import describe_model_error, make_model
-from graphs.session import SIGNAL_PAUSE, Session, questions
-from graphs.terminal import safe
-
-EXIT_INTERRUPTED = 130
+from graphs.cli.render import questions
+from graphs.cli.terminal import safe
 
 
 def _reply(approve: bool, reject: bool, edit: str | None, answer: str | None) -> Any:
@@ -72,7 +67,7 @@ def _fail_if_unreadable(thread_ids: list[str]) -> None:
 def pending(user: str | None, as_json: bool, db: str | None) -> None:
     """List conversations that are running or can be resumed, and what each waits for."""
     with open_conversations(db, create=False) as conversations:
-        threads = Runner(conversations, compile_agent(conversations.saver)).pending(user)
+        threads = Runner(conversations, reading_agent(conversations)).pending(user)
     unreadable = [t.thread_id for t in threads if t.state == UNREADABLE]
     if as_json:
         echo_json([thread.as_dict() for thread in threads])
@@ -107,9 +102,12 @@ def resume(
 ) -> None:  # fmt: skip
     """Continue THREAD_ID: after a crash, a pause or a failure, or with a human's answer."""
     reply = _reply(approve, reject, edit, answer)
+    # Imported here, not with the command line: see graphs.cli.agents.
+    from graphs.cli.session import SIGNAL_PAUSE, Session
+    from graphs.models import make_model
+
     with open_conversations(db, create=False) as conversations:
-        agent = compile_agent(conversations.saver, make_model(), store=conversations.store)
-        runner = Runner(conversations, agent)
+        runner = Runner(conversations, running_agent(conversations, make_model()))
         session = Session(runner, user, conversations.get(thread_id, user), wait=wait)
         session.resume(reply, retry=retry)
         click.echo(f"conversation {thread_id} is {runner.state(thread_id, user).state}")
@@ -122,8 +120,10 @@ def resume(
 @db_option
 def recover(user: str | None, db: str | None) -> None:
     """Resume every crashed conversation (those running elsewhere are left alone)."""
+    from graphs.models import describe_model_error, make_model  # see graphs.cli.agents
+
     with open_conversations(db, create=False) as conversations:
-        agent = compile_agent(conversations.saver, make_model(), store=conversations.store)
+        agent = running_agent(conversations, make_model())
         runner = Runner(conversations, agent, describe_error=describe_model_error)
         outcomes = runner.recover(user)
     if not outcomes:
@@ -140,5 +140,6 @@ def recover(user: str | None, db: str | None) -> None:
 def pause(thread_id: str, user: str, db: str | None) -> None:
     """Ask the process running THREAD_ID to stop after its current step."""
     with open_conversations(db, create=False) as conversations:
-        Runner(conversations, compile_agent(conversations.saver)).request_pause(thread_id, user)
+        # Asking for a pause only marks the thread in the index: no graph is read.
+        Runner(conversations, graph=None).request_pause(thread_id, user)
     click.echo(f"asked {thread_id} to pause after its current step")

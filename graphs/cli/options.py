@@ -7,8 +7,8 @@ from typing import Any, TypeVar
 
 import click
 
-from checkpointing.errors import ConfigError
-from graphs.terminal import json_document
+from checkpointing import ConfigError
+from graphs.cli.terminal import json_document
 
 F = TypeVar("F", bound=Callable[..., Any])
 
