@@ -43,8 +43,9 @@ from checkpointing.serde import strict_serializer
 from checkpointing.settings import Settings, load_settings
 from checkpointing.stats import TableStats, stats
 from checkpointing.thread_state import ThreadState
-from checkpointing.transfer import TransferReport, VerifyReport, transfer, verify
+from checkpointing.transfer import TransferReport, transfer
 from checkpointing.urls import parse_url, redact
+from checkpointing.verify import VerifyReport, verify
 
 __all__ = [
     "Backend",

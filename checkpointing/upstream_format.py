@@ -36,7 +36,7 @@ from checkpointing.errors import CheckpointingError
 from checkpointing.opening import opening
 from checkpointing.serde import TypeKey
 from checkpointing.settings import Settings
-from checkpointing.transfer import _copy_store
+from checkpointing.transfer import copy_store
 from checkpointing.upstream_open import open_raw_backend, open_upstream_backend, upstream_serializer
 
 UPSTREAM_DIGITS = 32  # the width of a version's number in LangGraph's own savers
@@ -224,7 +224,7 @@ def _export_store(src: Backend, dst: Backend) -> int:
         from langgraph.store.postgres import PostgresStore
 
         PostgresStore(target.conn).setup()
-    return _copy_store(src, dst)
+    return copy_store(src, dst)
 
 
 @dataclass
