@@ -47,9 +47,10 @@ from checkpointing.states import DIED, STATES
 from checkpointing.stats import TableStats, stats
 from checkpointing.text import check_storable
 from checkpointing.thread_state import NO_ANSWER, UNREADABLE, ThreadState, waiting_for_answer
-from checkpointing.transfer import TransferReport, VerifyReport, transfer, verify
+from checkpointing.transfer import TransferReport, transfer
 from checkpointing.upstream_format import export_upstream, threads_to_export, verify_upstream
 from checkpointing.urls import parse_url, redact
+from checkpointing.verify import VerifyReport, verify
 
 __all__ = [
     "DIED",

@@ -2,8 +2,9 @@
 
 Every value is bound; the statements are the same on SQLite and PostgreSQL
 (``sqlexec`` swaps the placeholder style). Deleting a conversation also deletes
-its rows in LangGraph's checkpoint tables, named here per backend, inside the
-same transaction, each guarded by the ownership row that is deleted last.
+its rows in LangGraph's checkpoint tables (``layouts`` names them per backend),
+inside the same transaction, each guarded by the ownership row that is deleted
+last. What retention, transfer and stats run on these tables is here too.
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from checkpointing import upstream_sql
 from checkpointing.conversation import metadata_json, title_of
 from checkpointing.errors import InvalidIdentifier
 from checkpointing.ids import new_thread_id, validate_id
+from checkpointing.layouts import BACKEND_TABLES, CONVERSATIONS, ITEMS, OUR_COLUMNS, TEXT
 from checkpointing.sqlexec import Statement
 from checkpointing.states import LEASE_DECIDED, STATES
 from checkpointing.text import storable
@@ -90,39 +93,20 @@ INSERT INTO conversation_text (thread_id, seq, folded) VALUES (?, ?, ?)
 ON CONFLICT (thread_id, seq) DO UPDATE SET folded = excluded.folded"""
 
 # Children first; the ownership row goes last, so every guard still sees it. Each
-# statement takes (thread_id, thread_id, user_id).
+# statement takes (thread_id, thread_id, user_id); the table names are layouts' constants.
+_OWNED_DELETE = """DELETE FROM {} WHERE thread_id = ? AND EXISTS
+           (SELECT 1 FROM conversations WHERE thread_id = ? AND user_id = ?)"""
 CHECKPOINT_DELETES: dict[str, list[str]] = {
-    "sqlite": [
-        """DELETE FROM conversation_text WHERE thread_id = ? AND EXISTS
-           (SELECT 1 FROM conversations WHERE thread_id = ? AND user_id = ?)""",
-        """DELETE FROM writes WHERE thread_id = ? AND EXISTS
-           (SELECT 1 FROM conversations WHERE thread_id = ? AND user_id = ?)""",
-        """DELETE FROM checkpoints WHERE thread_id = ? AND EXISTS
-           (SELECT 1 FROM conversations WHERE thread_id = ? AND user_id = ?)""",
-        """DELETE FROM durable_agent_items WHERE thread_id = ? AND EXISTS
-           (SELECT 1 FROM conversations WHERE thread_id = ? AND user_id = ?)""",
-    ],
-    "postgresql": [
-        """DELETE FROM conversation_text WHERE thread_id = ? AND EXISTS
-           (SELECT 1 FROM conversations WHERE thread_id = ? AND user_id = ?)""",
-        """DELETE FROM checkpoint_writes WHERE thread_id = ? AND EXISTS
-           (SELECT 1 FROM conversations WHERE thread_id = ? AND user_id = ?)""",
-        """DELETE FROM checkpoint_blobs WHERE thread_id = ? AND EXISTS
-           (SELECT 1 FROM conversations WHERE thread_id = ? AND user_id = ?)""",
-        """DELETE FROM checkpoints WHERE thread_id = ? AND EXISTS
-           (SELECT 1 FROM conversations WHERE thread_id = ? AND user_id = ?)""",
-        """DELETE FROM durable_agent_items WHERE thread_id = ? AND EXISTS
-           (SELECT 1 FROM conversations WHERE thread_id = ? AND user_id = ?)""",
-    ],
+    **{
+        dialect: [_OWNED_DELETE.format(t) for t in (TEXT, *tables.children_first, ITEMS)]
+        for dialect, tables in BACKEND_TABLES.items()
+    },
     # memory://: only our text table here; the saver's own delete_thread follows.
-    "memory": [
-        """DELETE FROM conversation_text WHERE thread_id = ? AND EXISTS
-           (SELECT 1 FROM conversations WHERE thread_id = ? AND user_id = ?)""",
-    ],
+    "memory": [_OWNED_DELETE.format(TEXT)],
 }
 
-STORED_THREADS = "SELECT DISTINCT thread_id FROM checkpoints"
-INDEXED_THREADS = "SELECT thread_id FROM conversations"
+STORED_THREADS = upstream_sql.STORED_THREADS  # LangGraph's table: its SQL is upstream_sql's
+INDEXED_THREADS = "SELECT thread_id, user_id, status FROM conversations"
 
 DELETE = "DELETE FROM conversations WHERE thread_id = ? AND user_id = ? RETURNING thread_id"
 
@@ -169,3 +153,21 @@ def delete_statements(thread_id: str, user_id: str, dialect: str) -> list[Statem
     owned = (thread_id, thread_id, user_id)
     tables = CHECKPOINT_DELETES[dialect]
     return [*((statement, owned) for statement in tables), (DELETE, (thread_id, user_id))]
+
+
+# -- what retention, transfer and stats read and write here -------------------------------
+# A conversation copied between databases whole (``transfer``), compared (``verify``).
+CONVERSATION_ROW = "SELECT * FROM conversations WHERE thread_id = ?"
+TEXT_ROWS = "SELECT thread_id, seq, folded FROM conversation_text WHERE thread_id = ?"
+DELETE_TEXT = "DELETE FROM conversation_text WHERE thread_id = ?"
+COPIED_COLUMNS = OUR_COLUMNS[CONVERSATIONS]
+COPY_CONVERSATION = (
+    f"INSERT INTO conversations ({', '.join(COPIED_COLUMNS)}) "  # noqa: S608 (layouts' constants)
+    f"VALUES ({', '.join('?' * len(COPIED_COLUMNS))}) ON CONFLICT (thread_id) DO UPDATE SET "
+    + ", ".join(f"{column} = excluded.{column}" for column in COPIED_COLUMNS[1:])
+)
+# A thread's index rows, whoever owns it (a thread deleted through the saver).
+DELETE_THREAD_INDEX = [DELETE_TEXT, "DELETE FROM conversations WHERE thread_id = ?"]
+# One user's conversations, and their threads (``stats``).
+USER_CONVERSATIONS = "SELECT count(*) AS n, 0 AS size FROM conversations WHERE user_id = ?"
+USER_THREADS = "SELECT thread_id FROM conversations WHERE user_id = ?"

@@ -36,6 +36,7 @@ from itertools import chain, pairwise
 from typing import Any
 
 from checkpointing.errors import InvalidDatabase, damaged
+from checkpointing.layouts import BACKEND_TABLES, ITEMS
 
 # A stored list may name at most this many items, and seqs are BIGINTs: a damaged or
 # crafted reference is refused before it is expanded, instead of exhausting memory.
@@ -49,6 +50,19 @@ SELECT_ITEMS_SQL = (
     "SELECT seq, type, blob FROM durable_agent_items "
     "WHERE thread_id = ? AND seq BETWEEN ? AND ? ORDER BY seq"
 )
+# A thread's items whole, and copied into another database as stored (``transfer``).
+THREAD_ITEMS_SQL = (
+    "SELECT seq, type, blob FROM durable_agent_items WHERE thread_id = ? ORDER BY seq"
+)
+COPY_ITEM_SQL = f"{INSERT_ITEM_SQL} ON CONFLICT (thread_id, seq) DO NOTHING"
+# Retention: each item's stored bytes (per backend), a run of items, every item of a thread.
+ITEM_SIZES_SQL = {
+    dialect: f"SELECT seq, {tables.bytes_of(ITEMS)} AS size "  # noqa: S608 (layouts' constants)
+    "FROM durable_agent_items WHERE thread_id = ?"
+    for dialect, tables in BACKEND_TABLES.items()
+}
+DELETE_ITEMS_SQL = "DELETE FROM durable_agent_items WHERE thread_id = ? AND seq BETWEEN ? AND ?"
+DELETE_THREAD_ITEMS_SQL = "DELETE FROM durable_agent_items WHERE thread_id = ?"
 
 
 @dataclass

@@ -10,58 +10,34 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from checkpointing import index_sql
 from checkpointing.backend import Backend
 from checkpointing.errors import ConfigError
 from checkpointing.ids import validate_id
+from checkpointing.layouts import BACKEND_TABLES, STORE
 
-TABLES = {
-    "sqlite": (
-        "checkpoints",
-        "writes",
-        "durable_agent_items",
-        "conversations",
-        "conversation_text",
-        "store",
-    ),
-    "postgresql": (
-        "checkpoints",
-        "checkpoint_blobs",
-        "checkpoint_writes",
-        "durable_agent_items",
-        "conversations",
-        "conversation_text",
-        "store",
-    ),
-}
-# Table names below are our constants, never input.
+TABLES = {dialect: (*t.thread_tables, STORE) for dialect, t in BACKEND_TABLES.items()}
+# Table names and size expressions below are layouts' constants, never input.
 COUNT_SQL = {n: f"SELECT count(*) AS n FROM {n}" for ns in TABLES.values() for n in ns}  # noqa: S608
 PG_SIZE_SQL = "SELECT coalesce(pg_total_relation_size(to_regclass(CAST(? AS TEXT))), 0) AS size"
 SQLITE_SIZE_SQL = (
     "SELECT coalesce(sum(s.pgsize), 0) AS size FROM dbstat s "
     "JOIN sqlite_master m ON m.name = s.name WHERE m.tbl_name = ? OR s.name = ?"
 )
-OWNED = "WHERE thread_id IN (SELECT thread_id FROM conversations WHERE user_id = ?)"
 # (table, stored bytes of one row) per backend, for one user's rows.
 USER_TABLES = {
-    "sqlite": [
-        ("checkpoints", "length(checkpoint) + length(metadata)"),
-        ("writes", "coalesce(length(value), 0)"),
-        ("durable_agent_items", "length(blob)"),
-    ],
-    "postgresql": [
-        ("checkpoints", "pg_column_size(checkpoint) + pg_column_size(metadata)"),
-        ("checkpoint_blobs", "coalesce(pg_column_size(blob), 0)"),
-        ("checkpoint_writes", "coalesce(pg_column_size(blob), 0)"),
-        ("durable_agent_items", "pg_column_size(blob)"),
-    ],
+    dialect: [(table, t.bytes_of(table)) for table in t.valued]
+    for dialect, t in BACKEND_TABLES.items()
 }
 USER_SQL = {
-    dialect: [
-        ("conversations", "SELECT count(*) AS n, 0 AS size FROM conversations WHERE user_id = ?")
-    ]
+    dialect: [("conversations", index_sql.USER_CONVERSATIONS)]
     + [
-        (t, f"SELECT count(*) AS n, coalesce(sum({size}), 0) AS size FROM {t} {OWNED}")  # noqa: S608
-        for t, size in tables
+        (
+            table,
+            f"SELECT count(*) AS n, coalesce(sum({size}), 0) AS size FROM {table} "  # noqa: S608
+            f"WHERE thread_id IN ({index_sql.USER_THREADS})",
+        )
+        for table, size in tables
     ]
     for dialect, tables in USER_TABLES.items()
 }
@@ -74,15 +50,15 @@ class TableStats:
     bytes: int
 
 
-def stats(index: Backend, user_id: str | None = None) -> list[TableStats]:
+def stats(backend: Backend, user_id: str | None = None) -> list[TableStats]:
     """Rows and bytes per table; with *user_id*, only that user's rows."""
-    dialect = index.dialect
+    dialect = backend.dialect
     if dialect not in TABLES:
         raise ConfigError(f"stats needs a sqlite:/// or postgresql:// URL, not {dialect}")
     if user_id is not None:
         validate_id(user_id, "user ID")
         queries = USER_SQL[dialect]
-        results = index.db.run([(sql, (user_id,)) for _, sql in queries])
+        results = backend.db.run([(sql, (user_id,)) for _, sql in queries])
         return [
             TableStats(t, int(r[0]["n"]), int(r[0]["size"]))
             for (t, _), r in zip(queries, results, strict=True)
@@ -92,7 +68,7 @@ def stats(index: Backend, user_id: str | None = None) -> list[TableStats]:
         (SQLITE_SIZE_SQL, (n, n)) if dialect == "sqlite" else (PG_SIZE_SQL, (n,)) for n in names
     ]
     statements = [(COUNT_SQL[n], ()) for n in names] + sizes_of
-    results = index.db.run(statements)
+    results = backend.db.run(statements)
     counts, sizes = results[: len(names)], results[len(names) :]
     return [
         TableStats(n, int(c[0]["n"]), int(s[0]["size"]))

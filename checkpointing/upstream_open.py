@@ -4,16 +4,19 @@ Owns how each side is opened: the source with one of our savers reading values a
 stored (``RawSerializer``: every stored object stays packed but our ``ItemRefs`` and
 upstream's ``_DeltaSnapshot``, so a type nobody allow-listed is carried, not turned
 into a dict); the target with LangGraph's own ``SqliteSaver`` or ``PostgresSaver``
-and its serializer, set up if new, never one of our databases, nor a SQLite file
-whose ``checkpoints`` are someone else's. Not what is copied, nor the comparison.
+and its serializer, with LangGraph's Store beside it, set up if new, never one of
+our databases, nor a SQLite file whose ``checkpoints`` are someone else's. Not what
+is copied, nor the comparison.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, closing, contextmanager
-from typing import Any
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import ormsgpack
 from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -30,18 +33,16 @@ from checkpointing.backends.memory import LocalLeases
 from checkpointing.backends.sqlite import check_is_checkpoint_db, prepare_file
 from checkpointing.errors import ConfigError, UnwritableLocation
 from checkpointing.items import ItemRefs
+from checkpointing.layouts import BACKEND_TABLES, CHECKPOINTS, ITEMS
 from checkpointing.opening import resolve_url
 from checkpointing.serde import ITEM_REFS, UNPACK_OPTIONS, DurableSerializer, TypeKey, type_key
 from checkpointing.settings import Settings, load_settings
-from checkpointing.sqlexec import Executor, PostgresExecutor, SqliteExecutor
+from checkpointing.sqlexec import Executor, PostgresExecutor, SqliteExecutor, to_postgres
+from checkpointing.upstream_sql import HAS_TABLE
 from checkpointing.urls import DatabaseURL
 
-OURS_SQL = {
-    "sqlite": "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'durable_agent_items'",
-    "postgresql": "SELECT 1 WHERE to_regclass('durable_agent_items') IS NOT NULL",
-}
-HAS_TABLE_SQL = "SELECT 1 WHERE to_regclass('checkpoint_writes') IS NOT NULL"
-HAS_CHECKPOINTS_SQL = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'checkpoints'"
+if TYPE_CHECKING:  # psycopg is loaded only for a postgresql:// URL
+    from psycopg_pool import ConnectionPool
 
 
 class RawSerializer(DurableSerializer):
@@ -134,14 +135,15 @@ def _upstream_sqlite(
         raise UnwritableLocation(f"cannot create SQLite file {path}: {exc}") from None
     with closing(conn):
         check_is_checkpoint_db(conn, path)  # LangGraph's tables and ours only, or none
-        _refuse_ours(conn.execute(OURS_SQL["sqlite"]).fetchall(), url)
-        has_table = conn.execute(HAS_CHECKPOINTS_SQL).fetchone() is not None
+        _refuse_ours(conn.execute(HAS_TABLE["sqlite"], (ITEMS,)).fetchall(), url)
+        has_table = conn.execute(HAS_TABLE["sqlite"], (CHECKPOINTS,)).fetchone() is not None
         if not create and not has_table:
             raise _nothing_there(url)
         saver = SqliteSaver(conn, serde=serde)
         if create:
             saver.setup()
-        yield _upstream_backend("sqlite", saver, SqliteExecutor(conn, saver.lock), str(path))
+        db = SqliteExecutor(conn, saver.lock)
+        yield _upstream_backend("sqlite", saver, db, partial(_sqlite_store, path), str(path))
 
 
 def _nothing_there(url: DatabaseURL) -> ConfigError:
@@ -167,34 +169,57 @@ def _upstream_postgres(
     kwargs = {**connection_kwargs(settings, url), "prepare_threshold": None}
     try:
         with psycopg.connect(url.raw, **kwargs) as conn:
-            _refuse_ours(conn.execute(OURS_SQL["postgresql"]).fetchall(), url)
+            has_table = to_postgres(HAS_TABLE["postgresql"])
+            _refuse_ours(conn.execute(has_table, (ITEMS,)).fetchall(), url)
             if create:
                 PostgresSaver(conn, serde=serde).setup()
-            elif not conn.execute(HAS_TABLE_SQL).fetchall():
+            elif not conn.execute(has_table, (BACKEND_TABLES["postgresql"].writes,)).fetchall():
                 raise _nothing_there(url)
     except psycopg.Error as exc:
         raise describe(url, exc) from None
     with ConnectionPool(url.raw, kwargs=kwargs, min_size=1, max_size=2) as pool:
         saver = PostgresSaver(pool, serde=serde)  # type: ignore[arg-type]
-        yield _upstream_backend("postgresql", saver, PostgresExecutor(pool), str(url))
+        store = partial(_postgres_store, pool)
+        yield _upstream_backend("postgresql", saver, PostgresExecutor(pool), store, str(url))
 
 
 def _upstream_backend(
-    dialect: str, saver: BaseCheckpointSaver[Any], db: Executor, name: str
+    dialect: str,
+    saver: BaseCheckpointSaver[Any],
+    db: Executor,
+    open_store: Callable[[], AbstractContextManager[BaseStore]],
+    name: str,
 ) -> Backend:
     return Backend(
         dialect=dialect,
         saver=saver,
         db=db,
         leases=LocalLeases(),
-        open_store=_no_store,
+        open_store=open_store,
         reclaim=lambda: None,
         name=name,
     )
 
 
-def _no_store() -> AbstractContextManager[BaseStore]:
-    raise ConfigError("a database in LangGraph's own format is written by migrate only")
+@contextmanager
+def _sqlite_store(path: Path) -> Iterator[BaseStore]:
+    """LangGraph's own Store in the file, set up, on a connection of its own."""
+    from langgraph.store.sqlite import SqliteStore
+
+    with closing(sqlite3.connect(path, isolation_level=None)) as conn:
+        store = SqliteStore(conn)
+        store.setup()
+        yield store
+
+
+@contextmanager
+def _postgres_store(pool: ConnectionPool[Any]) -> Iterator[BaseStore]:
+    """LangGraph's own Store on the saver's pool, set up."""
+    from langgraph.store.postgres import PostgresStore
+
+    store = PostgresStore(pool)
+    store.setup()
+    yield store
 
 
 def _refuse_ours(rows: list[Any], url: DatabaseURL) -> None:

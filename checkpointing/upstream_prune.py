@@ -1,15 +1,16 @@
-"""LangGraph's ``saver.prune(thread_ids, strategy=...)`` on our savers, through retention.
+"""LangGraph's ``saver.prune(thread_ids, strategy=...)`` on our savers, through keep-latest.
 
 Owns upstream's contract (``BaseCheckpointSaver.prune``, as checkpoint-postgres 3.2.0
 implements it): the arguments and their errors; ``"delete"``, every row of the
 threads gone in one transaction, our stored items included; ``"keep_latest"``, the
-latest checkpoint of each namespace and its pending writes kept through retention's
-keep-latest (which also frees the items and blobs nothing kept names), a finished
+latest checkpoint of each namespace and its pending writes kept through
+``keep_latest`` (which also frees the items and blobs nothing kept names), a finished
 subgraph call's namespace dropped with the root checkpoint it started from, and
 upstream's ``DeltaChannel`` guard: a thread that uses one is refused, and if any
 requested thread does, nothing is pruned. Each thread is pruned under its lease, and
 ``"delete"`` holds every thread's lease: a thread a run holds refuses it (``ThreadBusy``).
-Not when to prune, nor expiry of idle conversations (``retention.py``).
+Deleting a thread's every row, which expiry uses too, is here. Not when to prune, nor
+expiry of idle conversations (``retention.py``).
 """
 
 from __future__ import annotations
@@ -19,43 +20,21 @@ from typing import Any
 
 from langgraph.checkpoint.base import CheckpointTuple
 
+from checkpointing import upstream_sql
 from checkpointing.backend import Backend, backend_of
 from checkpointing.deletion import deleting
+from checkpointing.index_sql import DELETE_THREAD_INDEX
+from checkpointing.items import DELETE_THREAD_ITEMS_SQL
+from checkpointing.keep_latest import DeltaThread, keep_latest, uses_delta_channel
 from checkpointing.leases import hold
-from checkpointing.retention import TABLES, PruneReport, _keep_latest, uses_delta_channel
+from checkpointing.raw_saver import RawSaver, raw_saver
 
 PRUNE_STRATEGIES = ("keep_latest", "delete")
-# A thread deleted through the saver leaves nothing: its index row and search text too,
-# or the index would list a conversation whose checkpoints are gone.
-_DELETE_INDEX = [
-    "DELETE FROM conversation_text WHERE thread_id = ?",
-    "DELETE FROM conversations WHERE thread_id = ?",
-]
+# A thread deleted through the saver leaves nothing: its items, and its index row and
+# search text too, or the index would list a conversation whose checkpoints are gone.
 DELETE_THREAD_SQL = {
-    "sqlite": [
-        "DELETE FROM writes WHERE thread_id = ?",
-        "DELETE FROM checkpoints WHERE thread_id = ?",
-        "DELETE FROM durable_agent_items WHERE thread_id = ?",
-        *_DELETE_INDEX,
-    ],
-    "postgresql": [
-        "DELETE FROM checkpoint_writes WHERE thread_id = ?",
-        "DELETE FROM checkpoint_blobs WHERE thread_id = ?",
-        "DELETE FROM checkpoints WHERE thread_id = ?",
-        "DELETE FROM durable_agent_items WHERE thread_id = ?",
-        *_DELETE_INDEX,
-    ],
-}
-DELETE_NAMESPACE_SQL = {
-    "sqlite": [
-        "DELETE FROM writes WHERE thread_id = ? AND checkpoint_ns = ?",
-        "DELETE FROM checkpoints WHERE thread_id = ? AND checkpoint_ns = ?",
-    ],
-    "postgresql": [
-        "DELETE FROM checkpoint_writes WHERE thread_id = ? AND checkpoint_ns = ?",
-        "DELETE FROM checkpoint_blobs WHERE thread_id = ? AND checkpoint_ns = ?",
-        "DELETE FROM checkpoints WHERE thread_id = ? AND checkpoint_ns = ?",
-    ],
+    dialect: [*statements, DELETE_THREAD_ITEMS_SQL, *DELETE_THREAD_INDEX]
+    for dialect, statements in upstream_sql.DELETE_THREAD.items()
 }
 
 
@@ -68,41 +47,41 @@ def prune_threads(saver: Any, thread_ids: Sequence[str], strategy: str) -> None:
     ids = [str(t) for t in thread_ids]
     if not ids:
         return
-    index = backend_of(saver)
+    backend = backend_of(saver)
     if strategy == "delete":
-        with deleting(index, ids):  # all or none: one busy thread refuses the lot
-            delete_held_threads(index, ids)
+        with deleting(backend, ids):  # all or none: one busy thread refuses the lot
+            delete_held_threads(backend, ids)
         return
-    _refuse_delta_threads(saver, ids)
-    leases = index.leases
+    raw = raw_saver(backend)
+    _refuse_delta_threads(raw, ids)
     for thread_id in ids:
-        with hold(leases, thread_id):
-            tuples = _tuples(saver, thread_id)
-            _refuse_delta_threads(saver, [thread_id], tuples)  # it may have started since
+        with hold(backend.leases, thread_id):
+            tuples = _tuples(raw, thread_id)
+            _refuse_delta_threads(raw, [thread_id], tuples)  # it may have started since
             calls = _finished_calls(tuples)
             if calls:
-                sql = DELETE_NAMESPACE_SQL[index.dialect]
-                index.db.run([(s, (thread_id, ns)) for ns in calls for s in sql])
+                sql = upstream_sql.DELETE_NAMESPACE[backend.dialect]
+                backend.db.run([(s, (thread_id, ns)) for ns in calls for s in sql])
             # Frees the items and blobs only the dropped calls named, too.
-            _keep_latest(index, TABLES[index.dialect], thread_id, 1, PruneReport(False))
+            keep_latest(backend, thread_id, 1, dry_run=False)
 
 
-def delete_held_threads(index: Backend, thread_ids: Sequence[str]) -> None:
+def delete_held_threads(backend: Backend, thread_ids: Sequence[str]) -> None:
     """Every row of the threads, in one transaction; the caller holds their leases."""
-    sql = DELETE_THREAD_SQL[index.dialect]
-    index.db.run([(statement, (t,)) for t in thread_ids for statement in sql])
+    sql = DELETE_THREAD_SQL[backend.dialect]
+    backend.db.run([(statement, (t,)) for t in thread_ids for statement in sql])
+    saver = raw_saver(backend)
     for thread_id in thread_ids:
-        index.saver.items.forget(thread_id)  # type: ignore[attr-defined]
+        saver.items.forget(thread_id)
 
 
-def _tuples(saver: Any, thread_id: str) -> list[CheckpointTuple]:
+def _tuples(saver: RawSaver, thread_id: str) -> list[CheckpointTuple]:
     """Every checkpoint of the thread in every namespace, newest first, as stored."""
-    found: list[CheckpointTuple] = saver.list_raw({"configurable": {"thread_id": thread_id}})
-    return found
+    return saver.list_raw({"configurable": {"thread_id": thread_id}})
 
 
 def _refuse_delta_threads(
-    saver: Any, thread_ids: Sequence[str], tuples: Sequence[CheckpointTuple] | None = None
+    saver: RawSaver, thread_ids: Sequence[str], tuples: Sequence[CheckpointTuple] | None = None
 ) -> None:
     """Upstream's guard: keep_latest would sever a ``DeltaChannel``'s replay chain."""
     delta = [
@@ -111,9 +90,7 @@ def _refuse_delta_threads(
         if uses_delta_channel(tuples if tuples is not None else _tuples(saver, t))
     ]
     if delta:
-        raise NotImplementedError(
-            f"keep_latest can't prune threads that use a DeltaChannel: {', '.join(sorted(delta))}"
-        )
+        raise DeltaThread(delta)
 
 
 def _finished_calls(tuples: Sequence[CheckpointTuple]) -> list[str]:

@@ -16,6 +16,8 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 from psycopg import sql
 
+from checkpointing.layouts import BACKEND_TABLES
+
 POSTGRES_URL = os.environ.get("DURABLE_AGENT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 CLI = str(Path(sys.executable).with_name("durable-agent"))
 
@@ -61,23 +63,8 @@ def run_cli(
     )
 
 
-TABLES = {
-    "sqlite": [
-        "checkpoints",
-        "writes",
-        "durable_agent_items",
-        "conversations",
-        "conversation_text",
-    ],
-    "postgresql": [
-        "checkpoints",
-        "checkpoint_blobs",
-        "checkpoint_writes",
-        "durable_agent_items",
-        "conversations",
-        "conversation_text",
-    ],
-}
+# Every table with rows of a thread, per backend, as the package describes them.
+TABLES = {dialect: tables.thread_tables for dialect, tables in BACKEND_TABLES.items()}
 
 
 def rows_for(db_url: str, thread_id: str) -> dict[str, int]:
