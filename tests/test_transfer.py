@@ -14,7 +14,7 @@ from checkpointing import open_conversations
 from checkpointing.runner import Runner
 from checkpointing.transfer import transfer, verify
 from graphs import compile_agent
-from tests.helpers import CLI, run_cli, throwaway_database
+from tests.helpers import CLI, TABLES, run_cli, throwaway_database
 
 pytestmark = pytest.mark.postgres
 
@@ -36,13 +36,7 @@ def _fill(url: str) -> dict[str, str]:
 
 
 def _counts(url: str) -> dict[str, int]:
-    tables = (
-        ["checkpoints", "writes", "durable_agent_items", "conversations", "conversation_text",
-         "store"]
-        if url.startswith("sqlite")
-        else ["checkpoints", "checkpoint_blobs", "checkpoint_writes", "durable_agent_items",
-              "conversations", "conversation_text", "store"]
-    )  # fmt: skip
+    tables = [*TABLES["sqlite" if url.startswith("sqlite") else "postgresql"], "store"]
     with open_conversations(url) as index:
         rows = index.backend.db.run([(f"SELECT count(*) AS n FROM {t}", ()) for t in tables])
     return {t: int(r[0]["n"]) for t, r in zip(tables, rows, strict=True)}

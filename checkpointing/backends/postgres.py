@@ -39,15 +39,14 @@ from checkpointing.backends.postgres_schema import (
     setup_store,
 )
 from checkpointing.errors import langgraph_only
+from checkpointing.layouts import BACKEND_TABLES
 from checkpointing.schema import migrate
 from checkpointing.serde import DurableSerializer
 from checkpointing.settings import Settings
 from checkpointing.urls import DatabaseURL
 
-VACUUM_SQL = (
-    "VACUUM (ANALYZE) checkpoints, checkpoint_blobs, checkpoint_writes, durable_agent_items, "
-    "conversations, conversation_text"
-)
+# The tables a prune shrinks; their names are our constants, never input.
+VACUUM_SQL = "VACUUM (ANALYZE) " + ", ".join(BACKEND_TABLES["postgresql"].thread_tables)
 
 
 @contextmanager
