@@ -64,19 +64,6 @@ class Conversation:
         return data
 
 
-@dataclass
-class TrackedRun:
-    """What ``track_run`` yields: the config to run with; the updated row afterwards."""
-
-    conversation: Conversation
-    # What the search text held when the run began: its message count and last message's ID.
-    indexed: tuple[int, str] = (0, "")
-
-    @property
-    def config(self) -> RunnableConfig:
-        return self.conversation.config
-
-
 def conversation_from_row(row: Mapping[str, Any]) -> Conversation:
     return Conversation(
         thread_id=row["thread_id"],

@@ -9,49 +9,43 @@ registered for ``backend_of`` while they are open.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import importlib
+from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
+from typing import Protocol
 
 from checkpointing.backend import Backend, registered
 from checkpointing.serde import DurableSerializer
 from checkpointing.settings import Settings
 from checkpointing.urls import DatabaseURL
 
-# (url, settings, serializer, shaped like upstream's async savers?, create if missing?)
-Opener = Callable[
-    [DatabaseURL, Settings, DurableSerializer, bool, bool], AbstractContextManager[Backend]
-]
+
+class Opener(Protocol):
+    """What each kind's module provides: its backend, open for the ``with`` block."""
+
+    def __call__(
+        self,
+        url: DatabaseURL,
+        settings: Settings,
+        serde: DurableSerializer,
+        *,
+        asynchronous: bool,
+        create: bool,
+    ) -> AbstractContextManager[Backend]: ...
 
 
-def _open_sqlite(
-    url: DatabaseURL, settings: Settings, serde: DurableSerializer, asyn: bool, create: bool
-) -> AbstractContextManager[Backend]:
-    from checkpointing.backends.sqlite import open_sqlite
-
-    return open_sqlite(url, settings, serde, asynchronous=asyn, create=create)
-
-
-def _open_postgres(
-    url: DatabaseURL, settings: Settings, serde: DurableSerializer, asyn: bool, create: bool
-) -> AbstractContextManager[Backend]:
-    from checkpointing.backends.postgres import open_postgres
-
-    return open_postgres(url, settings, serde, asynchronous=asyn, create=create)
-
-
-def _open_memory(
-    url: DatabaseURL, settings: Settings, serde: DurableSerializer, asyn: bool, create: bool
-) -> AbstractContextManager[Backend]:
-    from checkpointing.backends.memory import open_memory
-
-    return open_memory(serde)
-
-
-OPENERS: dict[str, Opener] = {
-    "sqlite": _open_sqlite,
-    "postgresql": _open_postgres,
-    "memory": _open_memory,
+# scheme -> (module, opener); the module is imported when its scheme is first used.
+OPENERS = {
+    "sqlite": ("checkpointing.backends.sqlite", "open_sqlite"),
+    "postgresql": ("checkpointing.backends.postgres", "open_postgres"),
+    "memory": ("checkpointing.backends.memory", "open_memory"),
 }
+
+
+def opener_for(scheme: str) -> Opener:
+    module, name = OPENERS[scheme]
+    opener: Opener = getattr(importlib.import_module(module), name)
+    return opener
 
 
 @contextmanager
@@ -67,6 +61,6 @@ def open_backend(
 
     *asynchronous* shapes the saver like upstream's async savers (``await setup()``);
     unless *create*, a database that does not exist yet is refused, nothing created."""
-    opener = OPENERS[url.scheme](url, settings, serde, asynchronous, create)
-    with opener as backend, registered(backend):
+    opening = opener_for(url.scheme)(url, settings, serde, asynchronous=asynchronous, create=create)
+    with opening as backend, registered(backend):
         yield backend

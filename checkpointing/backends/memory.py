@@ -20,7 +20,9 @@ from langgraph.store.memory import InMemoryStore
 from checkpointing.backend import Backend
 from checkpointing.schema import migrate
 from checkpointing.serde import DurableSerializer
+from checkpointing.settings import Settings
 from checkpointing.sqlexec import SqliteExecutor
+from checkpointing.urls import DatabaseURL
 
 
 class LocalLeases:
@@ -49,8 +51,16 @@ def _store() -> Iterator[BaseStore]:
 
 
 @contextmanager
-def open_memory(serde: DurableSerializer) -> Iterator[Backend]:
-    """A fresh in-memory backend; its private database closes on exit."""
+def open_memory(
+    url: DatabaseURL,
+    settings: Settings,
+    serde: DurableSerializer,
+    *,
+    asynchronous: bool = False,
+    create: bool = True,
+) -> Iterator[Backend]:
+    """A fresh in-memory backend; its private database closes on exit. One saver serves
+    sync and async calls alike, and there is nothing to create or refuse."""
     private = sqlite3.connect(":memory:", check_same_thread=False)
     with closing(private):
         db = SqliteExecutor(private, dialect="memory")
