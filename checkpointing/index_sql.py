@@ -4,7 +4,8 @@ Every value is bound; the statements are the same on SQLite and PostgreSQL
 (``sqlexec`` swaps the placeholder style). Deleting a conversation also deletes
 its rows in LangGraph's checkpoint tables (``layouts`` names them per backend),
 inside the same transaction, each guarded by the ownership row that is deleted
-last. What retention, transfer and stats run on these tables is here too.
+last. What retention, transfer and stats run on these tables is here too, and what
+resume and recovery keep in the index (pause requests, saved answers, attempts).
 """
 
 from __future__ import annotations
@@ -168,3 +169,41 @@ DELETE_THREAD_INDEX = [DELETE_TEXT, "DELETE FROM conversations WHERE thread_id =
 # One user's conversations, and their threads (``stats``).
 USER_CONVERSATIONS = "SELECT count(*) AS n, 0 AS size FROM conversations WHERE user_id = ?"
 USER_THREADS = "SELECT thread_id FROM conversations WHERE user_id = ?"
+
+# -- what runner and recovery keep here: pause requests, saved answers, attempts ----------
+# Threads a resume could continue, for one user or (NULL) for everyone.
+RESUMABLE = f"""
+SELECT {COLUMNS}
+FROM conversations
+WHERE status IN ('running', 'waiting', 'paused', 'failed')
+  AND (CAST(? AS TEXT) IS NULL OR user_id = ?)
+ORDER BY updated_at DESC"""  # noqa: S608 (constants only)
+
+REQUEST_PAUSE = """
+UPDATE conversations SET pause_requested = 1
+WHERE thread_id = ? AND user_id = ? AND status = 'running'
+RETURNING thread_id"""
+PAUSE_REQUESTED = "SELECT pause_requested FROM conversations WHERE thread_id = ?"
+
+# A human's answer, kept until a run has consumed it: LangGraph writes a resume value in
+# the background (and a by-ID map not at all), so a crash right after can lose it.
+SAVE_ANSWER = "UPDATE conversations SET pending_answer = ? WHERE thread_id = ? AND user_id = ?"
+SAVED_ANSWER = "SELECT pending_answer FROM conversations WHERE thread_id = ?"
+
+# One more attempt, unless the thread used them all at this checkpoint: then no row comes
+# back and the thread is given up, with its count left as it was.
+COUNT_ATTEMPT = """
+UPDATE conversations
+SET attempts = CASE WHEN attempt_checkpoint = ? THEN attempts + 1 ELSE 1 END,
+    attempt_checkpoint = ?
+WHERE thread_id = ? AND user_id = ?
+  AND NOT (attempt_checkpoint = ? AND attempts >= ?)
+RETURNING attempts"""
+GIVE_UP = """
+UPDATE conversations
+SET status = 'failed', last_error = CASE WHEN last_error = '' THEN ? ELSE last_error END
+WHERE thread_id = ? AND user_id = ?"""
+RETRY = "UPDATE conversations SET attempts = 0 WHERE thread_id = ? AND user_id = ?"
+GIVE_BACK = """
+UPDATE conversations SET attempts = attempts - 1
+WHERE thread_id = ? AND user_id = ? AND attempts > 0"""
