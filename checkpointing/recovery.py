@@ -104,7 +104,7 @@ async def _adrained(run: AsyncIterator[Any]) -> Exception | None:
 
 class Recovery:
     """Where threads stand and how cut-off ones continue: the deciding half of ``Runner``,
-    which sets these attributes and supplies ``resume`` / ``aresume`` (``recover`` uses)."""
+    which sets these attributes and supplies ``resume`` / ``aresume`` for ``recover``."""
 
     conversations: Conversations
     graph: Any

@@ -4,9 +4,10 @@ Owns running a graph on a conversation under its thread's lease, with the conver
 index kept in step (``Conversations.track_run``) and pauses honoured: ``request_pause``
 marks a running thread, and a watcher beside every run polls for the mark (and for a
 lost lease) and drains the run at its next step boundary. Every run first takes its
-thread: ``stream`` for new input, checked under the lease (``_taking``), ``resume`` to
-continue it (``Recovery._resuming`` in ``recovery.py``, with where threads stand and
-recovery). Graph-agnostic: it drives any compiled graph through ``stream`` /
+thread under the lease: ``stream`` with new input, checked there (``_taking``);
+``resume`` to continue a cut-off run (``Recovery._resuming``). What a resume does,
+where threads stand and recovery are ``recovery.py``, the half of ``Runner`` that
+decides. Graph-agnostic: it drives any compiled graph through ``stream`` /
 ``astream``, the only truly async work here; the rest of the async API runs its sync
 twin in a worker thread.
 """
