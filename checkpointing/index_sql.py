@@ -4,7 +4,8 @@ Every value is bound; the statements are the same on SQLite and PostgreSQL
 (``sqlexec`` swaps the placeholder style). Deleting a conversation also deletes
 its rows in LangGraph's checkpoint tables (``layouts`` names them per backend),
 inside the same transaction, each guarded by the ownership row that is deleted
-last. What retention, transfer and stats run on these tables is here too.
+last. What retention, transfer and stats run on these tables is here too, and what
+resume and recovery keep in the index (pause requests, saved answers, attempts).
 """
 
 from __future__ import annotations
@@ -25,23 +26,26 @@ from checkpointing.text import storable
 MAX_PAGE = 500
 EVERY_ROW = 2**62  # the LIMIT of a listing paged after its leases were looked at
 
-INSERT = """
-INSERT INTO conversations
-    (thread_id, user_id, title, title_folded, created_at, updated_at, metadata)
-VALUES (?, ?, ?, ?, ?, ?, ?)
-RETURNING
+# What every statement that reads a conversation back returns (``conversation_from_row``),
+# written once, so a column added to the index reaches every read. The statements below
+# interpolate only this constant, hence their ``noqa: S608``.
+COLUMNS = """
     thread_id, user_id, title, status, created_at, updated_at,
     message_count, tool_calls, input_tokens, output_tokens, metadata, attempts, last_error"""
 
-GET = """
-SELECT thread_id, user_id, title, status, created_at, updated_at,
-    message_count, tool_calls, input_tokens, output_tokens, metadata, attempts, last_error
-FROM conversations WHERE thread_id = ? AND user_id = ?"""
+INSERT = f"""
+INSERT INTO conversations
+    (thread_id, user_id, title, title_folded, created_at, updated_at, metadata)
+VALUES (?, ?, ?, ?, ?, ?, ?)
+RETURNING {COLUMNS}"""  # noqa: S608 (constants only)
+
+GET = f"""
+SELECT {COLUMNS}
+FROM conversations WHERE thread_id = ? AND user_id = ?"""  # noqa: S608 (constants only)
 
 # One statement for every combination of filters: a NULL filter matches everything.
-LIST = """
-SELECT c.thread_id, user_id, title, status, created_at, updated_at,
-    message_count, tool_calls, input_tokens, output_tokens, metadata, attempts, last_error
+LIST = f"""
+SELECT {COLUMNS}
 FROM conversations c
 WHERE c.user_id = ?
   AND (CAST(? AS TEXT) IS NULL OR c.status = ?)
@@ -50,21 +54,17 @@ WHERE c.user_id = ?
        OR EXISTS (SELECT 1 FROM conversation_text t
                   WHERE t.thread_id = c.thread_id AND t.folded LIKE ? ESCAPE '!'))
 ORDER BY c.updated_at DESC, c.thread_id DESC
-LIMIT ? OFFSET ?"""
+LIMIT ? OFFSET ?"""  # noqa: S608 (constants only)
 
-RENAME = """
+RENAME = f"""
 UPDATE conversations SET title = ?, title_folded = ?
 WHERE thread_id = ? AND user_id = ?
-RETURNING
-    thread_id, user_id, title, status, created_at, updated_at,
-    message_count, tool_calls, input_tokens, output_tokens, metadata, attempts, last_error"""
+RETURNING {COLUMNS}"""  # noqa: S608 (constants only)
 
-SET_METADATA = """
+SET_METADATA = f"""
 UPDATE conversations SET metadata = ?
 WHERE thread_id = ? AND user_id = ?
-RETURNING
-    thread_id, user_id, title, status, created_at, updated_at,
-    message_count, tool_calls, input_tokens, output_tokens, metadata, attempts, last_error"""
+RETURNING {COLUMNS}"""  # noqa: S608 (constants only)
 
 MARK_RUNNING = """
 UPDATE conversations SET status = 'running', updated_at = ?
@@ -73,7 +73,7 @@ RETURNING message_count, indexed_tail"""
 
 # A caller-given title is kept; an empty one is derived from the first message. A run that
 # did not fail resets the recovery attempts; a pause request and an answer have been used.
-RECORD_RUN = """
+RECORD_RUN = f"""
 UPDATE conversations SET
     status = ?, updated_at = ?,
     message_count = ?, tool_calls = ?, input_tokens = ?, output_tokens = ?,
@@ -82,9 +82,7 @@ UPDATE conversations SET
     title = CASE WHEN title = '' THEN ? ELSE title END,
     title_folded = CASE WHEN title = '' THEN ? ELSE title_folded END
 WHERE thread_id = ? AND user_id = ?
-RETURNING
-    thread_id, user_id, title, status, created_at, updated_at,
-    message_count, tool_calls, input_tokens, output_tokens, metadata, attempts, last_error"""
+RETURNING {COLUMNS}"""  # noqa: S608 (constants only)
 
 TRIM_TEXT = "DELETE FROM conversation_text WHERE thread_id = ? AND seq >= ?"
 
@@ -171,3 +169,41 @@ DELETE_THREAD_INDEX = [DELETE_TEXT, "DELETE FROM conversations WHERE thread_id =
 # One user's conversations, and their threads (``stats``).
 USER_CONVERSATIONS = "SELECT count(*) AS n, 0 AS size FROM conversations WHERE user_id = ?"
 USER_THREADS = "SELECT thread_id FROM conversations WHERE user_id = ?"
+
+# -- what runner and recovery keep here: pause requests, saved answers, attempts ----------
+# Threads a resume could continue, for one user or (NULL) for everyone.
+RESUMABLE = f"""
+SELECT {COLUMNS}
+FROM conversations
+WHERE status IN ('running', 'waiting', 'paused', 'failed')
+  AND (CAST(? AS TEXT) IS NULL OR user_id = ?)
+ORDER BY updated_at DESC"""  # noqa: S608 (constants only)
+
+REQUEST_PAUSE = """
+UPDATE conversations SET pause_requested = 1
+WHERE thread_id = ? AND user_id = ? AND status = 'running'
+RETURNING thread_id"""
+PAUSE_REQUESTED = "SELECT pause_requested FROM conversations WHERE thread_id = ?"
+
+# A human's answer, kept until a run has consumed it: LangGraph writes a resume value in
+# the background (and a by-ID map not at all), so a crash right after can lose it.
+SAVE_ANSWER = "UPDATE conversations SET pending_answer = ? WHERE thread_id = ? AND user_id = ?"
+SAVED_ANSWER = "SELECT pending_answer FROM conversations WHERE thread_id = ?"
+
+# One more attempt, unless the thread used them all at this checkpoint: then no row comes
+# back and the thread is given up, with its count left as it was.
+COUNT_ATTEMPT = """
+UPDATE conversations
+SET attempts = CASE WHEN attempt_checkpoint = ? THEN attempts + 1 ELSE 1 END,
+    attempt_checkpoint = ?
+WHERE thread_id = ? AND user_id = ?
+  AND NOT (attempt_checkpoint = ? AND attempts >= ?)
+RETURNING attempts"""
+GIVE_UP = """
+UPDATE conversations
+SET status = 'failed', last_error = CASE WHEN last_error = '' THEN ? ELSE last_error END
+WHERE thread_id = ? AND user_id = ?"""
+RETRY = "UPDATE conversations SET attempts = 0 WHERE thread_id = ? AND user_id = ?"
+GIVE_BACK = """
+UPDATE conversations SET attempts = attempts - 1
+WHERE thread_id = ? AND user_id = ? AND attempts > 0"""

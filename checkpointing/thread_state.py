@@ -1,22 +1,25 @@
 """What a thread's state is, and what resuming it means: decisions, no I/O.
 
 Gathers a thread's state (its name decided by ``states.state_of``) with what it
-waits for, the input a resume sends the graph, and reading which steps a checkpoint
-still owes without the graph that wrote it. ``resume`` acts on these decisions.
+waits for, or why its rows cannot be read; the input a resume sends the graph; and
+reading which steps a checkpoint still owes without the graph that wrote it.
+``recovery.py`` acts on these decisions.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from langgraph.types import Command, Interrupt
 
-from checkpointing.conversation import Conversation
-from checkpointing.errors import NothingToResume
+from checkpointing.conversation import Conversation, conversation_from_row
+from checkpointing.errors import DAMAGED_ROW, InvalidDatabase, NothingToResume
 from checkpointing.leases import busy_error
-from checkpointing.states import DIED as DIED  # where resume and the CLI find it
+from checkpointing.states import DIED as DIED  # where recovery and the CLI find it
 from checkpointing.states import state_of
 from checkpointing.text import check_storable
 
@@ -60,6 +63,30 @@ def thread_state(conversation: Conversation, lease_free: bool, snapshot: Any) ->
         tuple(snapshot.next),
         checkpoint_id or "",
     )
+
+
+def unreadable(thread_id: str, exc: Exception) -> InvalidDatabase:
+    """The one error for a thread whose rows cannot be read back, naming it."""
+    if isinstance(exc, InvalidDatabase) and repr(thread_id) in str(exc):
+        return exc
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return InvalidDatabase(
+        f"conversation {thread_id!r} cannot be read ({type(exc).__name__}: {first[:200]}); "
+        "restore the database from a backup or delete the conversation"
+    )
+
+
+def unreadable_state(row: Mapping[str, Any], exc: Exception) -> ThreadState:
+    """A thread ``pending`` could not read, named with why, so the others still are listed."""
+    error = unreadable(str(row["thread_id"]), exc)
+    try:
+        conversation = conversation_from_row(row)
+    except DAMAGED_ROW:  # the index row itself is damaged: what can be shown of it
+        epoch = datetime.fromtimestamp(0, UTC)
+        conversation = Conversation(
+            str(row["thread_id"]), str(row["user_id"]), "", str(row["status"]), epoch, epoch
+        )
+    return ThreadState(dataclasses.replace(conversation, last_error=str(error)), UNREADABLE)
 
 
 def given_up(thread: ThreadState, attempts: int) -> NothingToResume:

@@ -137,12 +137,12 @@ def test_several_pending_questions_are_answered_by_id(db_url):
 
 def test_an_answer_whose_write_langgraph_never_made_is_not_lost(db_url):
     """The process died after the answer was saved but before LangGraph stored it."""
-    from checkpointing.runner import SAVE_ANSWER_SQL
+    from checkpointing.index_sql import SAVE_ANSWER
 
     thread_id = _ask(db_url, "alice", "remember that I like tea")
     with open_conversations(db_url) as conversations:
         conversations.backend.db.run([
-            (SAVE_ANSWER_SQL, ('{"resume": {"action": "approve"}}', thread_id, "alice")),
+            (SAVE_ANSWER, ('{"resume": {"action": "approve"}}', thread_id, "alice")),
             ("UPDATE conversations SET status = 'running' WHERE thread_id = ?", (thread_id,)),
         ])  # fmt: skip
     assert (
