@@ -1,4 +1,4 @@
-"""The SQL of the conversation index, as named constants with ``?`` placeholders.
+"""All SQL on the conversation index (``conversations``, ``conversation_text``), by name.
 
 Every value is bound; the statements are the same on SQLite and PostgreSQL
 (``sqlexec`` swaps the placeholder style). Deleting a conversation also deletes

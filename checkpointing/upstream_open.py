@@ -29,6 +29,7 @@ from langgraph.checkpoint.serde.types import _DeltaSnapshot
 from langgraph.store.base import BaseStore
 
 from checkpointing.backend import Backend
+from checkpointing.backends import open_backend
 from checkpointing.backends.memory import LocalLeases
 from checkpointing.backends.sqlite import check_is_checkpoint_db, prepare_file
 from checkpointing.errors import ConfigError, UnwritableLocation
@@ -84,19 +85,11 @@ def open_raw_backend(url: str, settings: Settings | None = None) -> Iterator[Bac
     serde = RawSerializer(
         pickle_fallback=False, allowed_json_modules=None, allowed_msgpack_modules=None
     )
-    # A source is only read: one that is not there is refused, never created.
-    if target.scheme == "sqlite":
-        from checkpointing.backends.sqlite import open_sqlite
-
-        with open_sqlite(target, settings, serde, create=False) as backend:
-            yield backend
-    elif target.scheme == "postgresql":
-        from checkpointing.backends.postgres import open_postgres
-
-        with open_postgres(target, settings, serde, create=False) as backend:
-            yield backend
-    else:
+    if target.scheme == "memory":
         raise ConfigError("migrate needs a sqlite:/// or postgresql:// source URL")
+    # A source is only read: one that is not there is refused, never created.
+    with open_backend(target, settings, serde, create=False) as backend:
+        yield backend
 
 
 @contextmanager
