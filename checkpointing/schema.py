@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from checkpointing.sqlexec import AsyncExecutor, Executor, Statement
+from checkpointing.sqlexec import Executor, Statement
 
 CREATE_LEDGER_SQL = """
 CREATE TABLE IF NOT EXISTS durable_agent_migrations (
@@ -129,17 +129,3 @@ def migrate(db: Executor) -> None:
         except Exception:
             if attempt == ATTEMPTS - 1:
                 raise  # not a lost race: the same error every time
-
-
-async def amigrate(db: AsyncExecutor) -> None:
-    """Async twin of ``migrate``."""
-    for attempt in range(ATTEMPTS):
-        pending = _pending((await db.arun(CHECK, exclusive=True))[1], db.dialect)
-        if not pending:
-            return
-        try:
-            await db.arun([*CHECK, *pending], exclusive=True)
-            return
-        except Exception:
-            if attempt == ATTEMPTS - 1:
-                raise

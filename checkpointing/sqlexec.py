@@ -1,14 +1,15 @@
 """Running our own SQL on the saver's database, in one transaction per call.
 
 Owns the small differences between backends that our SQL must see: placeholder
-style, how a transaction is opened and made exclusive, and reaching the saver's
-connection (SQLite's connection and lock, PostgreSQL's pool). Statements are
-written once with ``?`` placeholders; every value is a bound parameter.
+style, how a transaction is opened and made exclusive, and sharing the saver's
+connection (SQLite's connection and its lock, PostgreSQL's pool). Statements are
+written once with ``?`` placeholders; every value is a bound parameter. Sync only:
+async callers run it in a worker thread (``off_loop``). Each backend builds its
+executor once (``backend.py``).
 """
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 import threading
 from collections.abc import Sequence
@@ -35,14 +36,6 @@ class Executor(Protocol):
     def run_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...
 
     def read(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]: ...
-
-
-class AsyncExecutor(Protocol):
-    dialect: str
-
-    async def arun(
-        self, statements: Sequence[Statement], *, exclusive: bool = False
-    ) -> list[Rows]: ...
 
 
 class SqliteExecutor:
@@ -91,9 +84,6 @@ class SqliteExecutor:
                 self.conn.rollback()
                 raise
 
-    async def arun(self, statements: Sequence[Statement], *, exclusive: bool = False) -> list[Rows]:
-        return await asyncio.to_thread(self.run, statements, exclusive=exclusive)
-
 
 class PostgresExecutor:
     """Runs on a connection borrowed from the saver's pool."""
@@ -122,6 +112,3 @@ class PostgresExecutor:
     def run_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         with self.pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
             cur.executemany(to_postgres(sql), rows)
-
-    async def arun(self, statements: Sequence[Statement], *, exclusive: bool = False) -> list[Rows]:
-        return await asyncio.to_thread(self.run, statements, exclusive=exclusive)
