@@ -23,7 +23,21 @@ from langgraph.store.base import BaseStore
 
 from checkpointing.errors import ConfigError
 from checkpointing.leases import Leases
+from checkpointing.serde import DurableSerializer
+from checkpointing.settings import Settings
 from checkpointing.sqlexec import Executor
+from checkpointing.urls import DatabaseURL
+
+
+@dataclass(frozen=True)
+class Request:
+    """What an opener is asked for: which database, and how."""
+
+    url: DatabaseURL
+    settings: Settings
+    serde: DurableSerializer
+    asynchronous: bool = False  # a saver shaped like upstream's async ones: await setup()
+    create: bool = True  # else a database that does not exist yet is refused, none made
 
 
 @dataclass(frozen=True, eq=False)

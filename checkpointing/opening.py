@@ -16,7 +16,7 @@ from typing import Any
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
-from checkpointing.backend import Backend
+from checkpointing.backend import Backend, Request
 from checkpointing.backends import open_backend
 from checkpointing.conversations import Conversations
 from checkpointing.off_loop import in_thread
@@ -43,7 +43,7 @@ def opening(
     settings = settings or load_settings()
     serde = strict_serializer(allowed_types)
     target = resolve_url(url, settings)
-    return open_backend(target, settings, serde, asynchronous=asynchronous, create=create)
+    return open_backend(Request(target, settings, serde, asynchronous, create))
 
 
 @contextmanager

@@ -28,7 +28,7 @@ from langgraph.checkpoint.serde.jsonplus import (
 from langgraph.checkpoint.serde.types import _DeltaSnapshot
 from langgraph.store.base import BaseStore
 
-from checkpointing.backend import Backend
+from checkpointing.backend import Backend, Request
 from checkpointing.backends import open_backend
 from checkpointing.backends.memory import LocalLeases
 from checkpointing.backends.sqlite import check_is_checkpoint_db, prepare_file
@@ -88,7 +88,7 @@ def open_raw_backend(url: str, settings: Settings | None = None) -> Iterator[Bac
     if target.scheme == "memory":
         raise ConfigError("migrate needs a sqlite:/// or postgresql:// source URL")
     # A source is only read: one that is not there is refused, never created.
-    with open_backend(target, settings, serde, create=False) as backend:
+    with open_backend(Request(target, settings, serde, create=False)) as backend:
         yield backend
 
 

@@ -10,28 +10,13 @@ registered for ``backend_of`` while they are open.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from typing import Protocol
 
-from checkpointing.backend import Backend, registered
-from checkpointing.serde import DurableSerializer
-from checkpointing.settings import Settings
-from checkpointing.urls import DatabaseURL
+from checkpointing.backend import Backend, Request, registered
 
-
-class Opener(Protocol):
-    """What each kind's module provides: its backend, open for the ``with`` block."""
-
-    def __call__(
-        self,
-        url: DatabaseURL,
-        settings: Settings,
-        serde: DurableSerializer,
-        *,
-        asynchronous: bool,
-        create: bool,
-    ) -> AbstractContextManager[Backend]: ...
+# What each kind's module provides: its backend, open for the ``with`` block.
+Opener = Callable[[Request], AbstractContextManager[Backend]]
 
 
 # scheme -> (module, opener); the module is imported when its scheme is first used.
@@ -49,18 +34,7 @@ def opener_for(scheme: str) -> Opener:
 
 
 @contextmanager
-def open_backend(
-    url: DatabaseURL,
-    settings: Settings,
-    serde: DurableSerializer,
-    *,
-    asynchronous: bool = False,
-    create: bool = True,
-) -> Iterator[Backend]:
-    """The backend *url*'s scheme names, ready and migrated; closed on exit.
-
-    *asynchronous* shapes the saver like upstream's async savers (``await setup()``);
-    unless *create*, a database that does not exist yet is refused, nothing created."""
-    opening = opener_for(url.scheme)(url, settings, serde, asynchronous=asynchronous, create=create)
-    with opening as backend, registered(backend):
+def open_backend(request: Request) -> Iterator[Backend]:
+    """The backend the request's URL scheme names, ready and migrated; closed on exit."""
+    with opener_for(request.url.scheme)(request) as backend, registered(backend):
         yield backend

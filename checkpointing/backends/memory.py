@@ -17,12 +17,9 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.store.base import BaseStore
 from langgraph.store.memory import InMemoryStore
 
-from checkpointing.backend import Backend
+from checkpointing.backend import Backend, Request
 from checkpointing.schema import migrate
-from checkpointing.serde import DurableSerializer
-from checkpointing.settings import Settings
 from checkpointing.sqlexec import SqliteExecutor
-from checkpointing.urls import DatabaseURL
 
 
 class LocalLeases:
@@ -51,14 +48,7 @@ def _store() -> Iterator[BaseStore]:
 
 
 @contextmanager
-def open_memory(
-    url: DatabaseURL,
-    settings: Settings,
-    serde: DurableSerializer,
-    *,
-    asynchronous: bool = False,
-    create: bool = True,
-) -> Iterator[Backend]:
+def open_memory(request: Request) -> Iterator[Backend]:
     """A fresh in-memory backend; its private database closes on exit. One saver serves
     sync and async calls alike, and there is nothing to create or refuse."""
     private = sqlite3.connect(":memory:", check_same_thread=False)
@@ -67,7 +57,7 @@ def open_memory(
         migrate(db)
         yield Backend(
             dialect="memory",
-            saver=InMemorySaver(serde=serde),
+            saver=InMemorySaver(serde=request.serde),
             db=db,
             leases=LocalLeases(),
             open_store=_store,

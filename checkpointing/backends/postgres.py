@@ -18,7 +18,7 @@ import psycopg
 from langgraph.store.postgres import PostgresStore
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from checkpointing.backend import Backend
+from checkpointing.backend import Backend, Request
 from checkpointing.backends.postgres_connections import (
     bounded_connection,
     connect_seconds,
@@ -41,8 +41,6 @@ from checkpointing.backends.postgres_schema import (
 from checkpointing.errors import langgraph_only
 from checkpointing.layouts import BACKEND_TABLES
 from checkpointing.schema import migrate
-from checkpointing.serde import DurableSerializer
-from checkpointing.settings import Settings
 from checkpointing.urls import DatabaseURL
 
 # The tables a prune shrinks; their names are our constants, never input.
@@ -60,17 +58,11 @@ def open_postgres_store(
 
 
 @contextmanager
-def open_postgres(
-    url: DatabaseURL,
-    settings: Settings,
-    serde: DurableSerializer,
-    *,
-    asynchronous: bool = False,
-    create: bool = True,
-) -> Iterator[Backend]:
-    """The backend on the database *url* names, over a checked pool; closed on exit.
-    Unless *create*, a database without LangGraph's tables is refused, nothing created."""
-    saver_class = AsyncCompactPostgresSaver if asynchronous else CompactPostgresSaver
+def open_postgres(request: Request) -> Iterator[Backend]:
+    """The backend on the database the URL names, over a checked pool; closed on exit.
+    Unless ``create``, a database without LangGraph's tables is refused, nothing made."""
+    url, settings, create = request.url, request.settings, request.create
+    saver_class = AsyncCompactPostgresSaver if request.asynchronous else CompactPostgresSaver
     try:
         connection_class = bounded_connection(settings.query_timeout)
         conn = connection_class.connect(url.raw, **connection_kwargs(settings, url))
@@ -99,7 +91,7 @@ def open_postgres(
             pool.wait(timeout=connect_seconds(settings, url) + settings.pool_timeout)
         except PoolTimeout as exc:
             raise describe(url, refusal(url, settings) or exc) from None
-        saver = saver_class(pool, serde=serde)
+        saver = saver_class(pool, serde=request.serde)
         if "ours" not in current:
             try:
                 migrate(saver.items.db)

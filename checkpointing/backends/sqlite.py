@@ -22,7 +22,7 @@ from langgraph.checkpoint.sqlite import SqliteSaver as _UpstreamSqliteSaver
 from langgraph.store.base import BaseStore, Op, Result
 from langgraph.store.sqlite import SqliteStore as _UpstreamSqliteStore
 
-from checkpointing.backend import Backend
+from checkpointing.backend import Backend, Request
 from checkpointing.backends.sqlite_errors import FIX, diagnose, missing_database
 from checkpointing.backends.sqlite_leases import SETUP_LOCK_NAME, SETUP_WAIT_SECONDS, FileLeases
 from checkpointing.backends.sqlite_saver import AsyncSqliteSaver, SqliteSaver
@@ -30,9 +30,7 @@ from checkpointing.errors import InvalidDatabase, UnwritableLocation, langgraph_
 from checkpointing.layouts import foreign_layout
 from checkpointing.leases import hold
 from checkpointing.schema import migrate
-from checkpointing.serde import DurableSerializer
 from checkpointing.settings import Settings
-from checkpointing.urls import DatabaseURL
 
 SCHEMA_SQL = "SELECT type, name FROM sqlite_master WHERE name NOT LIKE 'sqlite!_%' ESCAPE '!'"
 COLUMNS_SQL = "SELECT name FROM pragma_table_info(?)"
@@ -44,20 +42,12 @@ INCREMENTAL = 2  # PRAGMA auto_vacuum's value for incremental mode
 
 
 @contextmanager
-def open_sqlite(
-    url: DatabaseURL,
-    settings: Settings,
-    serde: DurableSerializer,
-    *,
-    asynchronous: bool = False,
-    create: bool = True,
-) -> Iterator[Backend]:
-    """The backend on the file *url* names; closed on exit. Unless *create*, a missing or
-    empty file is refused and nothing is created."""
-    assert url.path is not None
-    path = url.path.absolute()
-    opening = open_sqlite_saver(path, settings, serde, asynchronous=asynchronous, create=create)
-    with opening as saver:
+def open_sqlite(request: Request) -> Iterator[Backend]:
+    """The backend on the file the URL names; closed on exit. Unless ``create``, a missing
+    or empty file is refused and nothing is created."""
+    assert request.url.path is not None
+    path, settings = request.url.path.absolute(), request.settings
+    with open_sqlite_saver(path, request) as saver:
         yield Backend(
             dialect="sqlite",
             saver=saver,
@@ -70,15 +60,9 @@ def open_sqlite(
 
 
 @contextmanager
-def open_sqlite_saver(
-    path: Path,
-    settings: Settings,
-    serde: DurableSerializer,
-    *,
-    asynchronous: bool = False,
-    create: bool = True,
-) -> Iterator[SqliteSaver]:
+def open_sqlite_saver(path: Path, request: Request) -> Iterator[SqliteSaver]:
     """A ready saver on the file *path*, its schema current; closed on exit."""
+    settings, create = request.settings, request.create
     if create:
         prepare_file(path)
     conn = _connect(path, settings, create)
@@ -90,7 +74,8 @@ def open_sqlite_saver(
         if not (create or empty or _has_ours(conn)):
             raise langgraph_only(str(path))
         _tighten(path)  # only once the file is known to be ours: a foreign one is not touched
-        saver = (AsyncSqliteSaver if asynchronous else SqliteSaver)(conn, serde=serde)
+        saver_class = AsyncSqliteSaver if request.asynchronous else SqliteSaver
+        saver = saver_class(conn, serde=request.serde)
         try:
             if empty:
                 # Only a new file can take this without a full VACUUM; prune gives pages back.
