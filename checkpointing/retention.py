@@ -103,10 +103,6 @@ def prune(
     return report
 
 
-def _root(thread_id: str) -> RunnableConfig:
-    return {"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}}
-
-
 def _threads(backend: Backend, user_id: str | None) -> list[tuple[str, str | None, str]]:
     """(thread, owner, status) for the user's threads, or every thread there is."""
     rows = backend.db.run([(index_sql.INDEXED_THREADS, ())])[0]
