@@ -52,11 +52,6 @@ class Backend:
     reclaim: Callable[[], None]  # give freed space back after a prune
     name: str  # the database as messages name it: a path, or a URL without its password
 
-    def require_stored(self, doing: str) -> None:
-        """``ConfigError`` unless this database outlives its process (*doing* needs that)."""
-        if self.dialect == "memory":
-            raise ConfigError(f"{doing} needs a sqlite:/// or postgresql:// URL, not memory://")
-
 
 # The backend each open saver belongs to, so a saver's own methods (``delete_thread``,
 # ``prune``) reach its leases and executor without looking inside it.

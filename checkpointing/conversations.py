@@ -23,6 +23,7 @@ from langgraph.store.base import BaseStore
 from langgraph.types import StateSnapshot
 
 from checkpointing import index_sql as sql
+from checkpointing import upstream_sql
 from checkpointing.backend import Backend
 from checkpointing.conversation import (
     Conversation,
@@ -244,5 +245,13 @@ class Conversations:
 
 def every_thread_id(backend: Backend) -> builtins.list[str]:
     """Every thread in the database: those with checkpoints and those in the index."""
-    rows = backend.db.run([(sql.STORED_THREADS, ()), (sql.INDEXED_THREADS, ())])
-    return sorted({row["thread_id"] for result in rows for row in result})
+    return sorted(thread_ids_and_index(backend)[0])
+
+
+def thread_ids_and_index(
+    backend: Backend,
+) -> tuple[set[str], builtins.list[dict[str, Any]]]:
+    """Every thread ID in the database, and the index's rows (thread, owner, status),
+    read together in one transaction."""
+    stored, indexed = backend.db.run([(upstream_sql.STORED_THREADS, ()), (sql.INDEXED_THREADS, ())])
+    return {row["thread_id"] for row in [*stored, *indexed]}, indexed

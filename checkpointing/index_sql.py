@@ -14,7 +14,6 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from checkpointing import upstream_sql
 from checkpointing.conversation import metadata_json, title_of
 from checkpointing.errors import InvalidIdentifier
 from checkpointing.ids import new_thread_id, validate_id
@@ -103,7 +102,6 @@ CHECKPOINT_DELETES: dict[str, list[str]] = {
     "memory": [_OWNED_DELETE.format(TEXT)],
 }
 
-STORED_THREADS = upstream_sql.STORED_THREADS  # LangGraph's table: its SQL is upstream_sql's
 INDEXED_THREADS = "SELECT thread_id, user_id, status FROM conversations"
 
 DELETE = "DELETE FROM conversations WHERE thread_id = ? AND user_id = ? RETURNING thread_id"

@@ -92,7 +92,8 @@ def open_conversations(
 ) -> Iterator[Conversations]:
     """Open *url*'s backend, the conversation index in it, and its Store (``.store``);
     ``create=False`` refuses a database that does not exist yet (see ``open_saver``)."""
-    with _opening(url, allowed_types, settings, False, create) as conversations:
+    backend_opening = opening(url, allowed_types=allowed_types, settings=settings, create=create)
+    with _with_index(backend_opening) as conversations:
         yield conversations
 
 
@@ -105,21 +106,15 @@ async def open_async_conversations(
     create: bool = True,
 ) -> AsyncIterator[Conversations]:
     """Async twin of ``open_conversations``: opened and closed in a worker thread."""
-    async with in_thread(_opening(url, allowed_types, settings, True, create)) as conversations:
+    backend_opening = opening(
+        url, allowed_types=allowed_types, settings=settings, asynchronous=True, create=create
+    )
+    async with in_thread(_with_index(backend_opening)) as conversations:
         yield conversations
 
 
 @contextmanager
-def _opening(
-    url: str | None,
-    allowed_types: Iterable[type | TypeKey],
-    settings: Settings | None,
-    asynchronous: bool,
-    create: bool,
-) -> Iterator[Conversations]:
-    backend_opening = opening(
-        url, allowed_types=allowed_types, settings=settings, asynchronous=asynchronous,
-        create=create,
-    )  # fmt: skip
+def _with_index(backend_opening: AbstractContextManager[Backend]) -> Iterator[Conversations]:
+    """The conversation index, with its Store, in the backend *backend_opening* opens."""
     with backend_opening as backend, backend.open_store() as store:
         yield Conversations(backend, store=store)

@@ -22,9 +22,8 @@ from datetime import datetime
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import CheckpointTuple
 
-from checkpointing import index_sql
 from checkpointing.backend import Backend
-from checkpointing.conversations import Conversations, every_thread_id
+from checkpointing.conversations import Conversations, thread_ids_and_index
 from checkpointing.errors import DAMAGED_ROW, ConfigError, ThreadBusy
 from checkpointing.keep_latest import DeltaThread, Sizes, keep_latest, measure
 from checkpointing.layouts import BACKEND_TABLES
@@ -105,7 +104,7 @@ def prune(
 
 def _threads(backend: Backend, user_id: str | None) -> list[tuple[str, str | None, str]]:
     """(thread, owner, status) for the user's threads, or every thread there is."""
-    rows = backend.db.run([(index_sql.INDEXED_THREADS, ())])[0]
+    every, rows = thread_ids_and_index(backend)
     indexed = {row["thread_id"]: row for row in rows}
     if user_id is not None:
         return [
@@ -113,7 +112,7 @@ def _threads(backend: Backend, user_id: str | None) -> list[tuple[str, str | Non
         ]
     return [
         (t, indexed[t]["user_id"] if t in indexed else None, indexed.get(t, {}).get("status", ""))
-        for t in every_thread_id(backend)
+        for t in sorted(every)
     ]
 
 
