@@ -25,6 +25,8 @@ ITEMS = "durable_agent_items"
 CONVERSATIONS = "conversations"
 TEXT = "conversation_text"
 STORE = "store"
+RUNS = "durable_agent_runs"
+RUN_EVENTS = "durable_agent_run_events"
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,12 @@ _OURS = {
     ),
     TEXT: ("thread_id seq folded", ""),
     ITEMS: ("thread_id seq type blob", ""),
+    RUNS: (
+        "run_id thread_id user_id assistant_id graph_id status kwargs metadata "
+        "multitask_strategy created_at updated_at run_after attempts cancel error",
+        "",
+    ),
+    RUN_EVENTS: ("run_id seq event data created_at", ""),
 }
 # Every column of each of our tables, in the order they were added.
 OUR_COLUMNS = {table: tuple(f"{must} {may}".split()) for table, (must, may) in _OURS.items()}
