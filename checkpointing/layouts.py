@@ -25,6 +25,7 @@ ITEMS = "durable_agent_items"
 CONVERSATIONS = "conversations"
 TEXT = "conversation_text"
 STORE = "store"
+TOKENS = "durable_agent_tokens"
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,7 @@ _OURS = {
     ),
     TEXT: ("thread_id seq folded", ""),
     ITEMS: ("thread_id seq type blob", ""),
+    TOKENS: ("token_hash token_id user_id name created_at last_used_at revoked_at", ""),
 }
 # Every column of each of our tables, in the order they were added.
 OUR_COLUMNS = {table: tuple(f"{must} {may}".split()) for table, (must, may) in _OURS.items()}
@@ -137,7 +139,7 @@ LAYOUTS = {
 }
 # Tables that a ledger's migrations create, so the ledger must be there with them.
 _OUR_LEDGERS = {
-    "durable_agent_migrations": (CONVERSATIONS, TEXT, ITEMS),
+    "durable_agent_migrations": (CONVERSATIONS, TEXT, ITEMS, TOKENS),
     "store_migrations": (STORE,),
     "vector_migrations": ("store_vectors",),
 }
