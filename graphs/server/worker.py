@@ -31,6 +31,7 @@ from checkpointing import (
     Runner,
     ThreadBusy,
     ThreadNotFound,
+    load_settings,
     scrub,
 )
 from checkpointing.leases import is_free
@@ -44,6 +45,7 @@ from graphs.server.stream_events import Translator, error_event, graph_modes, me
 log = logging.getLogger("durable_agent.server")
 POLL_SECONDS = 0.5
 RECOVER_EVERY = 5.0
+PRUNE_EVERY = 600.0
 SHUTDOWN = "server shutting down"
 UNFINISHED = ("paused", "crashed", "failed")
 
@@ -175,6 +177,7 @@ class Worker:
         self.conversations, self.served, self.hub = conversations, served, hub
         self.runs, self.events = Runs(conversations.backend), RunEvents(conversations.backend)
         self.max_runs = max_runs
+        self.events_keep = load_settings().run_events_keep
         self.active: dict[str, tuple[asyncio.Task[None], Execution]] = {}
         self.loop: asyncio.AbstractEventLoop | None = None
         self.stopping = False
@@ -187,17 +190,30 @@ class Worker:
     async def serve(self) -> None:
         """Take runs until cancelled: cut-off ones first, then whatever is due."""
         self.loop = asyncio.get_running_loop()
-        recovered_at = 0.0
+        recovered_at = pruned_at = 0.0
         while not self.stopping:
-            if time.monotonic() - recovered_at > RECOVER_EVERY:
-                recovered_at = time.monotonic()
-                await self._take(await asyncio.to_thread(self._cut_off))
-            free = self.max_runs - len(self.active)
-            if free > 0:
-                await self._take(await asyncio.to_thread(self.runs.due, free + len(self.active)))
-            self.hub.queue.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.hub.queue.wait(), POLL_SECONDS)
+            try:
+                recovered_at, pruned_at = await self._look(recovered_at, pruned_at)
+            except Exception as exc:  # the database is down, say: look again, say why once
+                log.warning("worker: %s", scrub(f"{type(exc).__name__}: {exc}"))
+                await asyncio.sleep(RECOVER_EVERY)
+
+    async def _look(self, recovered_at: float, pruned_at: float) -> tuple[float, float]:
+        """One look for work: cut-off runs, events to prune, due runs; then a short wait."""
+        if time.monotonic() - recovered_at > RECOVER_EVERY:
+            recovered_at = time.monotonic()
+            await self._take(await asyncio.to_thread(self._cut_off))
+        if time.monotonic() - pruned_at > PRUNE_EVERY:
+            pruned_at = time.monotonic()
+            cutoff = time.time() - self.events_keep
+            await asyncio.to_thread(self.events.prune_before, cutoff)
+        free = self.max_runs - len(self.active)
+        if free > 0:
+            await self._take(await asyncio.to_thread(self.runs.due, free + len(self.active)))
+        self.hub.queue.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.hub.queue.wait(), POLL_SECONDS)
+        return recovered_at, pruned_at
 
     def _cut_off(self) -> list[Run]:
         leases = self.conversations.backend.leases
