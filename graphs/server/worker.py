@@ -35,6 +35,7 @@ from checkpointing import (
     scrub,
 )
 from checkpointing.leases import is_free
+from checkpointing.rollback import head_checkpoint, roll_back
 from checkpointing.run_events import RunEvents
 from checkpointing.runner import RunHooks
 from checkpointing.runs import Run, Runs
@@ -65,6 +66,7 @@ class Execution:
         self.worker, self.run = worker, run
         self.control = RunControl()
         self.seq = 0
+        self.started_from: str | None = None  # the thread's head when this run took it
         self.translator = Translator(run.kwargs.get("stream_mode") or ["values"])
 
     # -- under the lease --------------------------------------------------------------------
@@ -76,6 +78,7 @@ class Execution:
         if claimed is None:
             raise RunGone(self.run.run_id)
         self.run = claimed
+        self.started_from = head_checkpoint(self.worker.conversations.backend, self.run.thread_id)
         self.seq = self.worker.events.last_seq(self.run.run_id)
         self.store([metadata_event(self.run.run_id, self.run.attempts)])
 
@@ -84,6 +87,8 @@ class Execution:
         if isinstance(exc, GraphDrained) and self.control.drain_reason == SHUTDOWN:
             runs.requeue(run_id)  # the next worker takes it up from its last checkpoint
         elif isinstance(exc, GraphDrained):
+            if runs.cancel_asked(run_id) == "rollback":
+                roll_back(self.worker.conversations.backend, self.run.thread_id, self.started_from)
             runs.finish(run_id, "interrupted")
         elif exc is None or (isinstance(exc, NothingToResume) and self.run.attempts > 1):
             self.store(self.translator.leftovers())
