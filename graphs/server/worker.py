@@ -257,9 +257,18 @@ class Worker:
         except Exception as exc:  # recorded by ``done`` when it ran under the lease
             await asyncio.to_thread(self._failed_outside, execution, exc)
         finally:
+            if run.kwargs.get("on_completion") == "delete":
+                await self._delete_thread(run)
             self.active.pop(run.run_id, None)
             self.hub.tell(run.run_id)
             self.hub.queue.set()  # the thread's next run may start now
+
+    async def _delete_thread(self, run: Run) -> None:
+        """A stateless run's thread, once the run is over (not when it was only paused)."""
+        found = await asyncio.to_thread(self.runs.get, run.thread_id, run.run_id, run.user_id)
+        if found.status in ("success", "error", "interrupted"):
+            with contextlib.suppress(ThreadBusy, ThreadNotFound):
+                await self.conversations.adelete(run.thread_id, run.user_id)
 
     def _failed_outside(self, execution: Execution, exc: Exception) -> None:
         """A run refused before it held its thread (nothing to resume, the thread gone).
