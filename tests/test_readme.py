@@ -30,7 +30,7 @@ from tests.served import free_port
 
 ROOT = Path(__file__).parent.parent
 README = ROOT / "README.md"
-EXAMPLE_THREAD = "01M7YE76DVQESK0TGAA0F4V30W"  # the ID the README's outputs show
+EXAMPLE_THREAD = "019ad9c4-4b1e-7c3a-9f21-6d0e8a5b3c71"  # the ID the README's outputs show
 CUT_OFF_THREAD = "THREAD"
 EXAMPLE_PG = "postgresql://postgres@127.0.0.1:5432/test"
 EXAMPLE_MODEL_SERVER = "http://localhost:11434/v1"
