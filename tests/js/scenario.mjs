@@ -216,7 +216,11 @@ async function threadViews(client, threadId) {
   const history = await client.threads.getHistory(threadId, { limit: 10 });
   check(history.length > 0 && history.every((s) => s.checkpoint?.checkpoint_id),
     "threads.getHistory: no states with checkpoint ids", history);
-  return { listed: listed.length, history: history.length };
+  // LangGraph Studio's and agent-chat-ui's forms read these; a schema may be null.
+  const schemas = await client.assistants.getSchemas(ASSISTANT);
+  check(schemas?.graph_id === ASSISTANT, "assistants.getSchemas: not the agent's schemas", schemas);
+  return { listed: listed.length, history: history.length,
+    schemas: Object.keys(schemas).filter((k) => schemas[k] !== null) };
 }
 
 async function main() {
