@@ -5,7 +5,9 @@ the npm registry, pinned by ``tests/js/package-lock.json``: a streamed run, the 
 tool's interrupt answered as agent-chat-ui answers it, and a dropped resumable stream
 joined again with ``Last-Event-ID`` as useStream does. The checks live in the script,
 which exits non-zero with the first mismatch; this module installs the client (``npm
-ci``, once per lockfile) and runs the script against a server on each database.
+ci``, once per lockfile) and runs the script against a server on each database; and it
+kills the server under a client waiting on a run's stream, to see the client's own
+reconnect find the run again on the server started in its place.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.served import serving
+from tests.served import Served, serving
 
 JS_DIR = Path(__file__).parent / "js"
 LOCKFILE = JS_DIR / "package-lock.json"
@@ -72,3 +74,27 @@ def test_js_client_streams_resumes_and_rejoins(js_client: str, db_url: str, tmp_
     assert summary["arithmetic"]["answer"].endswith("84.")
     assert summary["resume"]["facts"] == ["I like tea"]
     assert summary["reconnect"]["replayed"] > summary["reconnect"]["seen_before_drop"]
+
+
+def test_js_client_stream_survives_a_server_restart(
+    js_client: str, db_url: str, tmp_path: Path
+) -> None:
+    first = Served(db_url, tmp_path, ("--no-auth",)).start()
+    client = subprocess.Popen(
+        [js_client, str(JS_DIR / "scenario.mjs"), "--across-restart", first.url],
+        cwd=JS_DIR, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert client.stdout is not None
+        created = client.stdout.readline()  # the run exists, and waits its after_seconds
+        assert "run_created" in created, f"{created}{client.communicate()}"
+        first.kill()
+        with serving(db_url, tmp_path, port=first.port):
+            out, err = client.communicate(timeout=SCENARIO_SECONDS)
+            assert client.returncode == 0, f"{err}\n--- scenario output ---\n{out}"
+    finally:
+        if client.poll() is None:
+            client.kill()
+        first.stop(timeout=5)
+    run_id = json.loads(created)["run_created"]
+    assert json.loads(out)["across_restart"]["run_id"] == run_id

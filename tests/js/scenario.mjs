@@ -5,14 +5,20 @@
 // how the server stores it.
 //
 //   node scenario.mjs [API_URL [API_KEY]]      (or env DURABLE_AGENT_API_URL / _API_KEY)
+//   node scenario.mjs --across-restart API_URL [API_KEY]
 //
 // Prints a JSON summary and exits 0, or prints "scenario failed: ..." and exits 1.
+// --across-restart streams one run that waits (after_seconds) and prints {"run_created": id}
+// on a line of its own: the caller then kills the server and starts it again on the same
+// port and database, and the client's own reconnect (Location) must bring the whole run.
 
 import { Client } from "@langchain/langgraph-sdk";
 
-const API_URL = process.argv[2] ?? process.env.DURABLE_AGENT_API_URL ?? "http://127.0.0.1:2024";
+const ACROSS_RESTART = process.argv[2] === "--across-restart";
+const [argUrl, argKey] = process.argv.slice(ACROSS_RESTART ? 3 : 2);
+const API_URL = argUrl ?? process.env.DURABLE_AGENT_API_URL ?? "http://127.0.0.1:2024";
 // null, not undefined: the SDK would otherwise pick up LANGGRAPH_API_KEY from the environment.
-const API_KEY = process.argv[3] ?? process.env.DURABLE_AGENT_API_KEY ?? null;
+const API_KEY = argKey ?? process.env.DURABLE_AGENT_API_KEY ?? null;
 const ASSISTANT = "agent";
 const SCENARIO_MS = 90_000; // a hung stream fails the scenario rather than the CI job
 
@@ -223,8 +229,34 @@ async function threadViews(client, threadId) {
     schemas: Object.keys(schemas).filter((k) => schemas[k] !== null) };
 }
 
+/** One run's stream, kept by the SDK's reconnect across a server killed and started again. */
+async function acrossRestart(client) {
+  const threadId = (await client.threads.create()).thread_id;
+  const input = { messages: [{ role: "user", content: "what is 12*7?" }] };
+  let runId;
+  const parts = [];
+  const stream = client.runs.stream(threadId, ASSISTANT, {
+    ...STREAM_OPTIONS,
+    input,
+    afterSeconds: 2, // still pending when the server is killed
+    onRunCreated: (meta) => {
+      runId = meta.run_id;
+      console.log(JSON.stringify({ run_created: runId }));
+    },
+  });
+  for await (const part of stream) parts.push(part);
+  checkRunParts(parts, runId, "across a restart");
+  checkMessages(parts, "across a restart");
+  check(textOf(lastValues(parts)?.messages?.at(-1)).includes("84"),
+    "across a restart: the final values do not say 84", lastValues(parts));
+  const run = await client.runs.get(threadId, runId);
+  check(run.status === "success", "across a restart: the run did not succeed", run);
+  return { thread_id: threadId, run_id: runId, events: parts.length };
+}
+
 async function main() {
   const client = new Client({ apiUrl: API_URL, apiKey: API_KEY });
+  if (ACROSS_RESTART) return { api_url: API_URL, across_restart: await acrossRestart(client) };
   const thread = await client.threads.create();
   check(thread?.thread_id, "threads.create returned no thread_id", thread);
   const threadId = thread.thread_id;
