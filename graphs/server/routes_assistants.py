@@ -64,7 +64,7 @@ async def schemas(assistant_id: str, server: ServerDep, _: UserDep) -> dict[str,
         "input_schema": graph.get_input_jsonschema,
         "output_schema": graph.get_output_jsonschema,
         "state_schema": graph.get_output_jsonschema,
-        "config_schema": lambda: graph.config_schema().model_json_schema(),
+        "config_schema": graph.get_config_jsonschema,
         "context_schema": graph.get_context_jsonschema,
     }
     return {"graph_id": served.graph_id} | {
@@ -74,8 +74,8 @@ async def schemas(assistant_id: str, server: ServerDep, _: UserDep) -> dict[str,
 
 def _schema(make: Callable[[], Any], name: str, graph_id: str) -> Any:
     """One schema, or None where pydantic cannot draw it: a state declared with
-    ``typing.TypedDict`` (our agent's) fails on Python < 3.12. A 500 there made the JS
-    client retry four times and then throw, for a form the clients may do without."""
+    ``typing.TypedDict`` fails on Python < 3.12 (ours uses typing_extensions'). A 500 there
+    made the JS client retry four times and then throw, for a form it may do without."""
     try:
         return make()
     except Exception as error:
