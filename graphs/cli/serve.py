@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import signal
+import sys
+from types import FrameType
 
 import click
 
@@ -28,6 +31,10 @@ def _graphs(specs: tuple[str, ...]) -> dict[str, str]:
             raise ConfigError(f"--graph {spec!r}: write NAME=module:attr or NAME=./file.py:attr")
         graphs[name.strip()] = target.strip()
     return graphs
+
+
+def _drained(signum: int, frame: FrameType | None) -> None:
+    sys.exit(0)
 
 
 def is_loopback(host: str) -> bool:
@@ -93,4 +100,8 @@ def serve(
         timeout_graceful_shutdown=GRACEFUL_SECONDS,
         lifespan="on",
     )
+    # uvicorn drains on SIGTERM and then raises the signal again, for the handler that was
+    # there before it: by default that kills the process, so a clean drain looked like a
+    # death by signal (-15) to whatever stopped it. A drained stop is a clean exit.
+    signal.signal(signal.SIGTERM, _drained)
     uvicorn.Server(config).run()

@@ -67,6 +67,7 @@ class Execution:
         self.control = RunControl()
         self.seq = 0
         self.started_from: str | None = None  # the thread's head when this run took it
+        self.sent_values: str | None = None  # see ``_unsent``
         self.translator = Translator(run.kwargs.get("stream_mode") or ["values"])
 
     # -- under the lease --------------------------------------------------------------------
@@ -80,6 +81,8 @@ class Execution:
         self.run = claimed
         self.started_from = head_checkpoint(self.worker.conversations.backend, self.run.thread_id)
         self.seq = self.worker.events.last_seq(self.run.run_id)
+        if self.seq:
+            self.sent_values = self.worker.events.last_data(self.run.run_id, "values")
         self.store([metadata_event(self.run.run_id, self.run.attempts)])
 
     def done(self, exc: BaseException | None) -> None:
@@ -123,9 +126,21 @@ class Execution:
             if self.run.kwargs.get(key):
                 kwargs[key] = self.run.kwargs[key]
         async for chunk in self._stream(runner, conversation, kwargs):
-            events = self.translator.events(chunk)
+            events = self._unsent(self.translator.events(chunk))
             await asyncio.to_thread(self.store, events)
             self.worker.tell(self.run.run_id)
+
+    def _unsent(self, events: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        """A run taken up again (after a crash or a drain) first streams the state it
+        resumes from; when that is the last ``values`` event it stored already, the
+        clients have it, and sending it again would break the run's one clean sequence."""
+        if self.sent_values is None:
+            return events
+        for i, (name, data) in enumerate(events):
+            if name == "values":
+                sent, self.sent_values = self.sent_values, None
+                return events[:i] + events[i + 1 :] if data == sent else events
+        return events
 
     def _config(self) -> RunnableConfig:
         config = dict(self.run.kwargs.get("config") or {})
