@@ -311,12 +311,17 @@ class Worker:
             with contextlib.suppress(NothingToResume, ThreadNotFound):
                 Runner(self.conversations, served.graph).request_pause(run.thread_id, run.user_id)
 
-    async def drain(self, timeout: float) -> None:
-        """Stop taking runs; stop the running ones at their next step boundary."""
+    def begin_drain(self) -> None:
+        """Stop taking runs; ask the running ones to stop at their next step boundary.
+        Called on the loop's thread, at the signal, before uvicorn waits for connections."""
         self.stopping = True
         self.hub.queue.set()
         for _, execution in list(self.active.values()):
             execution.control.request_drain(SHUTDOWN)
+
+    async def drain(self, timeout: float) -> None:
+        """``begin_drain``, then wait up to *timeout* seconds for the runs to stop."""
+        self.begin_drain()
         tasks = [task for task, _ in self.active.values()]
         if tasks:
             await asyncio.wait(tasks, timeout=timeout)
