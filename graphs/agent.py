@@ -8,7 +8,7 @@ calls tools, the tool node runs them and the model sees their results.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, TypedDict
+from typing import Annotated, Any
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AnyMessage, BaseMessage, SystemMessage
@@ -19,6 +19,7 @@ from langgraph.graph.message import add_messages
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.prebuilt import ToolNode, tools_condition
 from langgraph.store.base import BaseStore
+from typing_extensions import TypedDict
 
 from graphs.memory_tools import recall, remember
 from graphs.models import make_model
@@ -35,6 +36,8 @@ TOOLS = [*BASIC_TOOLS, remember, recall]
 RECURSION_LIMIT = 40
 
 
+# typing_extensions' TypedDict: pydantic describes only that one on Python < 3.12, and
+# the server's GET /assistants/agent/schemas is pydantic's description of this state.
 class AgentState(TypedDict):
     messages: Annotated[list[AnyMessage], add_messages]
 
