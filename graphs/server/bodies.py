@@ -148,6 +148,11 @@ class StoreKey(Body):
     namespace: list[str]
     key: str = Field(min_length=1)
 
+    @field_validator("namespace")
+    @classmethod
+    def _labels(cls, namespace: list[str]) -> list[str]:
+        return checked_namespace(namespace)
+
 
 class StoreSearch(Body):
     namespace_prefix: list[str] = Field(default_factory=list)
@@ -155,6 +160,11 @@ class StoreSearch(Body):
     limit: int = Field(10, ge=1, le=1000)
     offset: int = Field(0, ge=0)
     query: str | None = None
+
+    @field_validator("namespace_prefix")
+    @classmethod
+    def _labels(cls, prefix: list[str]) -> list[str]:
+        return checked_labels(prefix)
 
 
 class NamespaceQuery(Body):
@@ -164,8 +174,20 @@ class NamespaceQuery(Body):
     limit: int = Field(100, ge=1, le=1000)
     offset: int = Field(0, ge=0)
 
+    @field_validator("prefix", "suffix")
+    @classmethod
+    def _labels(cls, labels: list[str] | None) -> list[str] | None:
+        return labels and checked_labels(labels)
+
 
 def checked_namespace(namespace: list[str]) -> list[str]:
-    if not namespace or any(not label or "." in label for label in namespace):
+    if not namespace:
         raise ValueError("a namespace is a non-empty list of labels without '.'")
-    return namespace
+    return checked_labels(namespace)
+
+
+def checked_labels(labels: list[str]) -> list[str]:
+    """Labels the store takes: a bad one would be its ``InvalidNamespaceError``, a 500."""
+    if any(not label or "." in label or "\x00" in label for label in labels):
+        raise ValueError("namespace labels are non-empty, without '.' or NUL")
+    return labels
