@@ -71,14 +71,17 @@ async def delete_item(body: StoreKey, server: ServerDep, user: UserDep) -> Respo
 
 @router.post("/store/items/search")
 async def search_items(body: StoreSearch, server: ServerDep, user: UserDep) -> Any:
-    found = await asyncio.to_thread(
-        _store(server).search,
-        _ns(user, body.namespace_prefix),
-        query=body.query,
-        filter=body.filter,
-        limit=body.limit,
-        offset=body.offset,
-    )
+    try:
+        found = await asyncio.to_thread(
+            _store(server).search,
+            _ns(user, body.namespace_prefix),
+            query=body.query,
+            filter=body.filter,
+            limit=body.limit,
+            offset=body.offset,
+        )
+    except ValueError as exc:  # the store refuses a filter's key or operator this way
+        raise HTTPException(422, str(exc)) from None
     return {"items": [_item(item, user) for item in found]}
 
 
