@@ -23,6 +23,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from langgraph.pregel import Pregel
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
 from checkpointing import (
@@ -75,6 +76,19 @@ STATUS: list[tuple[type[Exception], int]] = [
     (DatabaseUnavailable, 503),
     (CheckpointingError, 400),
 ]
+
+
+class Problem(BaseModel):
+    """Every error's body: what was wrong, and the fix where there is one."""
+
+    detail: str
+
+
+# Declared for every route, so the OpenAPI document says what a refusal looks like
+# (FastAPI's default 422 is a list of validation errors; this server sends a sentence).
+ERRORS: dict[int | str, dict[str, Any]] = {
+    "4XX": {"model": Problem, "description": "Refused: {'detail': why}"}
+}
 
 
 def _detail(request: Request, exc: Exception) -> JSONResponse:
@@ -135,6 +149,7 @@ def create_app(options: Options, our_agent: Callable[[Conversations], Graph]) ->
         version=VERSION,
         description="The LangGraph Agent Server API, on SQLite or PostgreSQL.",
         lifespan=_lifespan(options, our_agent),
+        responses=ERRORS,
     )
     app.add_middleware(
         CORSMiddleware,
