@@ -15,6 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from graphs.server.stream_events import DEFAULT_MODES, MODES
 
+# Offsets reach SQL as integers: a larger one was an OverflowError (a 500), not a 422.
+SQL_INT = 2**63 - 1
 StreamMode = Literal[
     "values", "updates", "messages-tuple", "messages", "custom", "debug", "tasks", "checkpoints"
 ]
@@ -99,7 +101,7 @@ class ThreadSearch(Body):
     ids: list[str] | None = None
     status: Literal["idle", "busy", "interrupted", "error"] | None = None
     limit: int = Field(10, ge=1, le=1000)
-    offset: int = Field(0, ge=0)
+    offset: int = Field(0, ge=0, le=SQL_INT)
     sort_by: SortBy = "updated_at"
     sort_order: Literal["asc", "desc"] = "desc"
 
@@ -128,7 +130,7 @@ class AssistantSearch(Body):
     metadata: dict[str, Any] | None = None
     name: str | None = None
     limit: int = Field(10, ge=1, le=1000)
-    offset: int = Field(0, ge=0)
+    offset: int = Field(0, ge=0, le=SQL_INT)
 
 
 class StorePut(Body):
@@ -158,7 +160,7 @@ class StoreSearch(Body):
     namespace_prefix: list[str] = Field(default_factory=list)
     filter: dict[str, Any] | None = None
     limit: int = Field(10, ge=1, le=1000)
-    offset: int = Field(0, ge=0)
+    offset: int = Field(0, ge=0, le=SQL_INT)
     query: str | None = None
 
     @field_validator("namespace_prefix")
@@ -170,9 +172,9 @@ class StoreSearch(Body):
 class NamespaceQuery(Body):
     prefix: list[str] | None = None
     suffix: list[str] | None = None
-    max_depth: int | None = Field(None, ge=1)
+    max_depth: int | None = Field(None, ge=1, le=1000)
     limit: int = Field(100, ge=1, le=1000)
-    offset: int = Field(0, ge=0)
+    offset: int = Field(0, ge=0, le=SQL_INT)
 
     @field_validator("prefix", "suffix")
     @classmethod

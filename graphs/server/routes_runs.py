@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 from checkpointing import Conversation
 from checkpointing.runs import Run
 from graphs.server import shapes
-from graphs.server.bodies import RunBody
+from graphs.server.bodies import SQL_INT, RunBody
 from graphs.server.context import Server, ServerDep, UserDep
 from graphs.server.run_stream import cancel, headers, last_event_id, outcome, stream_response
 
@@ -94,7 +94,7 @@ async def wait_run(thread_id: UUID, body: RunBody, server: ServerDep, user: User
 async def list_runs(
     thread_id: UUID, server: ServerDep, user: UserDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 10,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=SQL_INT)] = 0,
     status: RunStatus | None = None,
 ) -> list[dict[str, Any]]:  # fmt: skip
     await server.conversations.aget(str(thread_id), user)  # 404 for a foreign thread
