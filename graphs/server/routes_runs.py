@@ -14,6 +14,7 @@ from uuid import UUID, uuid4
 
 from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import JSONResponse
+from sse_starlette import EventSourceResponse
 
 from checkpointing import Conversation
 from checkpointing.runs import Run
@@ -78,7 +79,7 @@ async def create_run(thread_id: UUID, body: RunBody, server: ServerDep, user: Us
     return JSONResponse(shapes.run(run), headers=headers(run))
 
 
-@router.post("/threads/{thread_id}/runs/stream")
+@router.post("/threads/{thread_id}/runs/stream", response_class=EventSourceResponse)
 async def stream_run(thread_id: UUID, body: RunBody, server: ServerDep, user: UserDep) -> Any:
     run = await accept(server, str(thread_id), user, body)
     return stream_response(server, run, 0, cancel_on_disconnect=body.on_disconnect == "cancel")
@@ -123,7 +124,7 @@ def _flag(value: str | None) -> bool:
     return (value or "").strip().lower() in ("1", "true", "yes")
 
 
-@router.get(RUN + "/stream")
+@router.get(RUN + "/stream", response_class=EventSourceResponse)
 async def join_stream(
     thread_id: UUID, run_id: UUID, server: ServerDep, user: UserDep,
     cancel_on_disconnect: str | None = None,
