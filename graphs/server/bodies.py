@@ -11,8 +11,9 @@ from __future__ import annotations
 from typing import Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from checkpointing import check_storable
 from graphs.server.stream_events import DEFAULT_MODES, MODES
 
 # Offsets reach SQL as integers: a larger one was an OverflowError (a 500), not a 422.
@@ -24,6 +25,14 @@ StreamMode = Literal[
 
 class Body(BaseModel):
     model_config = ConfigDict(extra="ignore")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _storable(cls, data: Any) -> Any:
+        # A lone surrogate ("\ud800" in the JSON) is no text a database or a JSON
+        # response can hold: stored, it made every later read of the thread a 500.
+        check_storable(data)
+        return data
 
 
 class CommandBody(Body):
