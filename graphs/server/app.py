@@ -46,6 +46,7 @@ from graphs.server import (
     routes_system,
     routes_threads,
 )
+from graphs.server.body_limit import BodyLimit
 from graphs.server.context import Server
 from graphs.server.hub import Hub
 from graphs.server.registry import graph_specs, load_graphs
@@ -158,6 +159,7 @@ def create_app(options: Options, our_agent: Callable[[Conversations], Graph]) ->
         allow_headers=["*"],
         expose_headers=["content-location", "location"],
     )
+    app.add_middleware(BodyLimit)
     for kind, _ in STATUS:
         app.add_exception_handler(kind, _detail)
     app.add_exception_handler(RequestValidationError, _invalid)
