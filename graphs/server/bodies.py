@@ -154,6 +154,24 @@ class StorePut(Body):
     def _labels(cls, namespace: list[str]) -> list[str]:
         return checked_namespace(namespace)
 
+    @field_validator("value")
+    @classmethod
+    def _numbers(cls, value: dict[str, Any]) -> dict[str, Any]:
+        # The SQLite store writes values with orjson, which takes no integer past 64 bits.
+        if _has_huge_int(value, depth=64):
+            raise ValueError("an integer in the value is outside the 64-bit range")
+        return value
+
+
+def _has_huge_int(value: Any, depth: int) -> bool:
+    if isinstance(value, int):
+        return not -(2**63) <= value < 2**64
+    if depth <= 0:
+        return False
+    if isinstance(value, dict):
+        value = list(value.values())
+    return isinstance(value, list) and any(_has_huge_int(v, depth - 1) for v in value)
+
 
 class StoreKey(Body):
     namespace: list[str]
