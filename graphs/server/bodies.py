@@ -18,6 +18,8 @@ from graphs.server.stream_events import DEFAULT_MODES, MODES
 
 # Offsets reach SQL as integers: a larger one was an OverflowError (a 500), not a 422.
 SQL_INT = 2**63 - 1
+# PostgreSQL text holds no NUL: a store key with one was psycopg's DataError, a 500.
+NO_NUL = "^[^\x00]*$"
 StreamMode = Literal[
     "values", "updates", "messages-tuple", "messages", "custom", "debug", "tasks", "checkpoints"
 ]
@@ -144,7 +146,7 @@ class AssistantSearch(Body):
 
 class StorePut(Body):
     namespace: list[str]
-    key: str = Field(min_length=1)
+    key: str = Field(min_length=1, pattern=NO_NUL)
     value: dict[str, Any]
     index: Any = None
     ttl: float | None = None
@@ -156,26 +158,29 @@ class StorePut(Body):
 
     @field_validator("value")
     @classmethod
-    def _numbers(cls, value: dict[str, Any]) -> dict[str, Any]:
-        # The SQLite store writes values with orjson, which takes no integer past 64 bits.
-        if _has_huge_int(value, depth=64):
-            raise ValueError("an integer in the value is outside the 64-bit range")
+    def _storable_value(cls, value: dict[str, Any]) -> dict[str, Any]:
+        # What the stores cannot write: orjson (SQLite) takes no integer past 64 bits,
+        # PostgreSQL's jsonb no NUL character.
+        if _unstorable(value, depth=64):
+            raise ValueError("the value holds a NUL character or an integer past 64 bits")
         return value
 
 
-def _has_huge_int(value: Any, depth: int) -> bool:
+def _unstorable(value: Any, depth: int) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
     if isinstance(value, int):
         return not -(2**63) <= value < 2**64
     if depth <= 0:
         return False
     if isinstance(value, dict):
-        value = list(value.values())
-    return isinstance(value, list) and any(_has_huge_int(v, depth - 1) for v in value)
+        value = [*value.keys(), *value.values()]
+    return isinstance(value, list) and any(_unstorable(v, depth - 1) for v in value)
 
 
 class StoreKey(Body):
     namespace: list[str]
-    key: str = Field(min_length=1)
+    key: str = Field(min_length=1, pattern=NO_NUL)
 
     @field_validator("namespace")
     @classmethod

@@ -14,7 +14,14 @@ from fastapi import APIRouter, HTTPException, Query, Response
 from langgraph.store.base import BaseStore, Item
 
 from graphs.server import shapes
-from graphs.server.bodies import NamespaceQuery, StoreKey, StorePut, StoreSearch, checked_namespace
+from graphs.server.bodies import (
+    NO_NUL,
+    NamespaceQuery,
+    StoreKey,
+    StorePut,
+    StoreSearch,
+    checked_namespace,
+)
 from graphs.server.context import Server, ServerDep, UserDep
 
 router = APIRouter(tags=["store"])
@@ -50,7 +57,7 @@ async def put_item(body: StorePut, server: ServerDep, user: UserDep) -> Response
 
 @router.get("/store/items")
 async def get_item(
-    server: ServerDep, user: UserDep, key: Annotated[str, Query(min_length=1)],
+    server: ServerDep, user: UserDep, key: Annotated[str, Query(min_length=1, pattern=NO_NUL)],
     namespace: str = "",
 ) -> Any:  # fmt: skip
     try:
