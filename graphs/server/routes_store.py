@@ -87,7 +87,9 @@ async def search_items(body: StoreSearch, server: ServerDep, user: UserDep) -> A
             limit=body.limit,
             offset=body.offset,
         )
-    except ValueError as exc:  # the store refuses a filter's key or operator this way
+    # The store's refusal of a filter: a key or an operator (ValueError), or an integer
+    # past 64 bits (orjson's TypeError, in SQLite).
+    except (ValueError, TypeError) as exc:
         raise HTTPException(422, str(exc)) from None
     return {"items": [_item(item, user) for item in found]}
 
