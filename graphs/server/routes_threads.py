@@ -185,7 +185,9 @@ async def update_state(thread_id: UUID, body: StateUpdate, server: ServerDep, us
 
     try:
         written = await asyncio.to_thread(write)
-    except InvalidUpdateError as exc:  # values the state cannot take, or no such as_node
+    # Values the state cannot take or no such as_node (InvalidUpdateError), or a
+    # checkpoint_ns that names no subgraph (ValueError).
+    except (InvalidUpdateError, ValueError) as exc:
         raise HTTPException(422, f"cannot update the state: {exc}") from None
     return {"checkpoint": shapes.thread_state_checkpoint(written)}
 
