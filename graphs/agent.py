@@ -19,6 +19,7 @@ from langgraph.graph.message import add_messages
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.prebuilt import ToolNode, tools_condition
 from langgraph.store.base import BaseStore
+from typing_extensions import TypedDict
 
 # pydantic draws its JSON schema for the API's clients (of typing's, not below Python 3.12).
 from typing_extensions import TypedDict
@@ -38,6 +39,8 @@ TOOLS = [*BASIC_TOOLS, remember, recall]
 RECURSION_LIMIT = 40
 
 
+# typing_extensions' TypedDict: pydantic describes only that one on Python < 3.12, and
+# the server's GET /assistants/agent/schemas is pydantic's description of this state.
 class AgentState(TypedDict):
     messages: Annotated[list[AnyMessage], add_messages]
 

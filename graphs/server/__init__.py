@@ -6,6 +6,7 @@ file or PostgreSQL. Runs are rows and their stream events are rows, in the datab
 the checkpoints, so a run survives the server itself. Which module owns what:
 
     app.py               the ASGI app, its start-up (recovery) and shutdown (drain)
+    body_limit.py        the cap on a request body's size (413)
     context.py           what a handler reaches: the database, graphs, worker, the user
     registry.py          which graphs are served (``--graph``, ``langgraph.json``)
     bodies.py            request bodies;  shapes.py  what is sent back

@@ -23,6 +23,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from langgraph.pregel import Pregel
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
 from checkpointing import (
@@ -45,6 +46,7 @@ from graphs.server import (
     routes_system,
     routes_threads,
 )
+from graphs.server.body_limit import BodyLimit
 from graphs.server.context import Server
 from graphs.server.hub import Hub
 from graphs.server.registry import graph_specs, load_graphs
@@ -75,6 +77,19 @@ STATUS: list[tuple[type[Exception], int]] = [
     (DatabaseUnavailable, 503),
     (CheckpointingError, 400),
 ]
+
+
+class Problem(BaseModel):
+    """Every error's body: what was wrong, and the fix where there is one."""
+
+    detail: str
+
+
+# Declared for every route, so the OpenAPI document says what a refusal looks like
+# (FastAPI's default 422 is a list of validation errors; this server sends a sentence).
+ERRORS: dict[int | str, dict[str, Any]] = {
+    "4XX": {"model": Problem, "description": "Refused: {'detail': why}"}
+}
 
 
 def _detail(request: Request, exc: Exception) -> JSONResponse:
@@ -135,6 +150,7 @@ def create_app(options: Options, our_agent: Callable[[Conversations], Graph]) ->
         version=VERSION,
         description="The LangGraph Agent Server API, on SQLite or PostgreSQL.",
         lifespan=_lifespan(options, our_agent),
+        responses=ERRORS,
     )
     app.add_middleware(
         CORSMiddleware,
@@ -143,6 +159,7 @@ def create_app(options: Options, our_agent: Callable[[Conversations], Graph]) ->
         allow_headers=["*"],
         expose_headers=["content-location", "location"],
     )
+    app.add_middleware(BodyLimit)
     for kind, _ in STATUS:
         app.add_exception_handler(kind, _detail)
     app.add_exception_handler(RequestValidationError, _invalid)

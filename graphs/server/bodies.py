@@ -11,10 +11,15 @@ from __future__ import annotations
 from typing import Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from checkpointing import check_storable
 from graphs.server.stream_events import DEFAULT_MODES, MODES
 
+# Offsets reach SQL as integers: a larger one was an OverflowError (a 500), not a 422.
+SQL_INT = 2**63 - 1
+# PostgreSQL text holds no NUL: a store key with one was psycopg's DataError, a 500.
+NO_NUL = "^[^\x00]*$"
 StreamMode = Literal[
     "values", "updates", "messages-tuple", "messages", "custom", "debug", "tasks", "checkpoints"
 ]
@@ -22,6 +27,14 @@ StreamMode = Literal[
 
 class Body(BaseModel):
     model_config = ConfigDict(extra="ignore")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _storable(cls, data: Any) -> Any:
+        # A lone surrogate ("\ud800" in the JSON) is no text a database or a JSON
+        # response can hold: stored, it made every later read of the thread a 500.
+        check_storable(data)
+        return data
 
 
 class CommandBody(Body):
@@ -100,7 +113,7 @@ class ThreadSearch(Body):
     ids: list[str] | None = None
     status: Literal["idle", "busy", "interrupted", "error"] | None = None
     limit: int = Field(10, ge=1, le=1000)
-    offset: int = Field(0, ge=0)
+    offset: int = Field(0, ge=0, le=SQL_INT)
     sort_by: SortBy = "updated_at"
     sort_order: Literal["asc", "desc"] = "desc"
 
@@ -129,12 +142,12 @@ class AssistantSearch(Body):
     metadata: dict[str, Any] | None = None
     name: str | None = None
     limit: int = Field(10, ge=1, le=1000)
-    offset: int = Field(0, ge=0)
+    offset: int = Field(0, ge=0, le=SQL_INT)
 
 
 class StorePut(Body):
     namespace: list[str]
-    key: str = Field(min_length=1)
+    key: str = Field(min_length=1, pattern=NO_NUL)
     value: dict[str, Any]
     index: Any = None
     ttl: float | None = None
@@ -144,29 +157,72 @@ class StorePut(Body):
     def _labels(cls, namespace: list[str]) -> list[str]:
         return checked_namespace(namespace)
 
+    @field_validator("value")
+    @classmethod
+    def _storable_value(cls, value: dict[str, Any]) -> dict[str, Any]:
+        # What the stores cannot write: orjson (SQLite) takes no integer past 64 bits,
+        # PostgreSQL's jsonb no NUL character.
+        if _unstorable(value, depth=64):
+            raise ValueError("the value holds a NUL character or an integer past 64 bits")
+        return value
+
+
+def _unstorable(value: Any, depth: int) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, int):
+        return not -(2**63) <= value < 2**64
+    if depth <= 0:
+        return False
+    if isinstance(value, dict):
+        value = [*value.keys(), *value.values()]
+    return isinstance(value, list) and any(_unstorable(v, depth - 1) for v in value)
+
 
 class StoreKey(Body):
     namespace: list[str]
-    key: str = Field(min_length=1)
+    key: str = Field(min_length=1, pattern=NO_NUL)
+
+    @field_validator("namespace")
+    @classmethod
+    def _labels(cls, namespace: list[str]) -> list[str]:
+        return checked_namespace(namespace)
 
 
 class StoreSearch(Body):
     namespace_prefix: list[str] = Field(default_factory=list)
     filter: dict[str, Any] | None = None
     limit: int = Field(10, ge=1, le=1000)
-    offset: int = Field(0, ge=0)
+    offset: int = Field(0, ge=0, le=SQL_INT)
     query: str | None = None
+
+    @field_validator("namespace_prefix")
+    @classmethod
+    def _labels(cls, prefix: list[str]) -> list[str]:
+        return checked_labels(prefix)
 
 
 class NamespaceQuery(Body):
     prefix: list[str] | None = None
     suffix: list[str] | None = None
-    max_depth: int | None = Field(None, ge=1)
+    max_depth: int | None = Field(None, ge=1, le=1000)
     limit: int = Field(100, ge=1, le=1000)
-    offset: int = Field(0, ge=0)
+    offset: int = Field(0, ge=0, le=SQL_INT)
+
+    @field_validator("prefix", "suffix")
+    @classmethod
+    def _labels(cls, labels: list[str] | None) -> list[str] | None:
+        return labels and checked_labels(labels)
 
 
 def checked_namespace(namespace: list[str]) -> list[str]:
-    if not namespace or any(not label or "." in label for label in namespace):
+    if not namespace:
         raise ValueError("a namespace is a non-empty list of labels without '.'")
-    return namespace
+    return checked_labels(namespace)
+
+
+def checked_labels(labels: list[str]) -> list[str]:
+    """Labels the store takes: a bad one would be its ``InvalidNamespaceError``, a 500."""
+    if any(not label or "." in label or "\x00" in label for label in labels):
+        raise ValueError("namespace labels are non-empty, without '.' or NUL")
+    return labels

@@ -15,11 +15,12 @@ from uuid import UUID, uuid4
 
 from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import JSONResponse
+from sse_starlette import EventSourceResponse
 
 from checkpointing import Conversation, ThreadBusy, ThreadNotFound
 from checkpointing.runs import Run
 from graphs.server import shapes
-from graphs.server.bodies import RunBody
+from graphs.server.bodies import SQL_INT, RunBody
 from graphs.server.context import Server, ServerDep, UserDep
 from graphs.server.run_stream import cancel, headers, last_event_id, outcome, stream_response
 
@@ -77,7 +78,7 @@ async def create_run(thread_id: UUID, body: RunBody, server: ServerDep, user: Us
     return JSONResponse(shapes.run(run), headers=headers(run))
 
 
-@router.post("/threads/{thread_id}/runs/stream")
+@router.post("/threads/{thread_id}/runs/stream", response_class=EventSourceResponse)
 async def stream_run(thread_id: UUID, body: RunBody, server: ServerDep, user: UserDep) -> Any:
     run = await accept(server, str(thread_id), user, body)
     return stream_response(server, run, 0, cancel_on_disconnect=body.on_disconnect == "cancel")
@@ -132,7 +133,7 @@ async def wait_stateless(body: RunBody, server: ServerDep, user: UserDep) -> Any
 async def list_runs(
     thread_id: UUID, server: ServerDep, user: UserDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 10,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=SQL_INT)] = 0,
     status: RunStatus | None = None,
 ) -> list[dict[str, Any]]:  # fmt: skip
     await server.conversations.aget(str(thread_id), user)  # 404 for a foreign thread
@@ -161,7 +162,7 @@ def _flag(value: str | None) -> bool:
     return (value or "").strip().lower() in ("1", "true", "yes")
 
 
-@router.get(RUN + "/stream")
+@router.get(RUN + "/stream", response_class=EventSourceResponse)
 async def join_stream(
     thread_id: UUID, run_id: UUID, server: ServerDep, user: UserDep,
     cancel_on_disconnect: str | None = None,

@@ -14,7 +14,14 @@ from fastapi import APIRouter, HTTPException, Query, Response
 from langgraph.store.base import BaseStore, Item
 
 from graphs.server import shapes
-from graphs.server.bodies import NamespaceQuery, StoreKey, StorePut, StoreSearch, checked_namespace
+from graphs.server.bodies import (
+    NO_NUL,
+    NamespaceQuery,
+    StoreKey,
+    StorePut,
+    StoreSearch,
+    checked_namespace,
+)
 from graphs.server.context import Server, ServerDep, UserDep
 
 router = APIRouter(tags=["store"])
@@ -50,7 +57,7 @@ async def put_item(body: StorePut, server: ServerDep, user: UserDep) -> Response
 
 @router.get("/store/items")
 async def get_item(
-    server: ServerDep, user: UserDep, key: Annotated[str, Query(min_length=1)],
+    server: ServerDep, user: UserDep, key: Annotated[str, Query(min_length=1, pattern=NO_NUL)],
     namespace: str = "",
 ) -> Any:  # fmt: skip
     try:
@@ -71,14 +78,19 @@ async def delete_item(body: StoreKey, server: ServerDep, user: UserDep) -> Respo
 
 @router.post("/store/items/search")
 async def search_items(body: StoreSearch, server: ServerDep, user: UserDep) -> Any:
-    found = await asyncio.to_thread(
-        _store(server).search,
-        _ns(user, body.namespace_prefix),
-        query=body.query,
-        filter=body.filter,
-        limit=body.limit,
-        offset=body.offset,
-    )
+    try:
+        found = await asyncio.to_thread(
+            _store(server).search,
+            _ns(user, body.namespace_prefix),
+            query=body.query,
+            filter=body.filter,
+            limit=body.limit,
+            offset=body.offset,
+        )
+    # The store's refusal of a filter: a key or an operator (ValueError), or an integer
+    # past 64 bits (orjson's TypeError, in SQLite).
+    except (ValueError, TypeError) as exc:
+        raise HTTPException(422, str(exc)) from None
     return {"items": [_item(item, user) for item in found]}
 
 
