@@ -21,9 +21,6 @@ from langgraph.prebuilt import ToolNode, tools_condition
 from langgraph.store.base import BaseStore
 from typing_extensions import TypedDict
 
-# pydantic draws its JSON schema for the API's clients (of typing's, not below Python 3.12).
-from typing_extensions import TypedDict
-
 from graphs.memory_tools import recall, remember
 from graphs.models import make_model
 from graphs.tools import BASIC_TOOLS
