@@ -44,8 +44,11 @@ WHERE EXISTS (SELECT 1 FROM conversations WHERE thread_id = ? AND user_id = ?)
   AND NOT (CAST(? AS BIGINT) = 1 AND EXISTS (SELECT 1 FROM durable_agent_runs
     WHERE thread_id = ? AND status IN ('pending', 'running')))
 RETURNING {_COLUMNS}"""  # noqa: S608 (constants only)
-# interrupt / rollback: the thread's active runs are told to stop before the new one runs.
-CANCEL_ACTIVE = """UPDATE durable_agent_runs SET cancel = ?, updated_at = ?
+# interrupt / rollback: the thread's active runs are told to stop before the new one runs;
+# a pending one is finished at once (a claim refuses a cancelled run: left pending, it would
+# be taken and refused forever, and hold up the thread's queue).
+CANCEL_ACTIVE = """UPDATE durable_agent_runs SET cancel = ?, updated_at = ?,
+    status = CASE WHEN status = 'pending' THEN 'interrupted' ELSE status END
 WHERE thread_id = ? AND status IN ('pending', 'running') AND run_id <> ?
 RETURNING run_id, status"""
 GET = (
@@ -56,9 +59,10 @@ WHERE thread_id = ? AND user_id = ? AND (CAST(? AS TEXT) IS NULL OR status = ?)
 ORDER BY created_at DESC, run_id DESC LIMIT ? OFFSET ?"""  # noqa: S608 (constants only)
 # The first pending run of each thread that is due and has no run going: what may start.
 DUE = f"""SELECT {_COLUMNS} FROM durable_agent_runs r
-WHERE r.status = 'pending' AND r.run_after <= ?
+WHERE r.status = 'pending' AND r.cancel = '' AND r.run_after <= ?
   AND NOT EXISTS (SELECT 1 FROM durable_agent_runs o WHERE o.thread_id = r.thread_id
-      AND (o.status = 'running' OR (o.status = 'pending' AND (o.created_at < r.created_at
+      AND (o.status = 'running' OR (o.status = 'pending' AND o.cancel = ''
+           AND (o.created_at < r.created_at
            OR (o.created_at = r.created_at AND o.run_id < r.run_id)))))
 ORDER BY r.run_after, r.created_at LIMIT ?"""  # noqa: S608 (constants only)
 RUNNING_ROWS = f"SELECT {_COLUMNS} FROM durable_agent_runs WHERE status = 'running'"  # noqa: S608
@@ -71,7 +75,8 @@ RETURNING {_COLUMNS}"""  # noqa: S608 (constants only)
 FINISH = """UPDATE durable_agent_runs SET status = ?, error = ?, updated_at = ?
 WHERE run_id = ? AND status IN ('pending', 'running') RETURNING run_id"""
 # Drained by a shutdown: queued again, to be taken up by the next worker.
-REQUEUE = """UPDATE durable_agent_runs SET status = 'pending', updated_at = ?
+REQUEUE = """UPDATE durable_agent_runs SET updated_at = ?,
+    status = CASE WHEN cancel = '' THEN 'pending' ELSE 'interrupted' END
 WHERE run_id = ? AND status = 'running'"""
 CANCEL = f"""UPDATE durable_agent_runs SET cancel = ?, updated_at = ?,
     status = CASE WHEN status = 'pending' THEN 'interrupted' ELSE status END

@@ -265,8 +265,10 @@ class Worker:
                 return
             runner = Runner(self.conversations, served.graph)
             await execution.execute(runner, conversation)
-        except (RunGone, ThreadBusy):
-            pass  # someone else has it, or it was cancelled; the rows say which
+        except RunGone:  # finished, or cancelled before it ran: then it is over
+            await asyncio.to_thread(self.runs.finish, run.run_id, "interrupted")
+        except ThreadBusy:
+            pass  # another process runs the thread; the next look tries again
         except GraphDrained:
             pass  # paused or shut down: recorded by ``done``
         except Exception as exc:  # recorded by ``done`` when it ran under the lease
