@@ -143,16 +143,22 @@ class Conversations:
     # -- changing ---------------------------------------------------------------------------
 
     def start(
-        self, user_id: str, *, title: str | None = None, metadata: Mapping[str, Any] | None = None
-    ) -> Conversation:
-        """A new conversation (and thread) for *user_id*."""
-        statement = sql.start_statement(user_id, title, metadata)
+        self, user_id: str, *, title: str | None = None, metadata: Mapping[str, Any] | None = None,
+        thread_id: str | None = None,
+    ) -> Conversation:  # fmt: skip
+        """A new conversation (and thread) for *user_id*; a fresh ULID unless *thread_id*
+        is given (the HTTP server's clients name threads by UUID). A *thread_id* taken
+        already, by anyone, is the database's unique-key error."""
+        statement = sql.start_statement(user_id, title, metadata, thread_id)
         return conversation_from_row(self._run([statement])[0][0])
 
     async def astart(
-        self, user_id: str, *, title: str | None = None, metadata: Mapping[str, Any] | None = None
-    ) -> Conversation:
-        return await asyncio.to_thread(self.start, user_id, title=title, metadata=metadata)
+        self, user_id: str, *, title: str | None = None, metadata: Mapping[str, Any] | None = None,
+        thread_id: str | None = None,
+    ) -> Conversation:  # fmt: skip
+        return await asyncio.to_thread(
+            self.start, user_id, title=title, metadata=metadata, thread_id=thread_id
+        )
 
     def rename(self, thread_id: str, user_id: str, title: str) -> Conversation:
         """Give the conversation a new *title*; a blank one is refused (nothing changed)."""

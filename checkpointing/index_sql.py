@@ -17,7 +17,15 @@ from typing import Any
 from checkpointing.conversation import metadata_json, title_of
 from checkpointing.errors import InvalidIdentifier
 from checkpointing.ids import new_thread_id, validate_id
-from checkpointing.layouts import BACKEND_TABLES, CONVERSATIONS, ITEMS, OUR_COLUMNS, TEXT
+from checkpointing.layouts import (
+    BACKEND_TABLES,
+    CONVERSATIONS,
+    ITEMS,
+    OUR_COLUMNS,
+    RUN_EVENTS,
+    RUNS,
+    TEXT,
+)
 from checkpointing.sqlexec import Statement
 from checkpointing.states import LEASE_DECIDED, STATES
 from checkpointing.text import storable
@@ -93,13 +101,21 @@ ON CONFLICT (thread_id, seq) DO UPDATE SET folded = excluded.folded"""
 # statement takes (thread_id, thread_id, user_id); the table names are layouts' constants.
 _OWNED_DELETE = """DELETE FROM {} WHERE thread_id = ? AND EXISTS
            (SELECT 1 FROM conversations WHERE thread_id = ? AND user_id = ?)"""
+# A run's events go with its thread: they are found through the run rows deleted after them.
+_EVENTS_DELETE = f"""DELETE FROM {RUN_EVENTS} WHERE run_id IN
+           (SELECT run_id FROM {RUNS} WHERE thread_id = ?) AND EXISTS
+           (SELECT 1 FROM conversations WHERE thread_id = ? AND user_id = ?)"""  # noqa: S608
+_RUNS_DELETES = [_EVENTS_DELETE, _OWNED_DELETE.format(RUNS)]
 CHECKPOINT_DELETES: dict[str, list[str]] = {
     **{
-        dialect: [_OWNED_DELETE.format(t) for t in (TEXT, *tables.children_first, ITEMS)]
+        dialect: [
+            *_RUNS_DELETES,
+            *(_OWNED_DELETE.format(t) for t in (TEXT, *tables.children_first, ITEMS)),
+        ]
         for dialect, tables in BACKEND_TABLES.items()
     },
-    # memory://: only our text table here; the saver's own delete_thread follows.
-    "memory": [_OWNED_DELETE.format(TEXT)],
+    # memory://: only our own tables here; the saver's own delete_thread follows.
+    "memory": [*_RUNS_DELETES, _OWNED_DELETE.format(TEXT)],
 }
 
 INDEXED_THREADS = "SELECT thread_id, user_id, status FROM conversations"
@@ -138,10 +154,14 @@ def list_statement(
 
 
 def start_statement(
-    user_id: str, title: str | None, metadata: Mapping[str, Any] | None
+    user_id: str,
+    title: str | None,
+    metadata: Mapping[str, Any] | None,
+    thread_id: str | None = None,
 ) -> Statement:
     now, text = time.time(), title_of(title or "")
-    params = (new_thread_id(), validate_id(user_id, "user ID"), text, text.casefold(), now, now)
+    tid = new_thread_id() if thread_id is None else validate_id(thread_id)
+    params = (tid, validate_id(user_id, "user ID"), text, text.casefold(), now, now)
     return INSERT, (*params, metadata_json(metadata))
 
 

@@ -18,6 +18,7 @@ import asyncio
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
@@ -35,10 +36,31 @@ from checkpointing.text import check_storable
 from checkpointing.thread_state import NO_ANSWER, refuse_new_input
 
 
-def _config(config: RunnableConfig, recursion_limit: int | None) -> RunnableConfig:
+def _config(
+    config: RunnableConfig, recursion_limit: int | None, extra: RunnableConfig | None
+) -> RunnableConfig:
+    """The run's config: *extra* (a caller's tags, configurable keys, a checkpoint to run
+    from) under the thread's own keys, which nothing overrides: thread and user."""
+    if extra:
+        configurable = {**(extra.get("configurable") or {}), **config["configurable"]}
+        config = {**extra, **config, "configurable": configurable}
     if recursion_limit is None:
         return config
     return {**config, "recursion_limit": recursion_limit}
+
+
+@dataclass(frozen=True)
+class RunHooks:
+    """What a caller does under the thread's lease around a run: ``held`` before the graph
+    runs (raise to run nothing), ``done`` after it, with its exception or None. A server
+    marks its run rows here, so a row never says running while nobody holds the lease."""
+
+    held: Callable[[Conversation], None] | None = None
+    done: Callable[[BaseException | None], None] | None = None
+    config: RunnableConfig | None = None  # merged into the run's config (see ``_config``)
+
+
+NO_HOOKS = RunHooks()
 
 
 def _durable(stream_kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -82,6 +104,7 @@ class Runner(Recovery):
         control: RunControl | None = None,
         wait: float = 0.0,
         recursion_limit: int | None = None,
+        hooks: RunHooks = NO_HOOKS,
         **stream_kwargs: Any,
     ) -> Iterator[Any]:
         """Run the graph on *conversation* under its lease, yielding what ``stream`` yields.
@@ -96,7 +119,7 @@ class Runner(Recovery):
         fresh run and drop the question, leaving a tool call with no result.
         """
         with self._taking(conversation, inputs, wait) as held:
-            yield from self._run(held, control, recursion_limit, stream_kwargs)
+            yield from self._run(held, control, recursion_limit, hooks, stream_kwargs)
 
     async def astream(
         self,
@@ -106,12 +129,13 @@ class Runner(Recovery):
         control: RunControl | None = None,
         wait: float = 0.0,
         recursion_limit: int | None = None,
+        hooks: RunHooks = NO_HOOKS,
         **stream_kwargs: Any,
     ) -> AsyncIterator[Any]:
         """Async twin of ``stream``: the lease is taken and the thread checked in a worker
         thread; the graph runs with ``astream``."""
         async with in_thread(self._taking(conversation, inputs, wait)) as held:
-            async for chunk in self._arun(held, control, recursion_limit, stream_kwargs):
+            async for chunk in self._arun(held, control, recursion_limit, hooks, stream_kwargs):
                 yield chunk
 
     def resume(
@@ -125,6 +149,7 @@ class Runner(Recovery):
         control: RunControl | None = None,
         wait: float = 0.0,
         recursion_limit: int | None = None,
+        hooks: RunHooks = NO_HOOKS,
         **stream_kwargs: Any,
     ) -> Iterator[Any]:
         """Continue a crashed, paused, failed or waiting thread from its last checkpoint.
@@ -136,7 +161,7 @@ class Runner(Recovery):
         seconds), so a refusal never counts. Step by step: ``Recovery._resuming``.
         """
         with self._resuming(thread_id, user_id, answer, answers, retry, wait) as held:
-            yield from self._run(held, control, recursion_limit, stream_kwargs)
+            yield from self._run(held, control, recursion_limit, hooks, stream_kwargs)
 
     async def aresume(
         self,
@@ -149,13 +174,14 @@ class Runner(Recovery):
         control: RunControl | None = None,
         wait: float = 0.0,
         recursion_limit: int | None = None,
+        hooks: RunHooks = NO_HOOKS,
         **stream_kwargs: Any,
     ) -> AsyncIterator[Any]:
         """Async twin of ``resume``: the same steps in a worker thread, around a run that
         drives the graph with ``astream``."""
         resuming = self._resuming(thread_id, user_id, answer, answers, retry, wait)
         async with in_thread(resuming) as held:
-            async for chunk in self._arun(held, control, recursion_limit, stream_kwargs):
+            async for chunk in self._arun(held, control, recursion_limit, hooks, stream_kwargs):
                 yield chunk
 
     @contextmanager
@@ -170,29 +196,47 @@ class Runner(Recovery):
 
     def _run(
         self, held: Held, control: RunControl | None, recursion_limit: int | None,
-        stream_kwargs: dict[str, Any],
+        hooks: RunHooks, stream_kwargs: dict[str, Any],
     ) -> Iterator[Any]:  # fmt: skip
         """Run the graph on *held*, whose lease is held, with the index in step."""
         control = control or RunControl()
-        tracking = self.conversations.track_run(self.graph, held.conversation)
-        with tracking as run, self._watching(held, control):
-            config = _config(run.config, recursion_limit)
-            yield from self.graph.stream(
-                held.inputs, config, control=control, **_durable(stream_kwargs)
-            )
+        if hooks.held is not None:
+            hooks.held(held.conversation)
+        try:
+            tracking = self.conversations.track_run(self.graph, held.conversation)
+            with tracking as run, self._watching(held, control):
+                config = _config(run.config, recursion_limit, hooks.config)
+                yield from self.graph.stream(
+                    held.inputs, config, control=control, **_durable(stream_kwargs)
+                )
+        except BaseException as exc:
+            if hooks.done is not None:
+                hooks.done(exc)
+            raise
+        if hooks.done is not None:
+            hooks.done(None)
 
     async def _arun(
         self, held: Held, control: RunControl | None, recursion_limit: int | None,
-        stream_kwargs: dict[str, Any],
+        hooks: RunHooks, stream_kwargs: dict[str, Any],
     ) -> AsyncIterator[Any]:  # fmt: skip
         control = control or RunControl()
-        async with self.conversations.atrack_run(self.graph, held.conversation) as run:
-            with self._watching(held, control):
-                config = _config(run.config, recursion_limit)
-                async for chunk in self.graph.astream(
-                    held.inputs, config, control=control, **_durable(stream_kwargs)
-                ):
-                    yield chunk
+        if hooks.held is not None:
+            await asyncio.to_thread(hooks.held, held.conversation)
+        try:
+            async with self.conversations.atrack_run(self.graph, held.conversation) as run:
+                with self._watching(held, control):
+                    config = _config(run.config, recursion_limit, hooks.config)
+                    async for chunk in self.graph.astream(
+                        held.inputs, config, control=control, **_durable(stream_kwargs)
+                    ):
+                        yield chunk
+        except BaseException as exc:
+            if hooks.done is not None:
+                await asyncio.to_thread(hooks.done, exc)
+            raise
+        if hooks.done is not None:
+            await asyncio.to_thread(hooks.done, None)
 
     # -- pausing ----------------------------------------------------------------------------
 

@@ -83,6 +83,55 @@ M004_INDEXED_TAIL = ["ALTER TABLE conversations ADD COLUMN indexed_tail TEXT NOT
 # "interrupted" before; stored rows take the name every reader and filter uses.
 M005_WAITING = ["UPDATE conversations SET status = 'waiting' WHERE status = 'interrupted'"]
 
+# Runs as rows, for the HTTP server (``runs.py``): a run is accepted by inserting its row,
+# claimed under its thread's lease, and its stream events are appended beside it, so a run
+# and what it streamed survive the process that served it. Runs of a thread are taken in
+# order of creation; the queue index finds due runs without reading finished ones.
+M006_RUNS = [
+    """CREATE TABLE durable_agent_runs (
+        run_id TEXT PRIMARY KEY,
+        thread_id TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        assistant_id TEXT NOT NULL,
+        graph_id TEXT NOT NULL,
+        status TEXT NOT NULL DEFAULT 'pending',
+        kwargs TEXT NOT NULL DEFAULT '{}',
+        metadata TEXT NOT NULL DEFAULT '{}',
+        multitask_strategy TEXT NOT NULL DEFAULT 'enqueue',
+        created_at DOUBLE PRECISION NOT NULL,
+        updated_at DOUBLE PRECISION NOT NULL,
+        run_after DOUBLE PRECISION NOT NULL,
+        attempts BIGINT NOT NULL DEFAULT 0,
+        cancel TEXT NOT NULL DEFAULT '',
+        error TEXT NOT NULL DEFAULT ''
+    )""",
+    "CREATE INDEX durable_agent_runs_thread ON durable_agent_runs (thread_id, created_at)",
+    "CREATE INDEX durable_agent_runs_queue ON durable_agent_runs (status, run_after)",
+    """CREATE TABLE durable_agent_run_events (
+        run_id TEXT NOT NULL,
+        seq BIGINT NOT NULL,
+        event TEXT NOT NULL,
+        data TEXT NOT NULL,
+        created_at DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (run_id, seq)
+    ){clustered}""",
+]
+
+# API tokens for the HTTP server (tokens.py): only a token's SHA-256 is stored, as the key
+# every request looks up; token_id is the short public name listing and revoking use.
+M007_TOKENS = [
+    """CREATE TABLE durable_agent_tokens (
+        token_hash TEXT PRIMARY KEY,
+        token_id TEXT NOT NULL UNIQUE,
+        user_id TEXT NOT NULL,
+        name TEXT NOT NULL DEFAULT '',
+        created_at DOUBLE PRECISION NOT NULL,
+        last_used_at DOUBLE PRECISION,
+        revoked_at DOUBLE PRECISION
+    )""",
+    "CREATE INDEX durable_agent_tokens_user ON durable_agent_tokens (user_id)",
+]
+
 Migration = list[str | dict[str, str]]  # a dict holds SQL for some dialects only
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("m001_conversations", M001_CONVERSATIONS),  # type: ignore[list-item]
@@ -90,6 +139,8 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("m003_items", M003_ITEMS),  # type: ignore[list-item]
     ("m004_indexed_tail", M004_INDEXED_TAIL),  # type: ignore[list-item]
     ("m005_waiting", M005_WAITING),  # type: ignore[list-item]
+    ("m006_runs", M006_RUNS),  # type: ignore[list-item]
+    ("m007_tokens", M007_TOKENS),  # type: ignore[list-item]
 ]
 BLOB_TYPES = {"postgresql": "BYTEA"}
 CLUSTERED = {"sqlite": " WITHOUT ROWID", "memory": " WITHOUT ROWID"}

@@ -53,6 +53,8 @@ def decide(answer: Any, fact: str) -> Any:
     Accepts ``{"action": "approve" | "reject" | "edit", "fact": ...}``, a bool, or a
     yes/no word. Other text is unclear, never taken as the fact: an edit is explicit.
     """
+    if isinstance(answer, dict) and isinstance(answer.get("decisions"), list):
+        answer = _from_decision(answer["decisions"])
     if isinstance(answer, dict):
         action = str(answer.get("action", "")).lower()
         if action == "edit":
@@ -68,14 +70,37 @@ def decide(answer: Any, fact: str) -> Any:
     return UNCLEAR
 
 
+def _from_decision(decisions: list[Any]) -> Any:
+    """The first of agent-chat-ui's ``decisions`` as an answer ``decide`` reads:
+    ``{"type": "approve"}``, ``{"type": "reject", "message": ...}`` or ``{"type": "edit",
+    "edited_action": {"name": "remember", "args": {"fact": ...}}}``."""
+    decision = decisions[0] if decisions and isinstance(decisions[0], dict) else {}
+    kind = str(decision.get("type", "")).lower()
+    if kind == "edit":
+        edited = decision.get("edited_action") or {}
+        args = edited.get("args") if isinstance(edited, dict) else None
+        return {"action": "edit", "fact": (args or {}).get("fact", "")}
+    return {"action": kind}
+
+
 def _question(fact: str, unclear: Any = None) -> dict[str, Any]:
+    """What the tool asks: our CLI reads ``question``; agent-chat-ui shows approve, edit
+    and reject for ``action_requests`` with their ``review_configs``."""
     question = f"May I remember this about you: {fact!r}?"
     if unclear is not None:
         question = (
             f"I did not understand {unclear!r}: answer yes, no, or edit with the fact to "
             f"remember instead. {question}"
         )
-    return {"tool": "remember", "fact": fact, "question": question}
+    return {
+        "tool": "remember",
+        "fact": fact,
+        "question": question,
+        "action_requests": [{"name": "remember", "args": {"fact": fact}, "description": question}],
+        "review_configs": [
+            {"action_name": "remember", "allowed_decisions": ["approve", "edit", "reject"]}
+        ],
+    }
 
 
 @tool

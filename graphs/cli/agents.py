@@ -37,3 +37,10 @@ def reading_agent(conversations: Conversations) -> CompiledStateGraph[AgentState
     from graphs.offline import OfflineChatModel
 
     return compile_agent(conversations.saver, OfflineChatModel())
+
+
+def served_agent(conversations: Conversations) -> CompiledStateGraph[AgentState]:
+    """The agent ``serve`` serves when no graph is named: on the configured model."""
+    from graphs.models import make_model
+
+    return running_agent(conversations, make_model())

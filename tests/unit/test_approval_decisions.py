@@ -50,10 +50,16 @@ def test_anything_else_is_unclear_and_never_taken_as_the_fact(answer):
 
 def test_the_question_names_the_fact_and_an_unclear_answer():
     first = _question(FACT)
+    question = f"May I remember this about you: {FACT!r}?"
     assert first == {
         "tool": "remember",
         "fact": FACT,
-        "question": f"May I remember this about you: {FACT!r}?",
+        "question": question,
+        # agent-chat-ui's shape: it shows approve / edit / reject for these.
+        "action_requests": [{"name": "remember", "args": {"fact": FACT}, "description": question}],
+        "review_configs": [
+            {"action_name": "remember", "allowed_decisions": ["approve", "edit", "reject"]}
+        ],
     }
     again = _question(FACT, "no thanks")["question"]
     assert again.startswith("I did not understand 'no thanks'")
@@ -162,3 +168,24 @@ def test_two_answers_at_once_are_a_usage_error(given):
 def test_an_empty_edit_or_answer_is_a_usage_error(given):
     with pytest.raises(click.UsageError, match="is empty"):
         _flags(**given)
+
+
+@pytest.mark.parametrize(
+    ("decisions", "expected"),
+    [
+        ([{"type": "approve"}], FACT),
+        ([{"type": "reject", "message": "not that"}], None),
+        (
+            [{"type": "edit", "edited_action": {"name": "remember", "args": {"fact": "coffee"}}}],
+            "coffee",
+        ),
+        ([{"type": "edit", "edited_action": {"name": "remember", "args": {}}}], UNCLEAR),
+        ([{"type": "shrug"}], UNCLEAR),
+        ([], UNCLEAR),
+    ],
+)
+def test_agent_chat_ui_decisions_are_answers(decisions, expected):
+    assert (
+        decide({"decisions": decisions}, FACT) is expected
+        or decide({"decisions": decisions}, FACT) == expected
+    )

@@ -1,0 +1,62 @@
+"""A run's stream events as rows, so a client that reconnects gets exactly what it missed.
+
+Every event a run streams is appended here, numbered from 1 within the run, before any
+client is sent it; a client that reconnects with ``Last-Event-ID`` reads the rows after
+that number, from any server process and after a restart. The numbers rise strictly
+within a run: a run taken up again after a crash continues from the last stored number,
+so nothing is sent twice and nothing is skipped. Events of finished runs are dropped
+after a while (``prune_before``). Owns the event rows; what an event holds is the
+server's business, stored here as its name and its JSON text.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from checkpointing.backend import Backend
+
+APPEND = "INSERT INTO durable_agent_run_events (run_id, seq, event, data, created_at) VALUES (?, ?, ?, ?, ?)"  # noqa: E501
+AFTER = """SELECT seq, event, data FROM durable_agent_run_events
+WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?"""
+LAST = "SELECT max(seq) AS seq FROM durable_agent_run_events WHERE run_id = ?"
+# Only events of runs that finished: a run still going keeps all of its own.
+PRUNE = """DELETE FROM durable_agent_run_events WHERE created_at < ? AND run_id IN
+    (SELECT run_id FROM durable_agent_runs WHERE status NOT IN ('pending', 'running'))"""
+PAGE = 1000
+
+
+@dataclass(frozen=True)
+class Event:
+    seq: int
+    event: str
+    data: str  # JSON text
+
+
+class RunEvents:
+    """The event rows of one backend's database."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.db = backend.db
+
+    def last_seq(self, run_id: str) -> int:
+        rows = self.db.run([(LAST, (run_id,))])[0]
+        return int(rows[0]["seq"] or 0) if rows else 0
+
+    def append(self, run_id: str, first_seq: int, events: Sequence[tuple[str, str]]) -> None:
+        """Store *events* (name, JSON text) numbered from *first_seq*, in one transaction.
+        Only the run's worker appends, under its thread's lease, so numbers cannot clash."""
+        now = time.time()
+        rows = [(run_id, first_seq + i, name, data, now) for i, (name, data) in enumerate(events)]
+        if rows:
+            self.db.run_many(APPEND, rows)
+
+    def after(self, run_id: str, seq: int, limit: int = PAGE) -> list[Event]:
+        """The run's events numbered above *seq*, in order."""
+        rows = self.db.run([(AFTER, (run_id, seq, limit))])[0]
+        return [Event(int(r["seq"]), r["event"], r["data"]) for r in rows]
+
+    def prune_before(self, cutoff: float) -> None:
+        """Drop the events of finished runs stored before *cutoff* (seconds since the epoch)."""
+        self.db.run([(PRUNE, (cutoff,))])

@@ -1,0 +1,153 @@
+"""The ASGI app: the LangGraph Agent Server API on our database, and its lifetime.
+
+At start the database is opened by URL (as the command line opens it), the graphs are
+loaded (``registry``), and the worker is started, which first takes up every run cut
+off by a crash. At shutdown the worker drains: running runs stop at their next step
+boundary and are queued again for the next server. Every expected failure is a 4xx
+``{"detail": "..."}`` naming the problem; nothing expected logs a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
+from langgraph.pregel import Pregel
+from starlette.exceptions import HTTPException
+
+from checkpointing import (
+    CheckpointingError,
+    Conversations,
+    DatabaseUnavailable,
+    InvalidIdentifier,
+    InvalidText,
+    NothingToResume,
+    ThreadBusy,
+    ThreadNotFound,
+    open_conversations,
+    scrub,
+)
+from checkpointing.runs import RunNotFound
+from graphs.server import (
+    routes_assistants,
+    routes_runs,
+    routes_store,
+    routes_system,
+    routes_threads,
+)
+from graphs.server.context import Server
+from graphs.server.hub import Hub
+from graphs.server.registry import graph_specs, load_graphs
+from graphs.server.worker import Worker
+
+log = logging.getLogger("durable_agent.server")
+Graph = Pregel[Any, Any, Any, Any]
+DRAIN_SECONDS = 10.0
+VERSION = "0.1.0"
+
+
+@dataclass(frozen=True)
+class Options:
+    db: str | None = None
+    graphs: Mapping[str, str] = field(default_factory=dict)
+    no_auth: bool = False
+    max_runs: int = 32
+    cwd: Path = field(default_factory=Path.cwd)
+
+
+STATUS: list[tuple[type[Exception], int]] = [
+    (ThreadNotFound, 404),
+    (RunNotFound, 404),
+    (ThreadBusy, 409),
+    (NothingToResume, 409),
+    (InvalidIdentifier, 422),
+    (InvalidText, 422),
+    (DatabaseUnavailable, 503),
+    (CheckpointingError, 400),
+]
+
+
+def _detail(request: Request, exc: Exception) -> JSONResponse:
+    status = next(code for kind, code in STATUS if isinstance(exc, kind))
+    return JSONResponse({"detail": scrub(str(exc))}, status_code=status)
+
+
+def _invalid(request: Request, exc: Exception) -> JSONResponse:
+    errors = exc.errors() if isinstance(exc, RequestValidationError) else []
+    said = "; ".join(
+        f"{'.'.join(str(p) for p in e.get('loc', ()) if p != 'body') or 'body'}: {e.get('msg')}"
+        for e in errors[:5]
+    )
+    return JSONResponse({"detail": said or "invalid request"}, status_code=422)
+
+
+def _http(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    headers = getattr(exc, "headers", None)
+    return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)
+
+
+def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.error("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
+    return JSONResponse({"detail": "internal error; the server log has the cause"}, 500)
+
+
+def _lifespan(
+    options: Options, our_agent: Callable[[Conversations], Graph]
+) -> Callable[[FastAPI], Any]:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        with open_conversations(options.db) as conversations:
+            specs = graph_specs(options.graphs, options.cwd)
+            served = load_graphs(
+                specs, conversations, options.cwd, lambda: our_agent(conversations)
+            )
+            hub = Hub()
+            worker = Worker(conversations, served, hub, max_runs=options.max_runs)
+            server = Server(conversations, served, hub, worker, no_auth=options.no_auth)
+            app.state.server = server
+            task = asyncio.create_task(worker.serve(), name="worker")
+            try:
+                yield
+            finally:
+                await worker.drain(DRAIN_SECONDS)
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    return lifespan
+
+
+def create_app(options: Options, our_agent: Callable[[Conversations], Graph]) -> FastAPI:
+    """The app serving *options*' graphs (or *our_agent*) on *options*' database."""
+    app = FastAPI(
+        title="durable-agent",
+        version=VERSION,
+        description="The LangGraph Agent Server API, on SQLite or PostgreSQL.",
+        lifespan=_lifespan(options, our_agent),
+    )
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=["*"],
+        allow_methods=["*"],
+        allow_headers=["*"],
+        expose_headers=["content-location", "location"],
+    )
+    for kind, _ in STATUS:
+        app.add_exception_handler(kind, _detail)
+    app.add_exception_handler(RequestValidationError, _invalid)
+    app.add_exception_handler(HTTPException, _http)
+    app.add_exception_handler(Exception, _unexpected)
+    for module in (routes_system, routes_assistants, routes_threads, routes_runs, routes_store):
+        app.include_router(module.router)
+    return app

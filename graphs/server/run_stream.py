@@ -1,0 +1,112 @@
+"""Sending a run to a client: its events as Server-Sent Events, or its outcome when done.
+
+Every event is read from the rows (``run_events``), never from the worker's memory, so a
+client may join from any server process, after a restart, and with ``Last-Event-ID``
+get exactly the events after that one. Events carry ``id:`` when the run was started
+``stream_resumable``. A heartbeat comment goes out every few seconds (proxies and the JS
+client's idle watchdog count on it); when the run has finished and every event is sent,
+an ``end`` event closes the stream, since the clients stop reading only at a close.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+from sse_starlette import EventSourceResponse, ServerSentEvent
+
+from checkpointing.runs import ACTIVE, Run, RunNotFound
+from graphs.server.context import Server
+from graphs.server.hub import wait
+
+HEARTBEAT_SECONDS = 5
+POLL_SECONDS = 0.5
+
+
+def headers(run: Run) -> dict[str, str]:
+    """Where the clients find the run again (relative to the API root, as they require)."""
+    where = f"/threads/{run.thread_id}/runs/{run.run_id}"
+    return {"Location": f"{where}/stream", "Content-Location": where}
+
+
+def last_event_id(value: str | None) -> int:
+    """The seq after which to send: ``-1``, nothing or garbage means from the start."""
+    try:
+        return max(int(value or 0), 0)
+    except ValueError:
+        return 0
+
+
+async def _status(server: Server, run: Run) -> str:
+    try:
+        found = await asyncio.to_thread(server.runs.get, run.thread_id, run.run_id, run.user_id)
+    except RunNotFound:
+        return "deleted"
+    return found.status
+
+
+async def events(server: Server, run: Run, after: int) -> AsyncIterator[ServerSentEvent]:
+    """The run's events after seq *after*, as they are stored, then ``end``."""
+    resumable, seq = bool(run.kwargs.get("stream_resumable")), after
+    while True:
+        ticket = server.hub.ticket(run.run_id)
+        status = await _status(server, run)  # read before the events: see below
+        batch = await asyncio.to_thread(server.events.after, run.run_id, seq)
+        for found in batch:
+            seq = found.seq
+            yield ServerSentEvent(
+                data=found.data, event=found.event, id=str(found.seq) if resumable else None
+            )
+        # A finished status read before this batch means the batch held the last events.
+        if status not in ACTIVE and not batch:
+            yield ServerSentEvent(data="null", event="end")
+            return
+        if not batch:
+            await wait(ticket, POLL_SECONDS)
+
+
+def stream_response(
+    server: Server, run: Run, after: int, *, cancel_on_disconnect: bool = False
+) -> EventSourceResponse:
+    async def body() -> AsyncIterator[ServerSentEvent]:
+        try:
+            async for event in events(server, run, after):
+                yield event
+        except asyncio.CancelledError:  # the client went away
+            if cancel_on_disconnect:
+                await cancel(server, run, "interrupt")
+            raise
+
+    return EventSourceResponse(body(), ping=HEARTBEAT_SECONDS, headers=headers(run))
+
+
+async def outcome(server: Server, run: Run) -> Any:
+    """Once the run has finished: the thread's values, or ``__error__`` if it failed."""
+    while True:
+        ticket = server.hub.ticket(run.run_id)
+        status = await _status(server, run)
+        if status not in ACTIVE:
+            break
+        await wait(ticket, POLL_SECONDS)
+    if status == "error":
+        found = await asyncio.to_thread(server.runs.get, run.thread_id, run.run_id, run.user_id)
+        return {"__error__": {"error": "RunError", "message": found.error or "the run failed"}}
+    conversation = await server.conversations.aget(run.thread_id, run.user_id)
+    snapshot = await server.graph_of(conversation).graph.aget_state(conversation.config)
+    values = snapshot.values if isinstance(snapshot.values, dict) else {"values": snapshot.values}
+    if snapshot.interrupts:
+        values = {**values, "__interrupt__": list(snapshot.interrupts)}
+    return values
+
+
+async def cancel(server: Server, run: Run, action: str) -> Run:
+    """Ask *run* to stop at its next step boundary, in whichever process runs it."""
+    found = await asyncio.to_thread(
+        server.runs.cancel, run.thread_id, run.run_id, run.user_id, action
+    )
+    if found.status == "running":
+        server.worker.cancel(found.run_id)
+        await asyncio.to_thread(server.worker.ask_pause, found)
+    server.hub.tell(found.run_id)
+    return found

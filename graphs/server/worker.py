@@ -1,0 +1,277 @@
+"""The server's worker: it takes run rows from the queue and runs them, durably.
+
+A run is claimed under its thread's lease (``RunHooks.held``: the row is marked running
+only by the process holding the thread), run with ``durability="sync"`` through the same
+``Runner`` as the command line, and its events are stored as they happen
+(``run_events``). Its row is finished under the lease too (``RunHooks.done``), so a row
+that says running while its thread's lease is free was cut off: at start-up and then
+every few seconds the worker takes such runs up again from their last checkpoint, and
+steps that had finished are not run again. Shutting down drains: running runs stop at
+their next step boundary and are queued again for the next worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.errors import GraphDrained
+from langgraph.runtime import RunControl
+from langgraph.types import Command
+
+from checkpointing import (
+    Conversation,
+    Conversations,
+    NothingToResume,
+    Runner,
+    ThreadBusy,
+    ThreadNotFound,
+    scrub,
+)
+from checkpointing.leases import is_free
+from checkpointing.run_events import RunEvents
+from checkpointing.runner import RunHooks
+from checkpointing.runs import Run, Runs
+from graphs.server.hub import Hub
+from graphs.server.registry import Served
+from graphs.server.stream_events import Translator, error_event, graph_modes, metadata_event
+
+log = logging.getLogger("durable_agent.server")
+POLL_SECONDS = 0.5
+RECOVER_EVERY = 5.0
+SHUTDOWN = "server shutting down"
+UNFINISHED = ("paused", "crashed", "failed")
+
+
+class RunGone(Exception):
+    """The run was finished or cancelled before this worker could take it."""
+
+
+def _command(spec: Mapping[str, Any]) -> Command[Any]:
+    return Command(resume=spec.get("resume"), update=spec.get("update"), goto=spec.get("goto", ()))
+
+
+class Execution:
+    """One run being run: its control, its events' numbering, how it ended."""
+
+    def __init__(self, worker: Worker, run: Run) -> None:
+        self.worker, self.run = worker, run
+        self.control = RunControl()
+        self.seq = 0
+        self.translator = Translator(run.kwargs.get("stream_mode") or ["values"])
+
+    # -- under the lease --------------------------------------------------------------------
+
+    def held(self, conversation: Conversation) -> None:
+        if self.seq:  # the second half of a run that finished its thread's cut-off steps
+            return
+        claimed = self.worker.runs.claim(self.run.run_id)
+        if claimed is None:
+            raise RunGone(self.run.run_id)
+        self.run = claimed
+        self.seq = self.worker.events.last_seq(self.run.run_id)
+        self.store([metadata_event(self.run.run_id, self.run.attempts)])
+
+    def done(self, exc: BaseException | None) -> None:
+        runs, run_id = self.worker.runs, self.run.run_id
+        if isinstance(exc, GraphDrained) and self.control.drain_reason == SHUTDOWN:
+            runs.requeue(run_id)  # the next worker takes it up from its last checkpoint
+        elif isinstance(exc, GraphDrained):
+            runs.finish(run_id, "interrupted")
+        elif exc is None or (isinstance(exc, NothingToResume) and self.run.attempts > 1):
+            self.store(self.translator.leftovers())
+            runs.finish(run_id, "success")
+        elif isinstance(exc, Exception):
+            message = scrub(str(exc)) or type(exc).__name__
+            self.store([error_event(exc, message)])
+            runs.finish(run_id, "error", message)
+        self.worker.tell(run_id)
+
+    def failed(self, exc: BaseException | None) -> None:
+        """``done`` for the first half of a two-part run: only a failure ends the run."""
+        if exc is not None:
+            self.done(exc)
+
+    def store(self, events: list[tuple[str, str]]) -> None:
+        if events:
+            self.worker.events.append(self.run.run_id, self.seq + 1, events)
+            self.seq += len(events)
+
+    # -- the run ----------------------------------------------------------------------------
+
+    async def execute(self, runner: Runner, conversation: Conversation) -> None:
+        hooks = RunHooks(held=self.held, done=self.done, config=self._config())
+        kwargs = {
+            "stream_mode": graph_modes(self.translator.modes),
+            "subgraphs": bool(self.run.kwargs.get("stream_subgraphs")),
+            "control": self.control,
+            "hooks": hooks,
+        }
+        for key in ("interrupt_before", "interrupt_after", "context"):
+            if self.run.kwargs.get(key):
+                kwargs[key] = self.run.kwargs[key]
+        async for chunk in self._stream(runner, conversation, kwargs):
+            events = self.translator.events(chunk)
+            await asyncio.to_thread(self.store, events)
+            self.worker.tell(self.run.run_id)
+
+    def _config(self) -> RunnableConfig:
+        config = dict(self.run.kwargs.get("config") or {})
+        configurable = dict(config.get("configurable") or {})
+        for key in ("thread_id", "user_id", "checkpoint_ns"):
+            configurable.pop(key, None)  # the server's, never the request's
+        if self.run.kwargs.get("checkpoint_id"):
+            configurable["checkpoint_id"] = self.run.kwargs["checkpoint_id"]
+        config["configurable"] = configurable
+        return config  # type: ignore[return-value]
+
+    def _stream(
+        self, runner: Runner, conversation: Conversation, kwargs: dict[str, Any]
+    ) -> AsyncIterator[Any]:
+        """Continue the thread if this run was started before (a crash, a shutdown) or
+        answers a question; else run it with the run's input."""
+        run, key = self.run, (conversation.thread_id, conversation.user_id)
+        command = run.kwargs.get("command")
+        if run.attempts > 0:
+            return runner.aresume(*key, **kwargs)
+        if command and command.get("resume") is not None and conversation.status == "waiting":
+            return runner.aresume(*key, answer=command["resume"], **kwargs)
+        if command:
+            return runner.astream(conversation, _command(command), **kwargs)
+        inputs, unfinished = run.kwargs.get("input"), conversation.status in UNFINISHED
+        if inputs is None and unfinished:
+            return runner.aresume(*key, retry=conversation.status == "failed", **kwargs)
+        if unfinished:
+            return self._finished_first(runner, conversation, inputs, kwargs)
+        return runner.astream(conversation, inputs, **kwargs)
+
+    async def _finished_first(
+        self, runner: Runner, conversation: Conversation, inputs: Any, kwargs: dict[str, Any]
+    ) -> AsyncIterator[Any]:
+        """New input on a thread whose last run stopped mid-way (paused, cut off, failed):
+        its remaining steps run first, as the command line does, so no tool call is left
+        without its result; then the input."""
+        first = {**kwargs, "hooks": RunHooks(self.held, self.failed, kwargs["hooks"].config)}
+        key = (conversation.thread_id, conversation.user_id)
+        retry = conversation.status == "failed"
+        async for chunk in runner.aresume(*key, retry=retry, **first):
+            yield chunk
+        async for chunk in runner.astream(conversation, inputs, **kwargs):
+            yield chunk
+
+
+class Worker:
+    """Takes due runs and cut-off runs from the database and runs them in this process."""
+
+    def __init__(
+        self, conversations: Conversations, served: Mapping[str, Served], hub: Hub, *,
+        max_runs: int = 32,
+    ) -> None:  # fmt: skip
+        self.conversations, self.served, self.hub = conversations, served, hub
+        self.runs, self.events = Runs(conversations.backend), RunEvents(conversations.backend)
+        self.max_runs = max_runs
+        self.active: dict[str, tuple[asyncio.Task[None], Execution]] = {}
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.stopping = False
+
+    def tell(self, run_id: str) -> None:
+        """News of *run_id* for its readers in this process; callable from any thread."""
+        if self.loop is not None:
+            self.loop.call_soon_threadsafe(self.hub.tell, run_id)
+
+    async def serve(self) -> None:
+        """Take runs until cancelled: cut-off ones first, then whatever is due."""
+        self.loop = asyncio.get_running_loop()
+        recovered_at = 0.0
+        while not self.stopping:
+            if time.monotonic() - recovered_at > RECOVER_EVERY:
+                recovered_at = time.monotonic()
+                await self._take(await asyncio.to_thread(self._cut_off))
+            free = self.max_runs - len(self.active)
+            if free > 0:
+                await self._take(await asyncio.to_thread(self.runs.due, free + len(self.active)))
+            self.hub.queue.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.hub.queue.wait(), POLL_SECONDS)
+
+    def _cut_off(self) -> list[Run]:
+        leases = self.conversations.backend.leases
+        return [
+            run
+            for run in self.runs.running()
+            if run.run_id not in self.active and is_free(leases, run.thread_id)
+        ]
+
+    async def _take(self, runs: list[Run]) -> None:
+        for run in runs:
+            if run.run_id in self.active or len(self.active) >= self.max_runs:
+                continue
+            if any(e.run.thread_id == run.thread_id for _, e in self.active.values()):
+                continue  # this process runs that thread already; the next look takes it
+            execution = Execution(self, run)
+            task = asyncio.create_task(self._execute(execution), name=f"run-{run.run_id}")
+            self.active[run.run_id] = (task, execution)
+
+    async def _execute(self, execution: Execution) -> None:
+        run = execution.run
+        try:
+            served = self.served.get(run.graph_id)
+            conversation = await self.conversations.aget(run.thread_id, run.user_id)
+            if served is None:
+                await asyncio.to_thread(
+                    self.runs.finish, run.run_id, "error", f"no graph {run.graph_id!r} served"
+                )
+                return
+            runner = Runner(self.conversations, served.graph)
+            await execution.execute(runner, conversation)
+        except (RunGone, ThreadBusy):
+            pass  # someone else has it, or it was cancelled; the rows say which
+        except GraphDrained:
+            pass  # paused or shut down: recorded by ``done``
+        except Exception as exc:  # recorded by ``done`` when it ran under the lease
+            await asyncio.to_thread(self._failed_outside, execution, exc)
+        finally:
+            self.active.pop(run.run_id, None)
+            self.hub.tell(run.run_id)
+            self.hub.queue.set()  # the thread's next run may start now
+
+    def _failed_outside(self, execution: Execution, exc: Exception) -> None:
+        """A run refused before it held its thread (nothing to resume, the thread gone).
+        One taken up again after it had finished, but before its row said so, succeeded."""
+        run = execution.run
+        if isinstance(exc, NothingToResume) and run.attempts > 0:
+            self.runs.finish(run.run_id, "success")
+            return
+        message = scrub(str(exc)) or type(exc).__name__
+        if self.runs.finish(run.run_id, "error", message):
+            execution.seq = self.events.last_seq(run.run_id)
+            execution.store([error_event(exc, message)])
+
+    def cancel(self, run_id: str) -> None:
+        """Stop *run_id* at its next step boundary if this process runs it."""
+        found = self.active.get(run_id)
+        if found is not None:
+            found[1].control.request_drain("cancelled")
+
+    def ask_pause(self, run: Run) -> None:
+        """Ask whichever process runs *run*'s thread to stop at its next step boundary
+        (its pause watcher reads the request from the database)."""
+        served = self.served.get(run.graph_id)
+        if served is not None:
+            with contextlib.suppress(NothingToResume, ThreadNotFound):
+                Runner(self.conversations, served.graph).request_pause(run.thread_id, run.user_id)
+
+    async def drain(self, timeout: float) -> None:
+        """Stop taking runs; stop the running ones at their next step boundary."""
+        self.stopping = True
+        self.hub.queue.set()
+        for _, execution in list(self.active.values()):
+            execution.control.request_drain(SHUTDOWN)
+        tasks = [task for task, _ in self.active.values()]
+        if tasks:
+            await asyncio.wait(tasks, timeout=timeout)
