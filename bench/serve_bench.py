@@ -46,6 +46,8 @@ LANGGRAPH = SERVE_DIR / ".venv-langgraph-dev" / "bin" / "langgraph"
 OURS = Path(sys.executable).with_name("durable-agent")
 QUESTION = {"messages": [{"role": "user", "content": "what is 12*7?"}]}
 ANSWER = "84"
+# What bench/serve/agent_graph.py prints on import (see there).
+LOADED = "bench/serve/agent_graph.py loaded"
 # Neither server may phone home or trace during a measurement.
 QUIET_ENV = {"LANGGRAPH_CLI_NO_ANALYTICS": "1", "LANGSMITH_TRACING": "false"}
 
@@ -133,8 +135,9 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 @contextmanager
-def serving(name: str, timeout: float) -> Iterator[tuple[str, float]]:
-    """Start *name* in bench/serve; yield its base URL and how long it took to answer /ok."""
+def serving(name: str, timeout: float) -> Iterator[tuple[str, float, Path]]:
+    """Start *name* in bench/serve; yield its base URL, its seconds to answer /ok, and the
+    file its stderr goes to."""
     # langgraph dev persists its in-memory state to .langgraph_api in its working directory:
     # start each run from nothing, and leave nothing behind.
     shutil.rmtree(SERVE_DIR / ".langgraph_api", ignore_errors=True)
@@ -157,7 +160,7 @@ def serving(name: str, timeout: float) -> Iterator[tuple[str, float]]:
                 start_new_session=True,
             )
         try:
-            yield url, _wait_ok(proc, url, logs / "stderr", timeout)
+            yield url, _wait_ok(proc, url, logs / "stderr", timeout), logs / "stderr"
         finally:
             _stop(proc)
             shutil.rmtree(SERVE_DIR / ".langgraph_api", ignore_errors=True)
@@ -254,9 +257,11 @@ def table(rows: dict[str, dict[str, float] | str], reference: str | None) -> str
 
 def bench(name: str, args: argparse.Namespace) -> dict[str, float] | str:
     try:
-        with serving(name, args.start_timeout) as (url, startup):
+        with serving(name, args.start_timeout) as (url, startup, stderr):
             print(f"{name}: answered /ok after {startup:.2f} s at {url}", flush=True)
             result = asyncio.run(measure(url, args.clients, args.rounds))
+            # Both servers would answer 84 with a built-in agent too: insist on the file.
+            through_file = LOADED in stderr.read_text(errors="replace")
     except ServerFailed as exc:
         print(f"{name}: failed to start: {exc}", flush=True)
         return "failed to start"
@@ -268,6 +273,9 @@ def bench(name: str, args: argparse.Namespace) -> dict[str, float] | str:
     )
     for failure in result.failures[:3]:
         print(f"  failure: {failure}")
+    if not through_file:
+        print(f"{name}: its stderr lacks {LOADED!r}: it did not serve that graph", flush=True)
+        return "not through agent_graph.py"
     if not result.runs:
         return "every run failed"
     return figures(result)
