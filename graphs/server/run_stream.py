@@ -16,6 +16,7 @@ from typing import Any
 
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
+from checkpointing.run_events import Event
 from checkpointing.runs import ACTIVE, Run, RunNotFound
 from graphs.server.context import Server
 from graphs.server.hub import wait
@@ -46,13 +47,24 @@ async def _status(server: Server, run: Run) -> str:
     return found.status
 
 
+def _look(server: Server, run: Run, seq: int) -> tuple[str, list[Event]]:
+    """The run's status, then its events after *seq*, in one trip to a worker thread: a
+    stream looks once per event the run stores, and under 50 streams the trips to the
+    small default pool were queued far longer than the reads took."""
+    try:
+        status = server.runs.get(run.thread_id, run.run_id, run.user_id).status
+    except RunNotFound:
+        status = "deleted"
+    return status, server.events.after(run.run_id, seq)
+
+
 async def events(server: Server, run: Run, after: int) -> AsyncIterator[ServerSentEvent]:
     """The run's events after seq *after*, as they are stored, then ``end``."""
     resumable, seq = bool(run.kwargs.get("stream_resumable")), after
     while True:
         ticket = server.hub.ticket(run.run_id)
-        status = await _status(server, run)  # read before the events: see below
-        batch = await asyncio.to_thread(server.events.after, run.run_id, seq)
+        # The status is read before the events: see below.
+        status, batch = await asyncio.to_thread(_look, server, run, seq)
         for found in batch:
             seq = found.seq
             yield ServerSentEvent(
