@@ -47,6 +47,10 @@ log = logging.getLogger("durable_agent.server")
 POLL_SECONDS = 0.5
 RECOVER_EVERY = 5.0
 PRUNE_EVERY = 600.0
+# A cancel sent to this process stops its run directly (``cancel``); the database is polled
+# only for one sent to another server, so less often than the command line's 0.2 s: each
+# poll of each running run is a read that waits for the database's lock.
+PAUSE_POLL = 1.0
 SHUTDOWN = "server shutting down"
 UNFINISHED = ("paused", "crashed", "failed")
 
@@ -263,7 +267,7 @@ class Worker:
                     self.runs.finish, run.run_id, "error", f"no graph {run.graph_id!r} served"
                 )
                 return
-            runner = Runner(self.conversations, served.graph)
+            runner = Runner(self.conversations, served.graph, pause_poll=PAUSE_POLL)
             await execution.execute(runner, conversation)
         except RunGone:  # finished, or cancelled before it ran: then it is over
             await asyncio.to_thread(self.runs.finish, run.run_id, "interrupted")
