@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import os
 import signal
+import socket
 import sys
 from types import FrameType
 from typing import TYPE_CHECKING
@@ -56,6 +58,22 @@ def _draining_server(app: FastAPI) -> type[uvicorn.Server]:
             super().handle_exit(sig, frame)
 
     return Draining
+
+
+def _check_free(host: str, port: int) -> None:
+    """Refuse a taken address before the database is opened and the graphs are loaded."""
+    try:
+        with socket.create_server((host, port), reuse_port=False):
+            pass
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot listen on {host}:{port} ({_why(exc)}): stop what listens "
+            "there, or choose another address with --host and --port"
+        ) from None
+
+
+def _why(exc: OSError) -> str:
+    return os.strerror(exc.errno) if exc.errno else str(exc)
 
 
 def is_loopback(host: str) -> bool:
@@ -105,13 +123,19 @@ def serve(
             f"--no-auth on {host} would let anyone on the network act as the local user: "
             "listen on 127.0.0.1, or create tokens with 'durable-agent token create --user U'"
         )
-    import uvicorn
 
     from graphs.cli.agents import served_agent
-    from graphs.server.app import Options, create_app
+    from graphs.server.app import Options, create_app, ready
 
+    _check_free(host, port)
     options = Options(db=db, graphs=_graphs(graph_specs), no_auth=no_auth, max_runs=max_runs)
-    app = create_app(options, served_agent)
+    with ready(options, served_agent) as parts:
+        _serve(create_app(parts, options), host, port)
+
+
+def _serve(app: FastAPI, host: str, port: int) -> None:
+    import uvicorn
+
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     config = uvicorn.Config(
         app,

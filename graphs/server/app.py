@@ -12,8 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,7 +49,7 @@ from graphs.server import (
 from graphs.server.body_limit import BodyLimit
 from graphs.server.context import Server
 from graphs.server.hub import Hub
-from graphs.server.registry import graph_specs, load_graphs
+from graphs.server.registry import Served, graph_specs, load_graphs
 from graphs.server.worker import Worker
 
 log = logging.getLogger("durable_agent.server")
@@ -117,39 +117,51 @@ def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": "internal error; the server log has the cause"}, 500)
 
 
-def _lifespan(
-    options: Options, our_agent: Callable[[Conversations], Graph]
-) -> Callable[[FastAPI], Any]:
+@dataclass(frozen=True)
+class Ready:
+    """The database open and the graphs loaded: what serving needs before it starts."""
+
+    conversations: Conversations
+    served: dict[str, Served]
+
+
+@contextmanager
+def ready(options: Options, our_agent: Callable[[Conversations], Graph]) -> Iterator[Ready]:
+    """Open *options*' database and load its graphs (or *our_agent*), before any request is
+    served: a database that cannot be reached or a graph that cannot be loaded is one
+    error of the command, not a failed start-up in the server's log."""
+    with open_conversations(options.db) as conversations:
+        specs = graph_specs(options.graphs, options.cwd)
+        served = load_graphs(specs, conversations, options.cwd, lambda: our_agent(conversations))
+        yield Ready(conversations, served)
+
+
+def _lifespan(parts: Ready, options: Options) -> Callable[[FastAPI], Any]:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        with open_conversations(options.db) as conversations:
-            specs = graph_specs(options.graphs, options.cwd)
-            served = load_graphs(
-                specs, conversations, options.cwd, lambda: our_agent(conversations)
-            )
-            hub = Hub()
-            worker = Worker(conversations, served, hub, max_runs=options.max_runs)
-            server = Server(conversations, served, hub, worker, no_auth=options.no_auth)
-            app.state.server = server
-            task = asyncio.create_task(worker.serve(), name="worker")
-            try:
-                yield
-            finally:
-                await worker.drain(DRAIN_SECONDS)
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        hub = Hub()
+        worker = Worker(parts.conversations, parts.served, hub, max_runs=options.max_runs)
+        server = Server(parts.conversations, parts.served, hub, worker, no_auth=options.no_auth)
+        app.state.server = server
+        task = asyncio.create_task(worker.serve(), name="worker")
+        try:
+            yield
+        finally:
+            await worker.drain(DRAIN_SECONDS)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     return lifespan
 
 
-def create_app(options: Options, our_agent: Callable[[Conversations], Graph]) -> FastAPI:
-    """The app serving *options*' graphs (or *our_agent*) on *options*' database."""
+def create_app(parts: Ready, options: Options) -> FastAPI:
+    """The app serving *parts*' graphs on *parts*' database."""
     app = FastAPI(
         title="durable-agent",
         version=VERSION,
         description="The LangGraph Agent Server API, on SQLite or PostgreSQL.",
-        lifespan=_lifespan(options, our_agent),
+        lifespan=_lifespan(parts, options),
         responses=ERRORS,
     )
     app.add_middleware(
