@@ -3,8 +3,8 @@
 ``open_saver(url)`` / ``open_async_saver(url)`` yield a ready, migrated saver for
 ``sqlite:///PATH``, ``postgresql://...`` or ``memory://``; ``open_conversations``
 adds the per-user conversation index beside it; ``prune``, ``transfer`` and
-``stats`` look after what is stored. Nothing in this package knows about a
-particular graph.
+``stats`` look after what is stored; ``tokens`` says which user an API token
+speaks for. Nothing in this package knows about a particular graph.
 """
 
 from checkpointing.backend import Backend, backend_of
@@ -47,6 +47,10 @@ from checkpointing.states import DIED, STATES
 from checkpointing.stats import TableStats, stats
 from checkpointing.text import check_storable
 from checkpointing.thread_state import NO_ANSWER, UNREADABLE, ThreadState, waiting_for_answer
+from checkpointing.tokens import TokenRecord, list_tokens
+from checkpointing.tokens import create as create_token
+from checkpointing.tokens import revoke as revoke_token
+from checkpointing.tokens import user_of as user_of_token
 from checkpointing.transfer import TransferReport, transfer
 from checkpointing.upstream_format import export_upstream, threads_to_export, verify_upstream
 from checkpointing.urls import parse_url, redact
@@ -77,6 +81,7 @@ __all__ = [
     "ThreadBusy",
     "ThreadNotFound",
     "ThreadState",
+    "TokenRecord",
     "TransferReport",
     "UnsupportedURL",
     "UnwritableLocation",
@@ -84,8 +89,10 @@ __all__ = [
     "add_secret",
     "backend_of",
     "check_storable",
+    "create_token",
     "every_thread_id",
     "export_upstream",
+    "list_tokens",
     "load_settings",
     "new_thread_id",
     "open_async_conversations",
@@ -97,12 +104,14 @@ __all__ = [
     "reclaim",
     "redact",
     "resolve_url",
+    "revoke_token",
     "scrub",
     "stats",
     "strict_serializer",
     "thread_config",
     "threads_to_export",
     "transfer",
+    "user_of_token",
     "validate_id",
     "verify",
     "verify_upstream",

@@ -27,6 +27,7 @@ TEXT = "conversation_text"
 STORE = "store"
 RUNS = "durable_agent_runs"
 RUN_EVENTS = "durable_agent_run_events"
+TOKENS = "durable_agent_tokens"
 
 
 @dataclass(frozen=True)
@@ -106,6 +107,7 @@ _OURS = {
         "",
     ),
     RUN_EVENTS: ("run_id seq event data created_at", ""),
+    TOKENS: ("token_hash token_id user_id name created_at last_used_at revoked_at", ""),
 }
 # Every column of each of our tables, in the order they were added.
 OUR_COLUMNS = {table: tuple(f"{must} {may}".split()) for table, (must, may) in _OURS.items()}
@@ -145,7 +147,7 @@ LAYOUTS = {
 }
 # Tables that a ledger's migrations create, so the ledger must be there with them.
 _OUR_LEDGERS = {
-    "durable_agent_migrations": (CONVERSATIONS, TEXT, ITEMS),
+    "durable_agent_migrations": (CONVERSATIONS, TEXT, ITEMS, TOKENS),
     "store_migrations": (STORE,),
     "vector_migrations": ("store_vectors",),
 }

@@ -117,6 +117,21 @@ M006_RUNS = [
     ){clustered}""",
 ]
 
+# API tokens for the HTTP server (tokens.py): only a token's SHA-256 is stored, as the key
+# every request looks up; token_id is the short public name listing and revoking use.
+M007_TOKENS = [
+    """CREATE TABLE durable_agent_tokens (
+        token_hash TEXT PRIMARY KEY,
+        token_id TEXT NOT NULL UNIQUE,
+        user_id TEXT NOT NULL,
+        name TEXT NOT NULL DEFAULT '',
+        created_at DOUBLE PRECISION NOT NULL,
+        last_used_at DOUBLE PRECISION,
+        revoked_at DOUBLE PRECISION
+    )""",
+    "CREATE INDEX durable_agent_tokens_user ON durable_agent_tokens (user_id)",
+]
+
 Migration = list[str | dict[str, str]]  # a dict holds SQL for some dialects only
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("m001_conversations", M001_CONVERSATIONS),  # type: ignore[list-item]
@@ -125,6 +140,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("m004_indexed_tail", M004_INDEXED_TAIL),  # type: ignore[list-item]
     ("m005_waiting", M005_WAITING),  # type: ignore[list-item]
     ("m006_runs", M006_RUNS),  # type: ignore[list-item]
+    ("m007_tokens", M007_TOKENS),  # type: ignore[list-item]
 ]
 BLOB_TYPES = {"postgresql": "BYTEA"}
 CLUSTERED = {"sqlite": " WITHOUT ROWID", "memory": " WITHOUT ROWID"}

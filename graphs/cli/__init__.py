@@ -10,6 +10,7 @@ error reduced to one line (``exits``). Which module holds which command:
     resume.py    pending, resume, recover, pause    (continuing cut-off runs)
     storage.py   prune, migrate, stats              (looking after the database)
     serve.py     serve                              (the Agent Server API over HTTP)
+    tokens.py    token create, list, revoke         (the API tokens of serve)
 
 Beside them: ``options`` (the options commands share), ``exits`` (exit codes and
 one-line errors), ``session`` (a run as the user sees it), ``render`` (messages as
@@ -24,7 +25,7 @@ import sys
 
 import click
 
-from graphs.cli import chat, resume, serve, storage, threads
+from graphs.cli import chat, resume, serve, storage, threads, tokens
 from graphs.cli.exits import errors_as_one_line
 
 
@@ -51,6 +52,7 @@ for command in (
     storage.migrate,
     storage.stats,
     serve.serve,
+    tokens.token,
 ):
     cli.add_command(command)
 
