@@ -14,6 +14,7 @@ from uuid import UUID, uuid4
 
 from fastapi import APIRouter, HTTPException, Response
 from langchain_core.runnables import RunnableConfig
+from langgraph.errors import InvalidUpdateError
 
 from checkpointing import Conversation, ThreadNotFound, thread_config
 from checkpointing.leases import hold
@@ -182,7 +183,10 @@ async def update_state(thread_id: UUID, body: StateUpdate, server: ServerDep, us
         with hold(server.conversations.backend.leases, conversation.thread_id):
             return graph.update_state(config, body.values, as_node=body.as_node)
 
-    written = await asyncio.to_thread(write)
+    try:
+        written = await asyncio.to_thread(write)
+    except InvalidUpdateError as exc:  # a node or channel the graph lacks: the caller's
+        raise HTTPException(400, str(exc)) from None
     return {"checkpoint": shapes.thread_state_checkpoint(written)}
 
 
