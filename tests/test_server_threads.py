@@ -18,6 +18,7 @@ from langgraph_sdk import get_sync_client
 from langgraph_sdk.client import SyncLangGraphClient
 from langgraph_sdk.errors import (
     AuthenticationError,
+    BadRequestError,
     ConflictError,
     NotFoundError,
     UnprocessableEntityError,
@@ -122,6 +123,16 @@ def test_update_state_and_409_while_a_run_holds_the_thread(api: Api) -> None:
     final = client.runs.join(thread_id, run["run_id"])
     assert "too soon" not in final["log"]
     assert final["log"][-1] == "b:finish"
+
+
+def test_update_state_of_a_new_thread_as_a_node(api: Api) -> None:
+    client = api.sync()
+    thread_id = str(client.threads.create(graph_id="steps")["thread_id"])
+    client.threads.update_state(thread_id, {"tag": "u", "log": ["set"]}, as_node="begin")
+    assert client.threads.get_state(thread_id)["next"] == ["work"]
+    assert client.runs.wait(thread_id, "steps", input=None)["log"] == ["set", "u:work", "u:finish"]
+    with pytest.raises(BadRequestError):  # a node the graph lacks is the caller's mistake
+        client.threads.update_state(thread_id, {"log": ["x"]}, as_node="no such node")
 
 
 def test_copy_has_the_same_history(api: Api) -> None:
