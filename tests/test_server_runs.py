@@ -16,6 +16,8 @@ import pytest
 from langgraph_sdk.client import SyncLangGraphClient
 from langgraph_sdk.errors import ConflictError
 
+from checkpointing import open_conversations
+from checkpointing.runs import Runs
 from tests.server_api import BACKENDS, Api, serve_api, until, values_of
 
 SUM = {"messages": [{"role": "user", "content": "what is 12*7?"}]}
@@ -208,6 +210,27 @@ def test_enqueued_runs_run_in_order(api: Api) -> None:
     assert all(r["status"] == "success" for r in runs)
     finished = [r["updated_at"] for r in reversed(runs)]
     assert finished == sorted(finished)
+
+
+def _cancel_asked(api: Api, run_id: str) -> str:
+    """What the run's row says it was asked (read from the database, as the worker reads it)."""
+    with open_conversations(api.server.db_url) as conversations:
+        return Runs(conversations.backend).cancel_asked(run_id)
+
+
+def test_a_stream_dropped_under_on_disconnect_cancel_stops_its_run(api: Api) -> None:
+    client = api.sync()
+    thread_id, gate = _thread(client), api.gate()
+    held = {"tag": "a", "gate": str(gate)}
+    try:
+        parts = client.runs.stream(thread_id, "steps", input=held, on_disconnect="cancel")
+        run_id = next(parts).data["run_id"]
+        parts.close()  # the client goes away while the run waits at its gate
+        until(lambda: _cancel_asked(api, run_id), "the server asks the run to stop")
+    finally:
+        gate.touch()
+    until(lambda: _status(client, thread_id, run_id) == "interrupted", "the run stops")
+    assert "a:finish" not in values_of(client, thread_id)["log"]
 
 
 # -- approvals -----------------------------------------------------------------------------
