@@ -302,6 +302,28 @@ def test_join_stream_after_an_event_id_sends_exactly_the_later_events(api: Api) 
     assert again[-1].event == "end"
 
 
+def test_join_stream_of_a_running_run_then_after_an_id(api: Api) -> None:
+    client = api.sync()
+    thread_id, gate = _thread(client), api.gate()
+    modes: Any = ["values", "updates"]
+    held = {"tag": "a", "gate": str(gate)}
+    run = client.runs.create(
+        thread_id, "steps", input=held, stream_mode=modes, stream_resumable=True
+    )
+    live = client.runs.join_stream(thread_id, run["run_id"], last_event_id="-1")
+    try:
+        early = [next(live), next(live)]  # stored before the run reached its gate
+        assert [p.event for p in early] == ["metadata", "values"]
+    finally:
+        gate.touch()
+    seen = [(p.event, p.data, p.id) for p in [*early, *live]]
+    assert seen[-1][0] == "end"
+    assert [int(found[2]) for found in seen[:-1]] == list(range(1, len(seen)))
+    later = client.runs.join_stream(thread_id, run["run_id"], last_event_id="2")
+    assert [(p.event, p.data, p.id) for p in later] == seen[2:]
+    assert seen[-2][1]["log"] == ["a:begin", "a:work", "a:finish"]
+
+
 def test_unknown_run_is_404(api: Api) -> None:
     client = api.sync()
     thread_id = _thread(client)

@@ -181,6 +181,8 @@ def test_no_token_is_401(api: Api) -> None:
         with pytest.raises(AuthenticationError):
             client.store.search_items(["facts"])
     assert httpx.post(f"{api.url}/threads", json={}).status_code == 401
+    bearer = {"Authorization": f"Bearer {api.tokens['alice']}"}
+    assert httpx.post(f"{api.url}/threads/search", json={}, headers=bearer).status_code == 200
     assert isinstance(api.sync().threads.search(), list)
 
 
@@ -200,6 +202,13 @@ def test_another_users_thread_is_a_missing_one(api: Api) -> None:
         bob.runs.create(hers, "agent", input=SUM)
     with pytest.raises(NotFoundError):
         bob.threads.update_state(hers, {"messages": []})
+    run_id = alice.runs.list(hers)[0]["run_id"]
+    with pytest.raises(NotFoundError):
+        bob.runs.get(hers, run_id)
+    with pytest.raises(NotFoundError):
+        list(bob.runs.join_stream(hers, run_id))
+    with pytest.raises(NotFoundError):
+        bob.threads.delete(hers)
     foreign = _answer(api.url, api.tokens["bob"], f"/threads/{hers}")
     missing = _answer(api.url, api.tokens["bob"], f"/threads/{uuid4()}")
     assert foreign == missing
