@@ -272,16 +272,26 @@ def test_a_run_from_a_past_checkpoint_forks(api: Api) -> None:
     client.runs.wait(thread_id, "steps", input={"tag": "a"})
     client.runs.wait(thread_id, "steps", input={"tag": "b"})
     history = client.threads.get_history(thread_id, limit=100)
-    after_a = next(s for s in history if s["values"].get("log", [])[-1:] == ["a:finish"])
+    ends = [s for s in history if not s["next"]]  # where each run ended, newest first
+    b_head, after_a = ends[0], ends[1]
+    assert after_a["values"]["log"][-1] == "a:finish"
     forked = client.runs.wait(
         thread_id, "steps", input={"tag": "c"}, checkpoint_id=after_a["checkpoint"]["checkpoint_id"]
     )
     assert forked["log"] == ["a:begin", "a:work", "a:finish", "c:begin", "c:work", "c:finish"]
-    head = client.threads.get_history(thread_id, limit=100)
-    ids = [s["checkpoint"]["checkpoint_id"] for s in head]
-    assert after_a["checkpoint"]["checkpoint_id"] in ids
-    b_head = next(s for s in history if s["values"].get("log", [])[-1:] == ["b:finish"])
-    assert b_head["checkpoint"]["checkpoint_id"] in ids  # kept, on its own branch
+    every = client.threads.get_history(thread_id, limit=100)
+    parent = {
+        s["checkpoint"]["checkpoint_id"]: (s["parent_checkpoint"] or {}).get("checkpoint_id")
+        for s in every
+    }
+    line, at = [], every[0]["checkpoint"]["checkpoint_id"]
+    while at:  # the new head's ancestry
+        line.append(at)
+        at = parent[at]
+    assert after_a["checkpoint"]["checkpoint_id"] in line
+    assert b_head["values"]["log"][-1] == "b:finish"
+    assert b_head["checkpoint"]["checkpoint_id"] in parent  # kept, on its own branch
+    assert b_head["checkpoint"]["checkpoint_id"] not in line
     assert values_of(client, thread_id)["log"] == forked["log"]
 
 
