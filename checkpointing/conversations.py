@@ -146,7 +146,7 @@ class Conversations:
         self, user_id: str, *, title: str | None = None, metadata: Mapping[str, Any] | None = None,
         thread_id: str | None = None,
     ) -> Conversation:  # fmt: skip
-        """A new conversation (and thread) for *user_id*; a fresh ULID unless *thread_id*
+        """A new conversation (and thread) for *user_id*; a fresh UUIDv7 unless *thread_id*
         is given (the HTTP server's clients name threads by UUID). A *thread_id* taken
         already, by anyone, is the database's unique-key error."""
         statement = sql.start_statement(user_id, title, metadata, thread_id)

@@ -1,6 +1,8 @@
 """Thread and user IDs: generating, validating, and checking who owns a thread.
 
-Thread IDs are ours: 26-character ULIDs (time-sortable, 80 random bits). IDs
+Thread IDs are ours: UUIDs of version 7 (time-sortable, 74 random bits), the form the
+LangGraph Agent Server API's clients require, so a conversation started anywhere is
+reachable over HTTP too. Threads made before were ULIDs and keep working. IDs
 from outside are checked against one pattern before they reach a database, the
 same way for every backend. A run's config always carries ``user_id`` so that
 LangGraph records the owner in each checkpoint's metadata too. Who owns which
@@ -12,21 +14,23 @@ from __future__ import annotations
 import os
 import re
 import time
+import uuid
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
 
 from checkpointing.errors import InvalidIdentifier, ThreadNotFound
 
-_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 # Letters, digits and . _ - @ : after an alphanumeric; short enough for any btree index.
 _ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@:-]{0,63}")
 
 
 def new_thread_id() -> str:
-    """A fresh ULID: 48 bits of milliseconds then 80 random bits, Crockford base32."""
-    value = (time.time_ns() // 1_000_000) << 80 | int.from_bytes(os.urandom(10), "big")
-    return "".join(_CROCKFORD[(value >> shift) & 31] for shift in range(125, -1, -5))
+    """A fresh UUIDv7 (RFC 9562): 48 bits of milliseconds, the version, 74 random bits."""
+    random = int.from_bytes(os.urandom(10), "big")
+    value = (time.time_ns() // 1_000_000) << 80 | 0x7 << 76 | (random >> 68) << 64
+    value |= 0b10 << 62 | random & (1 << 62) - 1  # the variant, then 62 random bits
+    return str(uuid.UUID(int=value))
 
 
 def validate_id(value: object, kind: str = "thread ID") -> str:

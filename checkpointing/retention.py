@@ -29,6 +29,8 @@ from checkpointing.keep_latest import DeltaThread, Sizes, keep_latest, measure
 from checkpointing.layouts import BACKEND_TABLES
 from checkpointing.leases import discard, hold
 from checkpointing.raw_saver import raw_saver
+from checkpointing.run_events import RunEvents
+from checkpointing.settings import load_settings
 from checkpointing.states import state_of
 from checkpointing.thread_state import pending_nodes
 from checkpointing.upstream_prune import delete_held_threads
@@ -99,6 +101,8 @@ def prune(
         except DAMAGED_ROW as exc:  # read before any change: the thread is left as it was
             why = " ".join(str(exc).split())[:300]
             report.unreadable[thread_id] = f"{type(exc).__name__}: {why}"
+    if not dry_run:  # what finished runs streamed, kept for clients that reconnect late
+        RunEvents(backend).prune_before((now or time.time()) - load_settings().run_events_keep)
     return report
 
 

@@ -21,6 +21,8 @@ APPEND = "INSERT INTO durable_agent_run_events (run_id, seq, event, data, create
 AFTER = """SELECT seq, event, data FROM durable_agent_run_events
 WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?"""
 LAST = "SELECT max(seq) AS seq FROM durable_agent_run_events WHERE run_id = ?"
+LAST_NAMED = """SELECT data FROM durable_agent_run_events WHERE run_id = ? AND event = ?
+ORDER BY seq DESC LIMIT 1"""
 # Only events of runs that finished: a run still going keeps all of its own.
 PRUNE = """DELETE FROM durable_agent_run_events WHERE created_at < ? AND run_id IN
     (SELECT run_id FROM durable_agent_runs WHERE status NOT IN ('pending', 'running'))"""
@@ -43,6 +45,11 @@ class RunEvents:
     def last_seq(self, run_id: str) -> int:
         rows = self.db.run([(LAST, (run_id,))])[0]
         return int(rows[0]["seq"] or 0) if rows else 0
+
+    def last_data(self, run_id: str, event: str) -> str | None:
+        """The JSON text of the run's last event named *event*, if any."""
+        rows = self.db.run([(LAST_NAMED, (run_id, event))])[0]
+        return str(rows[0]["data"]) if rows else None
 
     def append(self, run_id: str, first_seq: int, events: Sequence[tuple[str, str]]) -> None:
         """Store *events* (name, JSON text) numbered from *first_seq*, in one transaction.

@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     # cannot carry them (PgBouncer before 1.21 in transaction mode, Supavisor).
     pg_prepare: bool = True
     sqlite_busy_timeout: float = Field(5.0, ge=0)
+    # How long the stream events of a finished run are kept, for a client that reconnects
+    # with Last-Event-ID (seconds); ``serve`` and ``prune`` drop older ones.
+    run_events_keep: float = Field(86400.0, ge=0)
 
     @model_validator(mode="after")
     def _pool_can_work(self) -> Settings:

@@ -8,7 +8,7 @@ calls tools, the tool node runs them and the model sees their results.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, TypedDict
+from typing import Annotated, Any
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AnyMessage, BaseMessage, SystemMessage
@@ -19,6 +19,9 @@ from langgraph.graph.message import add_messages
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.prebuilt import ToolNode, tools_condition
 from langgraph.store.base import BaseStore
+
+# pydantic draws its JSON schema for the API's clients (of typing's, not below Python 3.12).
+from typing_extensions import TypedDict
 
 from graphs.memory_tools import recall, remember
 from graphs.models import make_model

@@ -13,9 +13,11 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import click
+import httpx
 import pytest
 
 from checkpointing import Settings
@@ -24,19 +26,31 @@ from checkpointing.states import STATES
 from graphs.cli import cli
 from tests.helpers import POSTGRES_URL, throwaway_database
 from tests.openai_server import Reply, openai_server
+from tests.served import free_port
 
 ROOT = Path(__file__).parent.parent
 README = ROOT / "README.md"
-EXAMPLE_THREAD = "01M7YE76DVQESK0TGAA0F4V30W"  # the ID the README's outputs show
+EXAMPLE_THREAD = "019ad9c4-4b1e-7c3a-9f21-6d0e8a5b3c71"  # the ID the README's outputs show
 CUT_OFF_THREAD = "THREAD"
 EXAMPLE_PG = "postgresql://postgres@127.0.0.1:5432/test"
 EXAMPLE_MODEL_SERVER = "http://localhost:11434/v1"
-FENCE = re.compile(r"(?:<!-- ci:([\w-]+) -->\n)?```(\w+)\n(.*?)```", flags=re.DOTALL)
+FENCE = re.compile(r"(?:<!-- (ci|serve):([\w-]+) -->\n)?```(\w+)\n(.*?)```", flags=re.DOTALL)
 
 
 def _blocks(language: str) -> list[tuple[str | None, str]]:
-    """(ci marker or None, code) of each block in *language*, in README order."""
-    return [(ci, code) for ci, lang, code in FENCE.findall(README.read_text()) if lang == language]
+    """(ci marker or None, code) of each block in *language*, in README order; the blocks
+    of "Serving over HTTP" run in their own test, beside a server."""
+    return [
+        (name if kind == "ci" else None, code)
+        for kind, name, lang, code in FENCE.findall(README.read_text())
+        if lang == language and kind != "serve"
+    ]
+
+
+def _serve_blocks() -> dict[str, str]:
+    return {
+        name: code for kind, name, _, code in FENCE.findall(README.read_text()) if kind == "serve"
+    }
 
 
 def _bash(script: str, cwd: Path) -> str:
@@ -75,7 +89,8 @@ def _cut_off_run(cwd: Path) -> str:
 def test_every_block_is_one_of_those_run_here():
     counts = {lang: len(_blocks(lang)) for lang in ("python", "sh", "text", "json")}
     assert counts == {"python": 3, "sh": 8, "text": 1, "json": 3}
-    assert len(FENCE.findall(README.read_text())) == sum(counts.values())
+    assert set(_serve_blocks()) == {"commands", "python"}
+    assert len(FENCE.findall(README.read_text())) == sum(counts.values()) + 2
     assert [ci for ci, _ in _blocks("sh")][:2] == ["install-and-run", "test"]
 
 
@@ -190,6 +205,51 @@ def test_notebook_instructions_run():
     *_, (_, notebooks) = _blocks("sh")
     assert "jupyter execute notebooks/" in notebooks
     _bash(notebooks, ROOT)
+
+
+@pytest.mark.slow
+@pytest.mark.above_the_database
+def test_serving_as_the_readme_shows(tmp_path):
+    """The token and serve commands as written (on a free port), then the SDK example."""
+    blocks, port = _serve_blocks(), str(free_port())
+    (tmp_path / ".venv").symlink_to(Path(sys.executable).parent.parent)
+    commands = (
+        blocks["commands"].replace("2024", port) + '\necho "$LANGGRAPH_API_KEY" > key\nwait\n'
+    )
+    with (tmp_path / "serve.log").open("w") as log:
+        shell = subprocess.Popen(
+            ["bash", "-euo", "pipefail", "-c", commands],
+            cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    try:
+        key = _served_key(tmp_path, port, shell)
+        result = subprocess.run(
+            [sys.executable, "-c", blocks["python"].replace("2024", port)],
+            cwd=tmp_path, env={**os.environ, "LANGGRAPH_API_KEY": key},
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+    finally:
+        os.killpg(shell.pid, signal.SIGTERM)
+        shell.wait(timeout=30)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert lines[0] == "what is 12*7?"
+    assert lines[-2:] == ["(offline model) 12*7 = 84.", "success"]
+    assert "Traceback" not in (tmp_path / "serve.log").read_text()
+
+
+def _served_key(cwd: Path, port: str, shell: subprocess.Popen[bytes]) -> str:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        assert shell.poll() is None, (cwd / "serve.log").read_text()
+        key = cwd / "key"
+        try:
+            if key.exists() and httpx.get(f"http://127.0.0.1:{port}/ok").status_code == 200:
+                return key.read_text().strip()
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError((cwd / "serve.log").read_text())
 
 
 def _python_examples(cwd: Path) -> list[str]:

@@ -10,8 +10,16 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import signal
+import sys
+from types import FrameType
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:
+    import uvicorn
+    from fastapi import FastAPI
 
 from checkpointing import ConfigError
 from graphs.cli.options import db_option
@@ -28,6 +36,26 @@ def _graphs(specs: tuple[str, ...]) -> dict[str, str]:
             raise ConfigError(f"--graph {spec!r}: write NAME=module:attr or NAME=./file.py:attr")
         graphs[name.strip()] = target.strip()
     return graphs
+
+
+def _drained(signum: int, frame: FrameType | None) -> None:
+    sys.exit(0)
+
+
+def _draining_server(app: FastAPI) -> type[uvicorn.Server]:
+    import uvicorn
+
+    class Draining(uvicorn.Server):
+        """uvicorn, with the runs told to stop at the signal itself: uvicorn first waits for
+        open connections (streams of those very runs) before the app's shutdown drains."""
+
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            server = getattr(app.state, "server", None)
+            if server is not None:
+                server.worker.begin_drain()
+            super().handle_exit(sig, frame)
+
+    return Draining
 
 
 def is_loopback(host: str) -> bool:
@@ -93,4 +121,8 @@ def serve(
         timeout_graceful_shutdown=GRACEFUL_SECONDS,
         lifespan="on",
     )
-    uvicorn.Server(config).run()
+    # uvicorn drains on SIGTERM and then raises the signal again, for the handler that was
+    # there before it: by default that kills the process, so a clean drain looked like a
+    # death by signal (-15) to whatever stopped it. A drained stop is a clean exit.
+    signal.signal(signal.SIGTERM, _drained)
+    _draining_server(app)(config).run()

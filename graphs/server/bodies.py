@@ -77,6 +77,7 @@ class RunBody(Body):
             "checkpoint_id": checkpoint_id,
             "interrupt_before": self.interrupt_before,
             "interrupt_after": self.interrupt_after,
+            "on_completion": self.on_completion or "keep",
         }
 
 

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
 
-from checkpointing import Conversation, Conversations
+from checkpointing import Conversation, Conversations, user_of_token
 from checkpointing.run_events import RunEvents
 from checkpointing.runs import Runs
 from graphs.server.hub import Hub
@@ -75,9 +75,7 @@ async def user(request: Request) -> str:
     secret = _token(request)
     if secret is None:
         raise HTTPException(401, "no token: send 'Authorization: Bearer TOKEN' or 'x-api-key'")
-    from checkpointing.tokens import user_of
-
-    owner = await asyncio.to_thread(user_of, found.conversations.backend, secret)
+    owner = await asyncio.to_thread(user_of_token, found.conversations.backend, secret)
     if owner is None:
         raise HTTPException(401, "unknown or revoked token; create one with 'durable-agent token'")
     return str(owner)

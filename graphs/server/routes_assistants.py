@@ -6,6 +6,8 @@ changed over HTTP (a 405 says so). An assistant ID may be the graph's name.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, HTTPException
@@ -15,6 +17,7 @@ from graphs.server.bodies import AssistantSearch
 from graphs.server.context import Server, ServerDep, UserDep
 
 router = APIRouter(tags=["assistants"])
+log = logging.getLogger("durable_agent.server")
 
 
 def _search(server: Server, body: AssistantSearch) -> list[dict[str, Any]]:
@@ -57,14 +60,27 @@ async def graph(
 async def schemas(assistant_id: str, server: ServerDep, _: UserDep) -> dict[str, Any]:
     served = server.graph_for(assistant_id)
     graph = served.graph
-    return {
-        "graph_id": served.graph_id,
-        "input_schema": graph.get_input_jsonschema(),
-        "output_schema": graph.get_output_jsonschema(),
-        "state_schema": graph.get_output_jsonschema(),
-        "config_schema": graph.config_schema().model_json_schema(),
-        "context_schema": graph.get_context_jsonschema(),
+    makers: dict[str, Callable[[], Any]] = {
+        "input_schema": graph.get_input_jsonschema,
+        "output_schema": graph.get_output_jsonschema,
+        "state_schema": graph.get_output_jsonschema,
+        "config_schema": graph.get_config_jsonschema,
+        "context_schema": graph.get_context_jsonschema,
     }
+    return {"graph_id": served.graph_id} | {
+        name: _schema(make, name, served.graph_id) for name, make in makers.items()
+    }
+
+
+def _schema(make: Callable[[], Any], name: str, graph_id: str) -> Any:
+    """One schema, or None where pydantic cannot draw it: a state declared with
+    ``typing.TypedDict`` fails on Python < 3.12 (ours uses typing_extensions'). A 500 there
+    made the JS client retry four times and then throw, for a form it may do without."""
+    try:
+        return make()
+    except Exception as error:
+        log.warning("graph %r: no %s (%s)", graph_id, name, str(error).splitlines()[0])
+        return None
 
 
 @router.get("/assistants/{assistant_id}/subgraphs")

@@ -9,13 +9,14 @@ the run stored, so they work the same from any server process and after a restar
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Annotated, Any, Literal
 from uuid import UUID, uuid4
 
 from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import JSONResponse
 
-from checkpointing import Conversation
+from checkpointing import Conversation, ThreadBusy, ThreadNotFound
 from checkpointing.runs import Run
 from graphs.server import shapes
 from graphs.server.bodies import RunBody
@@ -28,8 +29,6 @@ RunStatus = Literal["pending", "running", "error", "success", "timeout", "interr
 
 
 async def _thread(server: Server, thread_id: str, user: str, body: RunBody) -> Conversation:
-    from checkpointing import ThreadNotFound
-
     try:
         return await server.conversations.aget(thread_id, user)
     except ThreadNotFound:
@@ -88,6 +87,45 @@ async def stream_run(thread_id: UUID, body: RunBody, server: ServerDep, user: Us
 async def wait_run(thread_id: UUID, body: RunBody, server: ServerDep, user: UserDep) -> Any:
     run = await accept(server, str(thread_id), user, body)
     return JSONResponse(shapes.jsonable(await outcome(server, run)), headers=headers(run))
+
+
+# Stateless runs: on a thread of their own, deleted once the run is over unless
+# ``on_completion="keep"`` (the API's default for them is to delete): by the worker for a
+# background run, by the request that streamed or waited for it once it has the outcome.
+async def accept_stateless(server: Server, user: str, body: RunBody, by_worker: bool) -> Run:
+    thread = await server.conversations.astart(user, thread_id=str(uuid4()))
+    deleted = body.on_completion != "keep" and by_worker
+    body = body.model_copy(update={"on_completion": "delete" if deleted else "keep"})
+    return await accept(server, thread.thread_id, user, body)
+
+
+async def _forget(server: Server, run: Run, body: RunBody) -> None:
+    if body.on_completion != "keep":
+        with contextlib.suppress(ThreadBusy, ThreadNotFound):
+            await server.conversations.adelete(run.thread_id, run.user_id)
+
+
+@router.post("/runs")
+async def create_stateless(body: RunBody, server: ServerDep, user: UserDep) -> Any:
+    run = await accept_stateless(server, user, body, by_worker=True)
+    return JSONResponse(shapes.run(run), headers=headers(run))
+
+
+@router.post("/runs/stream")
+async def stream_stateless(body: RunBody, server: ServerDep, user: UserDep) -> Any:
+    run = await accept_stateless(server, user, body, by_worker=False)
+    cancelling = body.on_disconnect == "cancel"
+    return stream_response(
+        server, run, 0, cancel_on_disconnect=cancelling, at_end=lambda: _forget(server, run, body)
+    )
+
+
+@router.post("/runs/wait")
+async def wait_stateless(body: RunBody, server: ServerDep, user: UserDep) -> Any:
+    run = await accept_stateless(server, user, body, by_worker=False)
+    result = shapes.jsonable(await outcome(server, run))
+    await _forget(server, run, body)
+    return JSONResponse(result)
 
 
 @router.get("/threads/{thread_id}/runs")

@@ -11,7 +11,7 @@ an ``end`` event closes the stream, since the clients stop reading only at a clo
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import anyio
@@ -68,11 +68,16 @@ async def events(server: Server, run: Run, after: int) -> AsyncIterator[ServerSe
 
 
 def stream_response(
-    server: Server, run: Run, after: int, *, cancel_on_disconnect: bool = False
-) -> EventSourceResponse:
+    server: Server, run: Run, after: int, *, cancel_on_disconnect: bool = False,
+    at_end: Callable[[], Awaitable[None]] | None = None,
+) -> EventSourceResponse:  # fmt: skip
+    """*run*'s events after *after* as SSE; *at_end* once every one is sent."""
+
     async def body() -> AsyncIterator[ServerSentEvent]:
         try:
             async for event in events(server, run, after):
+                if event.event == "end" and at_end is not None:
+                    await at_end()  # before the client, who may close at once, has it all
                 yield event
         except asyncio.CancelledError:  # the client went away
             if cancel_on_disconnect:

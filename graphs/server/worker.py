@@ -31,9 +31,11 @@ from checkpointing import (
     Runner,
     ThreadBusy,
     ThreadNotFound,
+    load_settings,
     scrub,
 )
 from checkpointing.leases import is_free
+from checkpointing.rollback import head_checkpoint, roll_back
 from checkpointing.run_events import RunEvents
 from checkpointing.runner import RunHooks
 from checkpointing.runs import Run, Runs
@@ -44,6 +46,7 @@ from graphs.server.stream_events import Translator, error_event, graph_modes, me
 log = logging.getLogger("durable_agent.server")
 POLL_SECONDS = 0.5
 RECOVER_EVERY = 5.0
+PRUNE_EVERY = 600.0
 SHUTDOWN = "server shutting down"
 UNFINISHED = ("paused", "crashed", "failed")
 
@@ -63,6 +66,8 @@ class Execution:
         self.worker, self.run = worker, run
         self.control = RunControl()
         self.seq = 0
+        self.started_from: str | None = None  # the thread's head when this run took it
+        self.sent_values: str | None = None  # see ``_unsent``
         self.translator = Translator(run.kwargs.get("stream_mode") or ["values"])
 
     # -- under the lease --------------------------------------------------------------------
@@ -74,7 +79,10 @@ class Execution:
         if claimed is None:
             raise RunGone(self.run.run_id)
         self.run = claimed
+        self.started_from = head_checkpoint(self.worker.conversations.backend, self.run.thread_id)
         self.seq = self.worker.events.last_seq(self.run.run_id)
+        if self.seq:
+            self.sent_values = self.worker.events.last_data(self.run.run_id, "values")
         self.store([metadata_event(self.run.run_id, self.run.attempts)])
 
     def done(self, exc: BaseException | None) -> None:
@@ -82,6 +90,8 @@ class Execution:
         if isinstance(exc, GraphDrained) and self.control.drain_reason == SHUTDOWN:
             runs.requeue(run_id)  # the next worker takes it up from its last checkpoint
         elif isinstance(exc, GraphDrained):
+            if runs.cancel_asked(run_id) == "rollback":
+                roll_back(self.worker.conversations.backend, self.run.thread_id, self.started_from)
             runs.finish(run_id, "interrupted")
         elif exc is None or (isinstance(exc, NothingToResume) and self.run.attempts > 1):
             self.store(self.translator.leftovers())
@@ -116,9 +126,21 @@ class Execution:
             if self.run.kwargs.get(key):
                 kwargs[key] = self.run.kwargs[key]
         async for chunk in self._stream(runner, conversation, kwargs):
-            events = self.translator.events(chunk)
+            events = self._unsent(self.translator.events(chunk))
             await asyncio.to_thread(self.store, events)
             self.worker.tell(self.run.run_id)
+
+    def _unsent(self, events: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        """A run taken up again (after a crash or a drain) first streams the state it
+        resumes from; when that is the last ``values`` event it stored already, the
+        clients have it, and sending it again would break the run's one clean sequence."""
+        if self.sent_values is None:
+            return events
+        for i, (name, data) in enumerate(events):
+            if name == "values":
+                sent, self.sent_values = self.sent_values, None
+                return events[:i] + events[i + 1 :] if data == sent else events
+        return events
 
     def _config(self) -> RunnableConfig:
         config = dict(self.run.kwargs.get("config") or {})
@@ -175,6 +197,7 @@ class Worker:
         self.conversations, self.served, self.hub = conversations, served, hub
         self.runs, self.events = Runs(conversations.backend), RunEvents(conversations.backend)
         self.max_runs = max_runs
+        self.events_keep = load_settings().run_events_keep
         self.active: dict[str, tuple[asyncio.Task[None], Execution]] = {}
         self.loop: asyncio.AbstractEventLoop | None = None
         self.stopping = False
@@ -187,17 +210,30 @@ class Worker:
     async def serve(self) -> None:
         """Take runs until cancelled: cut-off ones first, then whatever is due."""
         self.loop = asyncio.get_running_loop()
-        recovered_at = 0.0
+        recovered_at = pruned_at = 0.0
         while not self.stopping:
-            if time.monotonic() - recovered_at > RECOVER_EVERY:
-                recovered_at = time.monotonic()
-                await self._take(await asyncio.to_thread(self._cut_off))
-            free = self.max_runs - len(self.active)
-            if free > 0:
-                await self._take(await asyncio.to_thread(self.runs.due, free + len(self.active)))
-            self.hub.queue.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.hub.queue.wait(), POLL_SECONDS)
+            try:
+                recovered_at, pruned_at = await self._look(recovered_at, pruned_at)
+            except Exception as exc:  # the database is down, say: look again, say why once
+                log.warning("worker: %s", scrub(f"{type(exc).__name__}: {exc}"))
+                await asyncio.sleep(RECOVER_EVERY)
+
+    async def _look(self, recovered_at: float, pruned_at: float) -> tuple[float, float]:
+        """One look for work: cut-off runs, events to prune, due runs; then a short wait."""
+        if time.monotonic() - recovered_at > RECOVER_EVERY:
+            recovered_at = time.monotonic()
+            await self._take(await asyncio.to_thread(self._cut_off))
+        if time.monotonic() - pruned_at > PRUNE_EVERY:
+            pruned_at = time.monotonic()
+            cutoff = time.time() - self.events_keep
+            await asyncio.to_thread(self.events.prune_before, cutoff)
+        free = self.max_runs - len(self.active)
+        if free > 0:
+            await self._take(await asyncio.to_thread(self.runs.due, free + len(self.active)))
+        self.hub.queue.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.hub.queue.wait(), POLL_SECONDS)
+        return recovered_at, pruned_at
 
     def _cut_off(self) -> list[Run]:
         leases = self.conversations.backend.leases
@@ -236,9 +272,18 @@ class Worker:
         except Exception as exc:  # recorded by ``done`` when it ran under the lease
             await asyncio.to_thread(self._failed_outside, execution, exc)
         finally:
+            if run.kwargs.get("on_completion") == "delete":
+                await self._delete_thread(run)
             self.active.pop(run.run_id, None)
             self.hub.tell(run.run_id)
             self.hub.queue.set()  # the thread's next run may start now
+
+    async def _delete_thread(self, run: Run) -> None:
+        """A stateless run's thread, once the run is over (not when it was only paused)."""
+        found = await asyncio.to_thread(self.runs.get, run.thread_id, run.run_id, run.user_id)
+        if found.status in ("success", "error", "interrupted"):
+            with contextlib.suppress(ThreadBusy, ThreadNotFound):
+                await self.conversations.adelete(run.thread_id, run.user_id)
 
     def _failed_outside(self, execution: Execution, exc: Exception) -> None:
         """A run refused before it held its thread (nothing to resume, the thread gone).
@@ -266,12 +311,17 @@ class Worker:
             with contextlib.suppress(NothingToResume, ThreadNotFound):
                 Runner(self.conversations, served.graph).request_pause(run.thread_id, run.user_id)
 
-    async def drain(self, timeout: float) -> None:
-        """Stop taking runs; stop the running ones at their next step boundary."""
+    def begin_drain(self) -> None:
+        """Stop taking runs; ask the running ones to stop at their next step boundary.
+        Called on the loop's thread, at the signal, before uvicorn waits for connections."""
         self.stopping = True
         self.hub.queue.set()
         for _, execution in list(self.active.values()):
             execution.control.request_drain(SHUTDOWN)
+
+    async def drain(self, timeout: float) -> None:
+        """``begin_drain``, then wait up to *timeout* seconds for the runs to stop."""
+        self.begin_drain()
         tasks = [task for task, _ in self.active.values()]
         if tasks:
             await asyncio.wait(tasks, timeout=timeout)
