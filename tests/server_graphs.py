@@ -19,7 +19,7 @@ from langgraph.graph import END, START, StateGraph
 from graphs.agent import build_agent
 from graphs.offline import OfflineChatModel
 
-GATE_SECONDS = 60.0  # a test that forgot its gate fails here instead of hanging the server
+GATE_SECONDS = 180.0  # a test that forgot its gate fails here instead of hanging the server
 
 
 def agent() -> Any:
