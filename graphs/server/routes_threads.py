@@ -185,9 +185,11 @@ async def update_state(thread_id: UUID, body: StateUpdate, server: ServerDep, us
 
     try:
         written = await asyncio.to_thread(write)
-    # Values the state cannot take or no such as_node (InvalidUpdateError), or a
-    # checkpoint_ns that names no subgraph (ValueError).
-    except (InvalidUpdateError, ValueError) as exc:
+    # A node or channel the graph lacks, or values the state cannot take: the caller's
+    # mistake, in LangGraph's words (400); a checkpoint_ns naming no subgraph (ValueError).
+    except InvalidUpdateError as exc:
+        raise HTTPException(400, f"cannot update the state: {exc}") from None
+    except ValueError as exc:
         raise HTTPException(422, f"cannot update the state: {exc}") from None
     return {"checkpoint": shapes.thread_state_checkpoint(written)}
 

@@ -14,6 +14,7 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import anyio
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from checkpointing.run_events import Event
@@ -92,7 +93,9 @@ def stream_response(
                 yield event
         except asyncio.CancelledError:  # the client went away
             if cancel_on_disconnect:
-                await cancel(server, run, "interrupt")
+                # Shielded: the response's cancelled scope would cancel the call at once.
+                with anyio.CancelScope(shield=True):
+                    await cancel(server, run, "interrupt")
             raise
 
     return EventSourceResponse(body(), ping=HEARTBEAT_SECONDS, headers=headers(run))
