@@ -112,7 +112,7 @@ async def create_stateless(body: RunBody, server: ServerDep, user: UserDep) -> A
     return JSONResponse(shapes.run(run), headers=headers(run))
 
 
-@router.post("/runs/stream")
+@router.post("/runs/stream", response_class=EventSourceResponse)
 async def stream_stateless(body: RunBody, server: ServerDep, user: UserDep) -> Any:
     run = await accept_stateless(server, user, body, by_worker=False)
     cancelling = body.on_disconnect == "cancel"
