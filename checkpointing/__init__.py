@@ -31,6 +31,7 @@ from checkpointing.ids import (
     thread_config,
     validate_id,
 )
+from checkpointing.leases import hold, is_free
 from checkpointing.opening import (
     open_async_conversations,
     open_async_saver,
@@ -39,7 +40,11 @@ from checkpointing.opening import (
     resolve_url,
 )
 from checkpointing.retention import PruneReport, prune, reclaim
-from checkpointing.runner import Runner
+from checkpointing.rollback import head_checkpoint, roll_back
+from checkpointing.run_events import Event, RunEvents
+from checkpointing.runner import RunHooks, Runner
+from checkpointing.runs import ACTIVE as ACTIVE_RUN_STATUSES
+from checkpointing.runs import Run, RunNotFound, Runs
 from checkpointing.secrets import add_secret, scrub
 from checkpointing.serde import strict_serializer
 from checkpointing.settings import Settings, load_settings
@@ -57,6 +62,7 @@ from checkpointing.urls import parse_url, redact
 from checkpointing.verify import VerifyReport, verify
 
 __all__ = [
+    "ACTIVE_RUN_STATUSES",
     "DIED",
     "NO_ANSWER",
     "STATES",
@@ -68,6 +74,7 @@ __all__ = [
     "Conversations",
     "DatabaseNotFound",
     "DatabaseUnavailable",
+    "Event",
     "InvalidDatabase",
     "InvalidIdentifier",
     "InvalidText",
@@ -75,7 +82,12 @@ __all__ = [
     "LeaseLost",
     "NothingToResume",
     "PruneReport",
+    "Run",
+    "RunEvents",
+    "RunHooks",
+    "RunNotFound",
     "Runner",
+    "Runs",
     "Settings",
     "TableStats",
     "ThreadBusy",
@@ -92,6 +104,9 @@ __all__ = [
     "create_token",
     "every_thread_id",
     "export_upstream",
+    "head_checkpoint",
+    "hold",
+    "is_free",
     "list_tokens",
     "load_settings",
     "new_thread_id",
@@ -105,6 +120,7 @@ __all__ = [
     "redact",
     "resolve_url",
     "revoke_token",
+    "roll_back",
     "scrub",
     "stats",
     "strict_serializer",

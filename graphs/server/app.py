@@ -33,12 +33,12 @@ from checkpointing import (
     InvalidIdentifier,
     InvalidText,
     NothingToResume,
+    RunNotFound,
     ThreadBusy,
     ThreadNotFound,
     open_conversations,
     scrub,
 )
-from checkpointing.runs import RunNotFound
 from graphs.server import (
     routes_assistants,
     routes_runs,

@@ -15,9 +15,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
 
-from checkpointing import Conversation, Conversations, user_of_token
-from checkpointing.run_events import RunEvents
-from checkpointing.runs import Runs
+from checkpointing import Conversation, Conversations, RunEvents, Runs, user_of_token
 from graphs.server.hub import Hub
 from graphs.server.registry import Served, find
 from graphs.server.worker import Worker

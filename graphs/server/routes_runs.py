@@ -17,8 +17,7 @@ from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import JSONResponse
 from sse_starlette import EventSourceResponse
 
-from checkpointing import Conversation, ThreadBusy, ThreadNotFound
-from checkpointing.runs import Run
+from checkpointing import Conversation, Run, ThreadBusy, ThreadNotFound
 from graphs.server import shapes
 from graphs.server.bodies import SQL_INT, RunBody
 from graphs.server.context import Server, ServerDep, UserDep

@@ -16,8 +16,7 @@ from fastapi import APIRouter, HTTPException, Response
 from langchain_core.runnables import RunnableConfig
 from langgraph.errors import InvalidUpdateError
 
-from checkpointing import Conversation, ThreadNotFound, thread_config
-from checkpointing.leases import hold
+from checkpointing import Conversation, ThreadNotFound, hold, thread_config
 from graphs.server import shapes
 from graphs.server.bodies import (
     CheckpointBody,

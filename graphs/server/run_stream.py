@@ -17,8 +17,8 @@ from typing import Any
 import anyio
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from checkpointing.run_events import Event
-from checkpointing.runs import ACTIVE, Run, RunNotFound
+from checkpointing import ACTIVE_RUN_STATUSES as ACTIVE
+from checkpointing import Event, Run, RunNotFound
 from graphs.server.context import Server
 from graphs.server.hub import wait
 

@@ -20,8 +20,7 @@ from langchain_core.messages import AIMessage, AIMessageChunk
 from langgraph.types import Interrupt, Send, StateSnapshot
 from pydantic import BaseModel
 
-from checkpointing import Conversation
-from checkpointing.runs import Run
+from checkpointing import Conversation, Run
 
 # Our thread states as the clients name them.
 THREAD_STATUS = {

@@ -28,17 +28,19 @@ from checkpointing import (
     Conversation,
     Conversations,
     NothingToResume,
+    Run,
+    RunEvents,
+    RunHooks,
     Runner,
+    Runs,
     ThreadBusy,
     ThreadNotFound,
+    head_checkpoint,
+    is_free,
     load_settings,
+    roll_back,
     scrub,
 )
-from checkpointing.leases import is_free
-from checkpointing.rollback import head_checkpoint, roll_back
-from checkpointing.run_events import RunEvents
-from checkpointing.runner import RunHooks
-from checkpointing.runs import Run, Runs
 from graphs.server.hub import Hub
 from graphs.server.registry import Served
 from graphs.server.stream_events import Translator, error_event, graph_modes, metadata_event
