@@ -11,7 +11,9 @@ the checkpoints, so a run survives the server itself. Which module owns what:
     registry.py          which graphs are served (``--graph``, ``langgraph.json``)
     bodies.py            request bodies;  shapes.py  what is sent back
     routes_*.py          the endpoints, by resource
-    worker.py            taking run rows and running them under the thread's lease
+    worker.py            which run rows this process takes, and when; recovery; draining
+    execution.py         one run: claimed and finished under the thread's lease, its events
+    body_limit.py        the cap on a request body's size
     stream_events.py     a graph's stream as the clients' events
     run_stream.py        a run's events as SSE, read from the rows; waiting for a run
     hub.py               wake-ups within one process;  thread_copy.py  copying a thread

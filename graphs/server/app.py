@@ -50,12 +50,12 @@ from graphs.server.body_limit import BodyLimit
 from graphs.server.context import Server
 from graphs.server.hub import Hub
 from graphs.server.registry import Served, graph_specs, load_graphs
+from graphs.server.routes_system import VERSION
 from graphs.server.worker import Worker
 
 log = logging.getLogger("durable_agent.server")
 Graph = Pregel[Any, Any, Any, Any]
 DRAIN_SECONDS = 10.0
-VERSION = "0.1.0"
 
 
 @dataclass(frozen=True)

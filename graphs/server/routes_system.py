@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import APIRouter
 
 router = APIRouter(tags=["system"])
+VERSION = "0.1.0"
 
 
 @router.get("/ok")
@@ -17,8 +18,6 @@ async def ok() -> dict[str, bool]:
 
 @router.get("/info")
 async def info() -> dict[str, Any]:
-    from graphs.server.app import VERSION
-
     return {
         "version": VERSION,
         "langgraph_py_version": _langgraph_version(),

@@ -1,0 +1,177 @@
+"""One run being run: claimed under its thread's lease, streamed into event rows, finished.
+
+``Execution`` is what the worker (``worker.py``) does with one run row: it decides how
+the run goes on (new input, an answer, a command, or continuing a run cut off or drained
+before), runs it through ``Runner`` with ``RunHooks`` that claim and finish the row under
+the thread's lease, and stores each event before any client is sent it. A run taken up
+again continues its event numbers and does not send twice what it sent before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.errors import GraphDrained
+from langgraph.runtime import RunControl
+from langgraph.types import Command
+
+from checkpointing import (
+    Conversation,
+    Conversations,
+    NothingToResume,
+    Run,
+    RunEvents,
+    RunHooks,
+    Runner,
+    Runs,
+    head_checkpoint,
+    roll_back,
+    scrub,
+)
+from graphs.server.stream_events import Translator, error_event, graph_modes, metadata_event
+
+SHUTDOWN = "server shutting down"
+UNFINISHED = ("paused", "crashed", "failed")
+Tell = Callable[[str], None]
+
+
+class RunGone(Exception):
+    """The run was finished or cancelled before this worker could take it."""
+
+
+def _command(spec: Mapping[str, Any]) -> Command[Any]:
+    return Command(resume=spec.get("resume"), update=spec.get("update"), goto=spec.get("goto", ()))
+
+
+class Execution:
+    """One run being run: its control, its events' numbering, how it ended."""
+
+    def __init__(
+        self, run: Run, runs: Runs, events: RunEvents, conversations: Conversations, tell: Tell
+    ) -> None:
+        self.run, self.runs, self.events, self.tell = run, runs, events, tell
+        self.conversations = conversations
+        self.control = RunControl()
+        self.seq = 0
+        self.started_from: str | None = None  # the thread's head when this run took it
+        self.sent_values: str | None = None  # see ``_unsent``
+        self.translator = Translator(run.kwargs.get("stream_mode") or ["values"])
+
+    # -- under the lease --------------------------------------------------------------------
+
+    def held(self, conversation: Conversation) -> None:
+        if self.seq:  # the second half of a run that finished its thread's cut-off steps
+            return
+        claimed = self.runs.claim(self.run.run_id)
+        if claimed is None:
+            raise RunGone(self.run.run_id)
+        self.run = claimed
+        self.started_from = head_checkpoint(self.conversations.backend, self.run.thread_id)
+        self.seq = self.events.last_seq(self.run.run_id)
+        if self.seq:
+            self.sent_values = self.events.last_data(self.run.run_id, "values")
+        self.store([metadata_event(self.run.run_id, self.run.attempts)])
+
+    def done(self, exc: BaseException | None) -> None:
+        runs, run_id = self.runs, self.run.run_id
+        if isinstance(exc, GraphDrained) and self.control.drain_reason == SHUTDOWN:
+            runs.requeue(run_id)  # the next worker takes it up from its last checkpoint
+        elif isinstance(exc, GraphDrained):
+            if runs.cancel_asked(run_id) == "rollback":
+                roll_back(self.conversations.backend, self.run.thread_id, self.started_from)
+            runs.finish(run_id, "interrupted")
+        elif exc is None or (isinstance(exc, NothingToResume) and self.run.attempts > 1):
+            self.store(self.translator.leftovers())
+            runs.finish(run_id, "success")
+        elif isinstance(exc, Exception):
+            message = scrub(str(exc)) or type(exc).__name__
+            self.store([error_event(exc, message)])
+            runs.finish(run_id, "error", message)
+        self.tell(run_id)
+
+    def failed(self, exc: BaseException | None) -> None:
+        """``done`` for the first half of a two-part run: only a failure ends the run."""
+        if exc is not None:
+            self.done(exc)
+
+    def store(self, events: list[tuple[str, str]]) -> None:
+        if events:
+            self.events.append(self.run.run_id, self.seq + 1, events)
+            self.seq += len(events)
+
+    # -- the run ----------------------------------------------------------------------------
+
+    async def execute(self, runner: Runner, conversation: Conversation) -> None:
+        hooks = RunHooks(held=self.held, done=self.done, config=self._config())
+        kwargs = {
+            "stream_mode": graph_modes(self.translator.modes),
+            "subgraphs": bool(self.run.kwargs.get("stream_subgraphs")),
+            "control": self.control,
+            "hooks": hooks,
+        }
+        for key in ("interrupt_before", "interrupt_after", "context"):
+            if self.run.kwargs.get(key):
+                kwargs[key] = self.run.kwargs[key]
+        async for chunk in self._stream(runner, conversation, kwargs):
+            events = self._unsent(self.translator.events(chunk))
+            await asyncio.to_thread(self.store, events)
+            self.tell(self.run.run_id)
+
+    def _unsent(self, events: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        """A run taken up again (after a crash or a drain) first streams the state it
+        resumes from; when that is the last ``values`` event it stored already, the
+        clients have it, and sending it again would break the run's one clean sequence."""
+        if self.sent_values is None:
+            return events
+        for i, (name, data) in enumerate(events):
+            if name == "values":
+                sent, self.sent_values = self.sent_values, None
+                return events[:i] + events[i + 1 :] if data == sent else events
+        return events
+
+    def _config(self) -> RunnableConfig:
+        config = dict(self.run.kwargs.get("config") or {})
+        configurable = dict(config.get("configurable") or {})
+        for key in ("thread_id", "user_id", "checkpoint_ns"):
+            configurable.pop(key, None)  # the server's, never the request's
+        if self.run.kwargs.get("checkpoint_id"):
+            configurable["checkpoint_id"] = self.run.kwargs["checkpoint_id"]
+        config["configurable"] = configurable
+        return config  # type: ignore[return-value]
+
+    def _stream(
+        self, runner: Runner, conversation: Conversation, kwargs: dict[str, Any]
+    ) -> AsyncIterator[Any]:
+        """Continue the thread if this run was started before (a crash, a shutdown) or
+        answers a question; else run it with the run's input."""
+        run, key = self.run, (conversation.thread_id, conversation.user_id)
+        command = run.kwargs.get("command")
+        if run.attempts > 0:
+            return runner.aresume(*key, **kwargs)
+        if command and command.get("resume") is not None and conversation.status == "waiting":
+            return runner.aresume(*key, answer=command["resume"], **kwargs)
+        if command:
+            return runner.astream(conversation, _command(command), **kwargs)
+        inputs, unfinished = run.kwargs.get("input"), conversation.status in UNFINISHED
+        if inputs is None and unfinished:
+            return runner.aresume(*key, retry=conversation.status == "failed", **kwargs)
+        if unfinished:
+            return self._finished_first(runner, conversation, inputs, kwargs)
+        return runner.astream(conversation, inputs, **kwargs)
+
+    async def _finished_first(
+        self, runner: Runner, conversation: Conversation, inputs: Any, kwargs: dict[str, Any]
+    ) -> AsyncIterator[Any]:
+        """New input on a thread whose last run stopped mid-way (paused, cut off, failed):
+        its remaining steps run first, as the command line does, so no tool call is left
+        without its result; then the input."""
+        first = {**kwargs, "hooks": RunHooks(self.held, self.failed, kwargs["hooks"].config)}
+        key = (conversation.thread_id, conversation.user_id)
+        retry = conversation.status == "failed"
+        async for chunk in runner.aresume(*key, retry=retry, **first):
+            yield chunk
+        async for chunk in runner.astream(conversation, inputs, **kwargs):
+            yield chunk
