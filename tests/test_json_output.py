@@ -77,7 +77,18 @@ def test_every_json_output_of_a_waiting_thread_parses_with_the_same_fields(db_ur
     [waiting] = shown["waiting_for"]
     assert set(waiting) == {"id", "value"}
     assert isinstance(waiting["id"], str)
-    assert waiting["value"] == {"tool": "remember", "fact": "I like tea", "question": question}
+    assert waiting["value"] == {
+        "tool": "remember",
+        "fact": "I like tea",
+        "question": question,
+        # What agent-chat-ui shows approve / edit / reject for.
+        "action_requests": [
+            {"name": "remember", "args": {"fact": "I like tea"}, "description": question}
+        ],
+        "review_configs": [
+            {"action_name": "remember", "allowed_decisions": ["approve", "edit", "reject"]}
+        ],
+    }
     assert pending["waiting_for"] == shown["waiting_for"]
     assert (shown["state"], shown["next"]) == ("waiting", ["tools"])
     assert shown["messages"][0] == {"type": "human", "content": "remember that I like tea"}

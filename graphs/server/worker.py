@@ -22,6 +22,7 @@ from langgraph.errors import GraphDrained
 
 from checkpointing import (
     Conversations,
+    DatabaseUnavailable,
     NothingToResume,
     Run,
     RunEvents,
@@ -130,6 +131,8 @@ class Worker:
             await asyncio.to_thread(self.runs.finish, run.run_id, "interrupted")
         except ThreadBusy:
             pass  # another process runs the thread; the next look tries again
+        except DatabaseUnavailable as exc:  # no connection for its lease, say: it waits
+            log.warning("run %s waits: %s", run.run_id, scrub(str(exc)))
         except GraphDrained:
             pass  # paused or shut down: recorded by ``done``
         except Exception as exc:  # recorded by ``done`` when it ran under the lease
