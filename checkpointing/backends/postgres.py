@@ -97,7 +97,11 @@ def open_postgres(request: Request) -> Iterator[Backend]:
                 migrate(saver.items.db)
             except psycopg.Error as exc:
                 raise migration_failed(url, exc) from None
-        yield _backend(saver, pool, url, store_current="store" in current)
+        backend = _backend(saver, pool, url, store_current="store" in current)
+        try:
+            yield backend
+        finally:
+            backend.leases.close()  # type: ignore[attr-defined]
     finally:
         pool.close()
 

@@ -27,12 +27,16 @@ PG_TRY_WRITE_LOCK_SQL = "SELECT pg_try_advisory_lock(hashtextextended(%s, 8)) AS
 PG_PROBE_SQL = """
 SELECT pg_try_advisory_lock(hashtextextended(%s, 7)) AS hold,
     pg_try_advisory_lock(hashtextextended(%s, 8)) AS write"""
-PG_UNLOCK_SQL = "SELECT pg_advisory_unlock(hashtextextended(%s, 7))"
-PG_UNLOCK_WRITE_SQL = "SELECT pg_advisory_unlock(hashtextextended(%s, 8))"
+PG_UNLOCK_SQL = "SELECT pg_advisory_unlock(hashtextextended(%s, 7)) AS unlocked"
+PG_UNLOCK_WRITE_SQL = "SELECT pg_advisory_unlock(hashtextextended(%s, 8)) AS unlocked"
 PG_PING_SQL = "SELECT 1"
 # How often a held lease's sessions are pinged: often enough to see a lost one soon, and
 # to keep idle timeouts (the server's, a NAT's) off them; rarely enough to cost nothing.
 PG_CHECK_SECONDS = 1.0
+# Session pairs kept open between leases, so a busy server does not connect twice per run
+# (the connections' cost dominated a run's own on PostgreSQL). Only healthy, idle pairs
+# whose locks were released are kept; a process that dies drops them with its locks.
+IDLE_PAIRS = 8
 
 
 def lease_lost(thread_id: str, reason: str) -> LeaseLost:
@@ -55,8 +59,11 @@ class PostgresLease:
     run stops at its next write; the surviving lock keeps others out until it has.
     """
 
-    def __init__(self, thread_id: str, hold: Any, write: Any) -> None:
-        self.thread_id, self.hold, self.write = thread_id, hold, write
+    def __init__(
+        self, thread_id: str, hold: Any, write: Any,
+        keep: Callable[[Any, Any], bool] | None = None,
+    ) -> None:  # fmt: skip
+        self.thread_id, self.hold, self.write, self.keep = thread_id, hold, write, keep
         self.lost: str | None = None
         self._lock = threading.Lock()  # one statement at a time on the write session
         self._checked = time.monotonic()
@@ -100,11 +107,21 @@ class PostgresLease:
         return self.lost is None
 
     def __call__(self) -> None:
-        """Release: unlock and close both sessions; a dead session has nothing to unlock."""
+        """Release: unlock both sessions (a dead one has nothing to unlock), then hand them
+        to *keep* for the next lease, or close them."""
+        unlocked = self.lost is None
         for conn, sql in ((self.write, PG_UNLOCK_WRITE_SQL), (self.hold, PG_UNLOCK_SQL)):
-            with suppress(Exception):
-                if not (conn.closed or conn.broken):
-                    conn.execute(sql, (self.thread_id,))
+            try:
+                if conn.closed or conn.broken:
+                    unlocked = False
+                    continue
+                row = conn.execute(sql, (self.thread_id,)).fetchone()
+                unlocked = bool(row["unlocked"]) and unlocked
+            except Exception:
+                unlocked = False
+        if unlocked and self.keep is not None and self.keep(self.hold, self.write):
+            return
+        for conn in (self.write, self.hold):
             with suppress(Exception):
                 conn.close()
 
@@ -122,6 +139,34 @@ class PostgresLeases:
     ) -> None:
         self.connect, self.probe = connect, probe
         self.held = {} if held is None else held
+        self._idle: list[tuple[Any, Any]] = []
+        self._idle_lock = threading.Lock()
+
+    def _keep(self, hold: Any, write: Any) -> bool:
+        """Keep a released lease's sessions for the next one, if idle and room is left."""
+        from psycopg.pq import TransactionStatus
+
+        idle = TransactionStatus.IDLE
+        if hold.info.transaction_status != idle or write.info.transaction_status != idle:
+            return False
+        with self._idle_lock:
+            if len(self._idle) >= IDLE_PAIRS:
+                return False
+            self._idle.append((hold, write))
+        return True
+
+    def _kept(self) -> tuple[Any, Any] | None:
+        with self._idle_lock:
+            return self._idle.pop() if self._idle else None
+
+    def close(self) -> None:
+        """Close the sessions kept between leases (the backend is closing)."""
+        with self._idle_lock:
+            pairs, self._idle = self._idle, []
+        for pair in pairs:
+            for conn in pair:
+                with suppress(Exception):
+                    conn.close()
 
     def _open(self, thread_id: str) -> Any:
         import psycopg
@@ -138,13 +183,25 @@ class PostgresLeases:
     def try_acquire(self, thread_id: str) -> Callable[[], None] | None:
         if self.probe is not None and not self.is_free(thread_id):
             return None  # a busy thread costs a pooled round trip, not two new connections
+        kept = self._kept()
+        if kept is not None:
+            try:
+                return self._take(thread_id, *kept)
+            except Exception:  # dropped while kept (an idle timeout, a restart): open anew
+                for conn in kept:
+                    with suppress(Exception):
+                        conn.close()
         hold_conn = self._open(thread_id)
         try:
             write_conn = self._open(thread_id)
         except BaseException:
             hold_conn.close()
             raise
-        lease = PostgresLease(thread_id, hold_conn, write_conn)
+        return self._take(thread_id, hold_conn, write_conn)
+
+    def _take(self, thread_id: str, hold_conn: Any, write_conn: Any) -> Callable[[], None] | None:
+        """Lock *thread_id* on both sessions: its release, or None if someone holds it."""
+        lease = PostgresLease(thread_id, hold_conn, write_conn, self._keep)
         try:
             taken = hold_conn.execute(PG_TRY_LOCK_SQL, (thread_id,)).fetchone()["locked"]
             taken = (
@@ -152,6 +209,7 @@ class PostgresLeases:
                 and write_conn.execute(PG_TRY_WRITE_LOCK_SQL, (thread_id,)).fetchone()["locked"]
             )
         except BaseException:
+            lease.keep = None
             lease()
             raise
         if not taken:
