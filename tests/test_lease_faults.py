@@ -27,8 +27,10 @@ from checkpointing import (
     DatabaseUnavailable,
     LeaseLost,
     Settings,
+    ThreadBusy,
     open_async_conversations,
     open_conversations,
+    open_saver,
 )
 from checkpointing.backend import backend_of
 from checkpointing.backends.postgres_connections import bounded_connection
@@ -429,3 +431,22 @@ def test_a_wait_past_the_query_timeout_fails_but_schema_setup_may_take_longer():
             )
             assert slept
             assert conn.wait_timeout == 1.0  # the hour was for setup only
+
+
+@pytest.mark.postgres
+def test_a_kept_lease_session_that_died_is_replaced_by_a_new_one(own_pg):
+    """Released leases keep their sessions for the next lease; one the server dropped
+    meanwhile (terminated, an idle timeout) is replaced, and the new lease is a real one."""
+    with open_saver(own_pg) as saver:
+        leases = backend_of(saver).leases
+        with hold(leases, "kept-1"):
+            pass  # released: its two sessions are kept
+        kept = [conn.info.backend_pid for pair in leases._idle for conn in pair]
+        assert len(kept) == 2
+        for pid in kept:
+            _terminate(own_pg, "SELECT %s", (pid,))
+        with hold(leases, "kept-2"):
+            assert not is_free(leases, "kept-2")
+            with pytest.raises(ThreadBusy), hold(leases, "kept-2"):
+                pass
+        assert is_free(leases, "kept-2")
