@@ -82,6 +82,9 @@ CANCEL = f"""UPDATE durable_agent_runs SET cancel = ?, updated_at = ?,
     status = CASE WHEN status = 'pending' THEN 'interrupted' ELSE status END
 WHERE run_id = ? AND thread_id = ? AND user_id = ? RETURNING {_COLUMNS}"""  # noqa: S608
 CANCEL_ASKED = "SELECT cancel FROM durable_agent_runs WHERE run_id = ?"
+CANCELLED_RUNNING = (
+    "SELECT run_id FROM durable_agent_runs WHERE status = 'running' AND cancel <> ''"
+)
 DELETE_EVENTS = """DELETE FROM durable_agent_run_events WHERE run_id IN (SELECT run_id
     FROM durable_agent_runs WHERE run_id = ? AND thread_id = ? AND user_id = ?
     AND status NOT IN ('pending', 'running'))"""
@@ -207,6 +210,10 @@ class Runs:
         if not rows:
             raise RunNotFound(f"no run {run_id!r} on thread {thread_id!r}")
         return run_from_row(rows[0])
+
+    def cancelled_running(self) -> builtins.list[str]:
+        """Runs told to stop while running: each server stops those it runs."""
+        return [str(r["run_id"]) for r in self.db.run([(CANCELLED_RUNNING, ())])[0]]
 
     def cancel_asked(self, run_id: str) -> str:
         rows = self.db.run([(CANCEL_ASKED, (run_id,))])[0]

@@ -75,3 +75,24 @@ def test_two_servers_on_one_database_share_the_runs_once_each(db_url, tmp_path):
     for i in range(4):  # a thread's second run started after its first had ended
         first_run, second_run = by_tag[f"{i}-0"], by_tag[f"{i}-1"]
         assert max(at for _, at in first_run) < min(at for _, at in second_run)
+
+
+def test_a_cancel_sent_to_another_server_stops_that_run_and_no_other(db_url, tmp_path):
+    log = tmp_path / "log"
+    args = ("--no-auth", "--graph", f"slow={FAULT_GRAPHS}:graph")
+    with (
+        serving(db_url, tmp_path, args, env={"FAULT_LOG": str(log)}) as first,
+        serving(db_url, tmp_path, args, env={"FAULT_LOG": str(log)}) as second,
+    ):
+        runs_on, cancels_on = (get_sync_client(url=s.url, api_key=None) for s in (first, second))
+        thread = runs_on.threads.create()["thread_id"]
+        run = runs_on.runs.create(thread, "slow", input={"tag": "long", "pause": 0.4})
+        deadline = time.monotonic() + DEADLINE
+        while not (log.exists() and "long a" in log.read_text()):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        cancels_on.runs.cancel(thread, run["run_id"], action="interrupt", wait=True)
+        assert runs_on.runs.get(thread, run["run_id"])["status"] == "interrupted"
+        assert runs_on.threads.get_state(thread)["next"]  # paused mid-way, resumable
+        after = runs_on.runs.wait(thread, "slow", input=None)  # continues, is not paused
+    assert after["steps"] == list(NODES)

@@ -231,3 +231,48 @@ def test_store_items_are_per_user(api: Api) -> None:
     assert alice.store.get_item(["notes"], key)["value"] == {"text": "alice's"}
     bob.store.delete_item(["notes"], key)
     assert alice.store.get_item(["notes"], key)["value"] == {"text": "alice's"}
+
+
+def test_a_message_no_graph_can_read_is_refused_before_it_reaches_the_thread(api: Api) -> None:
+    client = api.sync()
+    thread_id = _thread(client)
+    bad = {"messages": [{"role": "wizard", "content": "x"}]}
+    with pytest.raises(UnprocessableEntityError, match="Unexpected message type: 'wizard'"):
+        client.runs.create(thread_id, "agent", input=bad)
+    with pytest.raises(UnprocessableEntityError, match="messages"):
+        client.threads.update_state(thread_id, bad)
+    assert client.threads.get_state(thread_id)["values"] == {}  # readable, untouched
+    assert client.runs.list(thread_id) == []
+
+
+def test_concurrent_runs_that_create_one_thread_make_it_once(api: Api) -> None:
+    thread_id = str(uuid4())
+
+    async def create() -> Any:
+        client = api.client()
+        question = {"messages": [{"role": "user", "content": "what is 2*3?"}]}
+        return await client.runs.create(thread_id, "agent", input=question, if_not_exists="create")
+
+    async def together() -> list[Any]:
+        return await asyncio.gather(*(create() for _ in range(6)))
+
+    runs = asyncio.run(together())
+    assert {run["thread_id"] for run in runs} == {thread_id}
+    client = api.sync()
+    until(lambda: all(r["status"] == "success" for r in client.runs.list(thread_id)), "runs done")
+    with pytest.raises(NotFoundError):  # another user's thread is not made theirs
+        api.sync("bob").runs.create(
+            thread_id, "agent", input={"messages": []}, if_not_exists="create"
+        )
+
+
+def test_wait_says_where_to_ask_again(api: Api) -> None:
+    thread_id = _thread(api.sync())
+    question = {"assistant_id": "agent", "input": {"messages": [{"role": "user", "content": "hi"}]}}
+    answer = httpx.post(
+        f"{api.url}/threads/{thread_id}/runs/wait",
+        json=question, headers={"x-api-key": api.tokens["alice"]}, timeout=60,
+    )  # fmt: skip
+    run = answer.headers["content-location"]
+    assert answer.headers["location"] == f"{run}/join"
+    assert httpx.get(f"{api.url}{run}/join", headers={"x-api-key": api.tokens["alice"]}).json()

@@ -21,6 +21,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.middleware.trustedhost import TrustedHostMiddleware
 from fastapi.responses import JSONResponse
 from langgraph.pregel import Pregel
 from pydantic import BaseModel
@@ -56,6 +57,8 @@ from graphs.server.worker import Worker
 log = logging.getLogger("durable_agent.server")
 Graph = Pregel[Any, Any, Any, Any]
 DRAIN_SECONDS = 10.0
+LOCAL_ORIGINS = r"https?://(localhost|127\.0\.0\.1|\[::1\])(:\d+)?"
+LOCAL_HOSTS = ["localhost", "127.0.0.1", "[::1]", "::1"]
 
 
 @dataclass(frozen=True)
@@ -97,12 +100,18 @@ def _detail(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": scrub(str(exc))}, status_code=status)
 
 
+def _problem(error: Mapping[str, Any]) -> str:
+    if error.get("type") == "json_invalid":
+        at = next((p for p in error.get("loc", ()) if isinstance(p, int)), None)
+        where = f" (at character {at})" if at is not None else ""
+        return f"the body is not valid JSON{where}: {error.get('ctx', {}).get('error', '')}"
+    where = ".".join(str(p) for p in error.get("loc", ()) if p != "body") or "body"
+    return f"{where}: {error.get('msg')}"
+
+
 def _invalid(request: Request, exc: Exception) -> JSONResponse:
     errors = exc.errors() if isinstance(exc, RequestValidationError) else []
-    said = "; ".join(
-        f"{'.'.join(str(p) for p in e.get('loc', ()) if p != 'body') or 'body'}: {e.get('msg')}"
-        for e in errors[:5]
-    )
+    said = "; ".join(_problem(e) for e in errors[:5])
     return JSONResponse({"detail": said or "invalid request"}, status_code=422)
 
 
@@ -142,6 +151,10 @@ def _lifespan(parts: Ready, options: Options) -> Callable[[FastAPI], Any]:
         hub = Hub()
         worker = Worker(parts.conversations, parts.served, hub, max_runs=options.max_runs)
         server = Server(parts.conversations, parts.served, hub, worker, no_auth=options.no_auth)
+        log.info(
+            "serving %s on %s%s", ", ".join(parts.served), parts.conversations.backend.name,
+            " without tokens, as user 'local'" if options.no_auth else "",
+        )  # fmt: skip
         app.state.server = server
         task = asyncio.create_task(worker.serve(), name="worker")
         try:
@@ -164,13 +177,20 @@ def create_app(parts: Ready, options: Options) -> FastAPI:
         lifespan=_lifespan(parts, options),
         responses=ERRORS,
     )
+    # Without tokens, only pages served from this machine may call it, by a local name:
+    # any website a developer visits could otherwise act as the local user (CORS), or
+    # reach it through a name that resolves here (DNS rebinding).
+    local = options.no_auth
     app.add_middleware(
         CORSMiddleware,
-        allow_origins=["*"],
+        allow_origins=[] if local else ["*"],
+        allow_origin_regex=LOCAL_ORIGINS if local else None,
         allow_methods=["*"],
         allow_headers=["*"],
         expose_headers=["content-location", "location"],
     )
+    if local:
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=LOCAL_HOSTS)
     app.add_middleware(BodyLimit)
     for kind, _ in STATUS:
         app.add_exception_handler(kind, _detail)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any, Literal
 from uuid import UUID
 
+from langchain_core.messages import convert_to_messages
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from checkpointing import check_storable
@@ -42,6 +43,11 @@ class CommandBody(Body):
     update: Any = None
     goto: Any = None
 
+    @field_validator("update")
+    @classmethod
+    def _update_messages(cls, value: Any) -> Any:
+        return checked_messages(value)
+
 
 class CheckpointBody(Body):
     thread_id: str | None = None
@@ -71,6 +77,11 @@ class RunBody(Body):
     after_seconds: float = Field(0.0, ge=0, le=365 * 86400)
     # Accepted for the clients' sake; every run is durable step by step.
     durability: Literal["sync", "async", "exit"] | None = None
+
+    @field_validator("input")
+    @classmethod
+    def _input_messages(cls, value: Any) -> Any:
+        return checked_messages(value)
 
     def modes(self) -> list[str]:
         modes = [self.stream_mode] if isinstance(self.stream_mode, str) else self.stream_mode
@@ -123,6 +134,11 @@ class StateUpdate(Body):
     as_node: str | None = None
     checkpoint: CheckpointBody | None = None
     checkpoint_id: str | None = None
+
+    @field_validator("values")
+    @classmethod
+    def _values_messages(cls, value: Any) -> Any:
+        return checked_messages(value)
 
 
 class StateAt(Body):
@@ -213,6 +229,22 @@ class NamespaceQuery(Body):
     @classmethod
     def _labels(cls, labels: list[str] | None) -> list[str] | None:
         return labels and checked_labels(labels)
+
+
+def checked_messages(value: Any) -> Any:
+    """*value* (an input, an update) whose ``messages``, if any, LangChain can read.
+
+    A message LangGraph's reducer cannot convert would be written into the thread as it
+    is, and the thread could not be read back (every state read fails): refused here,
+    before anything is stored."""
+    if isinstance(value, dict) and "messages" in value:
+        messages = value["messages"]
+        try:
+            convert_to_messages(messages if isinstance(messages, list) else [messages])
+        except (ValueError, TypeError, NotImplementedError) as exc:
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise ValueError(f"messages: {first}") from None
+    return value
 
 
 def checked_namespace(namespace: list[str]) -> list[str]:

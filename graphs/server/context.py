@@ -10,8 +10,8 @@ for that user, and another user's looks exactly like a missing one.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
-from typing import Annotated, Any
+from dataclasses import dataclass
+from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 
@@ -30,7 +30,6 @@ class Server:
     hub: Hub
     worker: Worker
     no_auth: bool = False
-    tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
     @property
     def runs(self) -> Runs:
@@ -54,6 +53,11 @@ class Server:
         return named or next(iter(self.served.values()))
 
 
+def is_duplicate(exc: Exception) -> bool:
+    """A unique key taken already (a thread ID), on SQLite or PostgreSQL."""
+    return type(exc).__name__ in ("IntegrityError", "UniqueViolation")
+
+
 def server(request: Request) -> Server:
     return request.app.state.server  # type: ignore[no-any-return]
 
@@ -75,7 +79,9 @@ async def user(request: Request) -> str:
         raise HTTPException(401, "no token: send 'Authorization: Bearer TOKEN' or 'x-api-key'")
     owner = await asyncio.to_thread(user_of_token, found.conversations.backend, secret)
     if owner is None:
-        raise HTTPException(401, "unknown or revoked token; create one with 'durable-agent token'")
+        raise HTTPException(
+            401, "unknown or revoked token; make one with 'durable-agent token create --user USER'"
+        )
     return str(owner)
 
 

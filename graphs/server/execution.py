@@ -56,6 +56,7 @@ class Execution:
         self.conversations = conversations
         self.control = RunControl()
         self.seq = 0
+        self.taken = False  # taken up again with its input already in (``_input_taken``)
         self.started_from: str | None = None  # the thread's head when this run took it
         self.sent_values: str | None = None  # see ``_unsent``
         self.translator = Translator(run.kwargs.get("stream_mode") or ["values"])
@@ -83,7 +84,7 @@ class Execution:
             if runs.cancel_asked(run_id) == "rollback":
                 roll_back(self.conversations.backend, self.run.thread_id, self.started_from)
             runs.finish(run_id, "interrupted")
-        elif exc is None or (isinstance(exc, NothingToResume) and self.run.attempts > 1):
+        elif exc is None or (isinstance(exc, NothingToResume) and self.taken):
             self.store(self.translator.leftovers())
             runs.finish(run_id, "success")
         elif isinstance(exc, Exception):
@@ -115,10 +116,21 @@ class Execution:
         for key in ("interrupt_before", "interrupt_after", "context"):
             if self.run.kwargs.get(key):
                 kwargs[key] = self.run.kwargs[key]
-        async for chunk in self._stream(runner, conversation, kwargs):
+        self.taken = self.run.attempts > 0 and await asyncio.to_thread(self._input_taken)
+        async for chunk in self._stream(runner, conversation, kwargs, self.taken):
             events = self._unsent(self.translator.events(chunk))
             await asyncio.to_thread(self.store, events)
             self.tell(self.run.run_id)
+
+    def _input_taken(self) -> bool:
+        """Taken up again: whether the run's input (or answer, or command) reached the
+        thread before it stopped. Every checkpoint a run writes carries its ID in its
+        metadata (``_config``), so one tagged ``input`` says the input is in."""
+        if self.run.kwargs.get("input") is None and not self.run.kwargs.get("command"):
+            return True  # nothing to hand over: the run only continues the thread
+        config: RunnableConfig = {"configurable": {"thread_id": self.run.thread_id}}
+        found = self.conversations.saver.list(config, filter={"run_id": self.run.run_id})
+        return next(iter(found), None) is not None
 
     def _unsent(self, events: list[tuple[str, str]]) -> list[tuple[str, str]]:
         """A run taken up again (after a crash or a drain) first streams the state it
@@ -140,16 +152,18 @@ class Execution:
         if self.run.kwargs.get("checkpoint_id"):
             configurable["checkpoint_id"] = self.run.kwargs["checkpoint_id"]
         config["configurable"] = configurable
+        # In every checkpoint's metadata, as LangGraph's server puts it: see ``_input_taken``.
+        config["metadata"] = {**(config.get("metadata") or {}), "run_id": self.run.run_id}
         return config  # type: ignore[return-value]
 
     def _stream(
-        self, runner: Runner, conversation: Conversation, kwargs: dict[str, Any]
+        self, runner: Runner, conversation: Conversation, kwargs: dict[str, Any], taken: bool
     ) -> AsyncIterator[Any]:
-        """Continue the thread if this run was started before (a crash, a shutdown) or
-        answers a question; else run it with the run's input."""
+        """Continue the thread if this run was started before (a crash, a shutdown) and
+        its input is *taken* in already; answer a question; else run the run's input."""
         run, key = self.run, (conversation.thread_id, conversation.user_id)
         command = run.kwargs.get("command")
-        if run.attempts > 0:
+        if taken:
             return runner.aresume(*key, **kwargs)
         if command and command.get("resume") is not None and conversation.status == "waiting":
             return runner.aresume(*key, answer=command["resume"], **kwargs)

@@ -9,7 +9,6 @@ the run stored, so they work the same from any server process and after a restar
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from typing import Annotated, Any, Literal
 from uuid import UUID, uuid4
 
@@ -17,11 +16,18 @@ from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import JSONResponse
 from sse_starlette import EventSourceResponse
 
-from checkpointing import Conversation, Run, ThreadBusy, ThreadNotFound
+from checkpointing import Conversation, Run, ThreadNotFound
 from graphs.server import shapes
 from graphs.server.bodies import SQL_INT, RunBody
-from graphs.server.context import Server, ServerDep, UserDep
-from graphs.server.run_stream import cancel, headers, last_event_id, outcome, stream_response
+from graphs.server.context import Server, ServerDep, UserDep, is_duplicate
+from graphs.server.run_stream import (
+    cancel,
+    headers,
+    last_event_id,
+    outcome,
+    stream_response,
+    wait_response,
+)
 
 router = APIRouter(tags=["runs"])
 RUN = "/threads/{thread_id}/runs/{run_id}"
@@ -34,7 +40,14 @@ async def _thread(server: Server, thread_id: str, user: str, body: RunBody) -> C
     except ThreadNotFound:
         if body.if_not_exists != "create":
             raise
-    return await server.conversations.astart(user, thread_id=thread_id)
+    try:
+        return await server.conversations.astart(user, thread_id=thread_id)
+    except Exception as exc:
+        if not is_duplicate(exc):
+            raise
+    # Made meanwhile by a concurrent request: this user's (then it is found), or another's
+    # (then it is not found, like any thread of someone else's).
+    return await server.conversations.aget(thread_id, user)
 
 
 async def accept(server: Server, thread_id: str, user: str, body: RunBody) -> Run:
@@ -67,8 +80,7 @@ async def accept(server: Server, thread_id: str, user: str, body: RunBody) -> Ru
 async def _stop_others(server: Server, run: Run, action: str) -> None:
     for other in await asyncio.to_thread(server.runs.active, run.thread_id):
         if other.run_id != run.run_id and other.status == "running":
-            server.worker.cancel(other.run_id)
-            await asyncio.to_thread(server.worker.ask_pause, other)
+            server.worker.cancel(other.run_id)  # elsewhere, its server sees the mark
 
 
 @router.post("/threads/{thread_id}/runs")
@@ -85,47 +97,33 @@ async def stream_run(thread_id: UUID, body: RunBody, server: ServerDep, user: Us
 
 @router.post("/threads/{thread_id}/runs/wait")
 async def wait_run(thread_id: UUID, body: RunBody, server: ServerDep, user: UserDep) -> Any:
-    run = await accept(server, str(thread_id), user, body)
-    return JSONResponse(shapes.jsonable(await outcome(server, run)), headers=headers(run))
+    return wait_response(server, await accept(server, str(thread_id), user, body))
 
 
-# Stateless runs: on a thread of their own, deleted once the run is over unless
-# ``on_completion="keep"`` (the API's default for them is to delete): by the worker for a
-# background run, by the request that streamed or waited for it once it has the outcome.
-async def accept_stateless(server: Server, user: str, body: RunBody, by_worker: bool) -> Run:
+# Stateless runs: on a thread of their own, which the worker deletes a while after the run
+# ends (its client has read the outcome by then) unless ``on_completion="keep"``.
+async def accept_stateless(server: Server, user: str, body: RunBody) -> Run:
     thread = await server.conversations.astart(user, thread_id=str(uuid4()))
-    deleted = body.on_completion != "keep" and by_worker
-    body = body.model_copy(update={"on_completion": "delete" if deleted else "keep"})
+    kept = body.on_completion == "keep"
+    body = body.model_copy(update={"on_completion": "keep" if kept else "delete"})
     return await accept(server, thread.thread_id, user, body)
-
-
-async def _forget(server: Server, run: Run, body: RunBody) -> None:
-    if body.on_completion != "keep":
-        with contextlib.suppress(ThreadBusy, ThreadNotFound):
-            await server.conversations.adelete(run.thread_id, run.user_id)
 
 
 @router.post("/runs")
 async def create_stateless(body: RunBody, server: ServerDep, user: UserDep) -> Any:
-    run = await accept_stateless(server, user, body, by_worker=True)
+    run = await accept_stateless(server, user, body)
     return JSONResponse(shapes.run(run), headers=headers(run))
 
 
 @router.post("/runs/stream", response_class=EventSourceResponse)
 async def stream_stateless(body: RunBody, server: ServerDep, user: UserDep) -> Any:
-    run = await accept_stateless(server, user, body, by_worker=False)
-    cancelling = body.on_disconnect == "cancel"
-    return stream_response(
-        server, run, 0, cancel_on_disconnect=cancelling, at_end=lambda: _forget(server, run, body)
-    )
+    run = await accept_stateless(server, user, body)
+    return stream_response(server, run, 0, cancel_on_disconnect=body.on_disconnect == "cancel")
 
 
 @router.post("/runs/wait")
 async def wait_stateless(body: RunBody, server: ServerDep, user: UserDep) -> Any:
-    run = await accept_stateless(server, user, body, by_worker=False)
-    result = shapes.jsonable(await outcome(server, run))
-    await _forget(server, run, body)
-    return JSONResponse(result)
+    return wait_response(server, await accept_stateless(server, user, body))
 
 
 @router.get("/threads/{thread_id}/runs")
@@ -153,8 +151,7 @@ async def get_run(thread_id: UUID, run_id: UUID, server: ServerDep, user: UserDe
 
 @router.get(RUN + "/join")
 async def join_run(thread_id: UUID, run_id: UUID, server: ServerDep, user: UserDep) -> Any:
-    run = await _run(server, thread_id, run_id, user)
-    return JSONResponse(shapes.jsonable(await outcome(server, run)))
+    return wait_response(server, await _run(server, thread_id, run_id, user))
 
 
 def _flag(value: str | None) -> bool:

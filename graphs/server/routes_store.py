@@ -35,10 +35,16 @@ def _store(server: Server) -> BaseStore:
 
 
 def _ns(user: str, namespace: list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    if "." in user:  # LangGraph's store refuses a namespace label with a dot
+        raise HTTPException(
+            422,
+            f"user {user!r} has a '.' in its ID, which a store namespace cannot hold; "
+            "make tokens for user IDs without dots to use the store",
+        )
     return ("users", user, *namespace)
 
 
-def _item(item: Item, user: str) -> dict[str, Any]:
+def _item(item: Item) -> dict[str, Any]:
     return {
         "namespace": list(item.namespace[2:]),
         "key": item.key,
@@ -67,7 +73,7 @@ async def get_item(
     found = await asyncio.to_thread(_store(server).get, _ns(user, labels), key)
     if found is None:
         raise HTTPException(404, f"no item {key!r} in namespace {labels}")
-    return _item(found, user)
+    return _item(found)
 
 
 @router.delete("/store/items", status_code=204)
@@ -91,7 +97,7 @@ async def search_items(body: StoreSearch, server: ServerDep, user: UserDep) -> A
     # past 64 bits (orjson's TypeError, in SQLite).
     except (ValueError, TypeError) as exc:
         raise HTTPException(422, str(exc)) from None
-    return {"items": [_item(item, user) for item in found]}
+    return {"items": [_item(item) for item in found]}
 
 
 @router.post("/store/namespaces")

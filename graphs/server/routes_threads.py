@@ -27,7 +27,7 @@ from graphs.server.bodies import (
     ThreadPatch,
     ThreadSearch,
 )
-from graphs.server.context import Server, ServerDep, UserDep
+from graphs.server.context import Server, ServerDep, UserDep, is_duplicate
 from graphs.server.thread_copy import copy_checkpoints
 
 router = APIRouter(tags=["threads"])
@@ -39,10 +39,6 @@ async def described(server: Server, conversation: Conversation) -> dict[str, Any
     snapshot = await server.graph_of(conversation).graph.aget_state(conversation.config)
     interrupts = {t.id: list(t.interrupts) for t in snapshot.tasks if t.interrupts}
     return shapes.thread(conversation, snapshot.values, interrupts)
-
-
-def _is_duplicate(exc: Exception) -> bool:
-    return type(exc).__name__ in ("IntegrityError", "UniqueViolation")
 
 
 @router.post("/threads")
@@ -62,7 +58,7 @@ async def create_thread(body: ThreadCreate, server: ServerDep, user: UserDep) ->
             user, thread_id=thread_id, metadata=body.metadata or {}
         )
     except Exception as exc:
-        if _is_duplicate(exc):  # someone else's: as taken as our own
+        if is_duplicate(exc):  # someone else's: as taken as our own
             raise HTTPException(409, f"thread {thread_id!r} exists already") from None
         raise
     return shapes.thread(made)

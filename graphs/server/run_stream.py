@@ -11,16 +11,18 @@ an ``end`` event closes the stream, since the clients stop reading only at a clo
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
+from fastapi.responses import StreamingResponse
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from checkpointing import ACTIVE_RUN_STATUSES as ACTIVE
 from checkpointing import Event, Run, RunNotFound
 from graphs.server.context import Server
 from graphs.server.hub import wait
+from graphs.server.shapes import dumps
 
 HEARTBEAT_SECONDS = 5
 POLL_SECONDS = 0.5
@@ -80,16 +82,13 @@ async def events(server: Server, run: Run, after: int) -> AsyncIterator[ServerSe
 
 
 def stream_response(
-    server: Server, run: Run, after: int, *, cancel_on_disconnect: bool = False,
-    at_end: Callable[[], Awaitable[None]] | None = None,
-) -> EventSourceResponse:  # fmt: skip
-    """*run*'s events after *after* as SSE; *at_end* once every one is sent."""
+    server: Server, run: Run, after: int, *, cancel_on_disconnect: bool = False
+) -> EventSourceResponse:
+    """*run*'s events after *after* as SSE."""
 
     async def body() -> AsyncIterator[ServerSentEvent]:
         try:
             async for event in events(server, run, after):
-                if event.event == "end" and at_end is not None:
-                    await at_end()  # before the client, who may close at once, has it all
                 yield event
         except asyncio.CancelledError:  # the client went away
             if cancel_on_disconnect:
@@ -99,6 +98,27 @@ def stream_response(
             raise
 
     return EventSourceResponse(body(), ping=HEARTBEAT_SECONDS, headers=headers(run))
+
+
+def wait_response(server: Server, run: Run) -> StreamingResponse:
+    """*run*'s outcome as JSON once it is over, with a newline every few seconds before it
+    (JSON parsers skip leading whitespace), so no client or proxy times out a long run.
+    ``Location`` is where the outcome can be asked for again: the run's ``join``."""
+
+    async def body() -> AsyncIterator[bytes]:
+        waiting = asyncio.ensure_future(outcome(server, run))
+        try:
+            while not waiting.done():
+                await asyncio.wait([waiting], timeout=HEARTBEAT_SECONDS)
+                if not waiting.done():
+                    yield b"\n"
+            yield dumps(waiting.result()).encode()
+        finally:
+            waiting.cancel()
+
+    where = headers(run)["Content-Location"]
+    found = {"Content-Location": where, "Location": f"{where}/join"}
+    return StreamingResponse(body(), media_type="application/json", headers=found)
 
 
 async def outcome(server: Server, run: Run) -> Any:
@@ -126,7 +146,6 @@ async def cancel(server: Server, run: Run, action: str) -> Run:
         server.runs.cancel, run.thread_id, run.run_id, run.user_id, action
     )
     if found.status == "running":
-        server.worker.cancel(found.run_id)
-        await asyncio.to_thread(server.worker.ask_pause, found)
+        server.worker.cancel(found.run_id)  # elsewhere, its server sees the mark
     server.hub.tell(found.run_id)
     return found

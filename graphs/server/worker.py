@@ -21,12 +21,14 @@ from collections.abc import Mapping
 from langgraph.errors import GraphDrained
 
 from checkpointing import (
+    ACTIVE_RUN_STATUSES,
     Conversations,
     DatabaseUnavailable,
     NothingToResume,
     Run,
     RunEvents,
     Runner,
+    RunNotFound,
     Runs,
     ThreadBusy,
     ThreadNotFound,
@@ -47,6 +49,9 @@ PRUNE_EVERY = 600.0
 # only for one sent to another server, so less often than the command line's 0.2 s: each
 # poll of each running run is a read that waits for the database's lock.
 PAUSE_POLL = 1.0
+# A stateless run's thread is deleted this long after the run ends: its waiting or
+# streaming client reads the outcome first. (Lost if the server dies meanwhile.)
+FORGET_AFTER = 30.0
 
 
 class Worker:
@@ -63,6 +68,7 @@ class Worker:
         self.active: dict[str, tuple[asyncio.Task[None], Execution]] = {}
         self.loop: asyncio.AbstractEventLoop | None = None
         self.stopping = False
+        self.to_forget: list[tuple[float, Run]] = []  # stateless runs' threads, and when
 
     def tell(self, run_id: str) -> None:
         """News of *run_id* for its readers in this process; callable from any thread."""
@@ -89,6 +95,10 @@ class Worker:
             pruned_at = time.monotonic()
             cutoff = time.time() - self.events_keep
             await asyncio.to_thread(self.events.prune_before, cutoff)
+        if self.active:  # cancels sent to any server, for the runs this one runs
+            for run_id in await asyncio.to_thread(self.runs.cancelled_running):
+                self.cancel(run_id)
+        await self._forget_due()
         free = self.max_runs - len(self.active)
         if free > 0:
             await self._take(await asyncio.to_thread(self.runs.due, free + len(self.active)))
@@ -99,14 +109,19 @@ class Worker:
 
     def _cut_off(self) -> list[Run]:
         leases = self.conversations.backend.leases
-        return [
+        found = [
             run
             for run in self.runs.running()
             if run.run_id not in self.active and is_free(leases, run.thread_id)
         ]
+        for run in found:
+            log.info("taking up run %s of thread %s, cut off mid-run", run.run_id, run.thread_id)
+        return found
 
     async def _take(self, runs: list[Run]) -> None:
         for run in runs:
+            if self.stopping:  # a look under way when the drain began takes nothing more
+                return
             if run.run_id in self.active or len(self.active) >= self.max_runs:
                 continue
             if any(e.run.thread_id == run.thread_id for _, e in self.active.values()):
@@ -138,44 +153,52 @@ class Worker:
         except Exception as exc:  # recorded by ``done`` when it ran under the lease
             await asyncio.to_thread(self._failed_outside, execution, exc)
         finally:
-            if run.kwargs.get("on_completion") == "delete":
-                await self._delete_thread(run)
             self.active.pop(run.run_id, None)
             self.hub.tell(run.run_id)
             self.hub.queue.set()  # the thread's next run may start now
+            if run.kwargs.get("on_completion") == "delete":
+                self.to_forget.append((time.monotonic() + FORGET_AFTER, run))
 
-    async def _delete_thread(self, run: Run) -> None:
-        """A stateless run's thread, once the run is over (not when it was only paused)."""
-        found = await asyncio.to_thread(self.runs.get, run.thread_id, run.run_id, run.user_id)
-        if found.status in ("success", "error", "interrupted"):
-            with contextlib.suppress(ThreadBusy, ThreadNotFound):
-                await self.conversations.adelete(run.thread_id, run.user_id)
+    async def _forget_due(self) -> None:
+        """Delete the threads of stateless runs that ended a while ago (not paused ones)."""
+        now, due = time.monotonic(), []
+        for at, run in list(self.to_forget):
+            if at <= now:
+                self.to_forget.remove((at, run))
+                due.append(run)
+        for run in due:
+            try:
+                found = await asyncio.to_thread(
+                    self.runs.get, run.thread_id, run.run_id, run.user_id
+                )
+                if found.status not in ACTIVE_RUN_STATUSES:
+                    await self.conversations.adelete(run.thread_id, run.user_id)
+            except (RunNotFound, ThreadNotFound):
+                pass  # deleted already
+            except ThreadBusy:
+                self.to_forget.append((now + FORGET_AFTER, run))
 
     def _failed_outside(self, execution: Execution, exc: Exception) -> None:
         """A run refused before it held its thread (nothing to resume, the thread gone).
-        One taken up again after it had finished, but before its row said so, succeeded."""
+        One taken up again with its input in, whose thread had finished, succeeded."""
         run = execution.run
-        if isinstance(exc, NothingToResume) and run.attempts > 0:
+        if isinstance(exc, NothingToResume) and execution.taken:
             self.runs.finish(run.run_id, "success")
             return
         message = scrub(str(exc)) or type(exc).__name__
-        if self.runs.finish(run.run_id, "error", message):
-            execution.seq = self.events.last_seq(run.run_id)
-            execution.store([error_event(exc, message)])
+        with contextlib.suppress(RunNotFound):
+            if self.runs.get(run.thread_id, run.run_id, run.user_id).status in ACTIVE_RUN_STATUSES:
+                # The event before the status: a reader that sees the run over has it all.
+                execution.seq = self.events.last_seq(run.run_id)
+                execution.store([error_event(exc, message)])
+                self.runs.finish(run.run_id, "error", message)
 
     def cancel(self, run_id: str) -> None:
-        """Stop *run_id* at its next step boundary if this process runs it."""
+        """Stop *run_id* at its next step boundary if this process runs it; the server
+        running it finds its cancel mark otherwise, at its next look."""
         found = self.active.get(run_id)
         if found is not None:
             found[1].control.request_drain("cancelled")
-
-    def ask_pause(self, run: Run) -> None:
-        """Ask whichever process runs *run*'s thread to stop at its next step boundary
-        (its pause watcher reads the request from the database)."""
-        served = self.served.get(run.graph_id)
-        if served is not None:
-            with contextlib.suppress(NothingToResume, ThreadNotFound):
-                Runner(self.conversations, served.graph).request_pause(run.thread_id, run.user_id)
 
     def begin_drain(self) -> None:
         """Stop taking runs; ask the running ones to stop at their next step boundary.
