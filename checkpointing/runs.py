@@ -32,14 +32,14 @@ FINISHED = ("success", "error", "timeout", "interrupted")
 STRATEGIES = ("reject", "interrupt", "rollback", "enqueue")
 
 _COLUMNS = """run_id, thread_id, user_id, assistant_id, graph_id, status, kwargs, metadata,
-    multitask_strategy, created_at, updated_at, run_after, attempts, cancel, error"""
+    multitask_strategy, created_at, updated_at, run_after, attempts, cancel, error, started_from"""
 
 # The thread's index row is touched first: on PostgreSQL that row lock orders two
 # concurrent creations on one thread, so ``reject``'s NOT EXISTS sees the other's run.
 LOCK_THREAD = """UPDATE conversations SET updated_at = updated_at
 WHERE thread_id = ? AND user_id = ? RETURNING thread_id"""
 INSERT = f"""INSERT INTO durable_agent_runs ({_COLUMNS})
-SELECT ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, 0, '', ''
+SELECT ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, 0, '', '', ''
 WHERE EXISTS (SELECT 1 FROM conversations WHERE thread_id = ? AND user_id = ?)
   AND NOT (CAST(? AS BIGINT) = 1 AND EXISTS (SELECT 1 FROM durable_agent_runs
     WHERE thread_id = ? AND status IN ('pending', 'running')))
@@ -68,8 +68,9 @@ ORDER BY r.run_after, r.created_at LIMIT ?"""  # noqa: S608 (constants only)
 RUNNING_ROWS = f"SELECT {_COLUMNS} FROM durable_agent_runs WHERE status = 'running'"  # noqa: S608
 NEXT_DUE = "SELECT min(run_after) AS at FROM durable_agent_runs WHERE status = 'pending'"
 # Under the thread's lease: the run is ours to run, unless it was finished or cancelled.
+# The thread's head when it was first claimed is where a rollback goes back to.
 CLAIM = f"""UPDATE durable_agent_runs SET status = 'running', attempts = attempts + 1,
-    updated_at = ?
+    updated_at = ?, started_from = CASE WHEN attempts = 0 THEN ? ELSE started_from END
 WHERE run_id = ? AND status IN ('pending', 'running') AND cancel = ''
 RETURNING {_COLUMNS}"""  # noqa: S608 (constants only)
 FINISH = """UPDATE durable_agent_runs SET status = ?, error = ?, updated_at = ?
@@ -115,6 +116,7 @@ class Run:
     attempts: int = 0
     cancel: str = ""
     error: str = ""
+    started_from: str = ""  # the thread's head checkpoint when the run was first claimed
 
 
 def run_from_row(row: Mapping[str, Any]) -> Run:
@@ -190,10 +192,11 @@ class Runs:
         """Runs whose rows say running: running somewhere, or cut off if their lease is free."""
         return [run_from_row(r) for r in self.db.run([(RUNNING_ROWS, ())])[0]]
 
-    def claim(self, run_id: str) -> Run | None:
-        """Call under the thread's lease: the run marked running (its attempt counted), or
-        None if it was finished or cancelled meanwhile."""
-        rows = self.db.run([(CLAIM, (time.time(), run_id))])[0]
+    def claim(self, run_id: str, head: str | None) -> Run | None:
+        """Call under the thread's lease: the run marked running (its attempt counted, and
+        the thread's *head* kept if this is its first), or None if it was finished or
+        cancelled meanwhile."""
+        rows = self.db.run([(CLAIM, (time.time(), head or "", run_id))])[0]
         return run_from_row(rows[0]) if rows else None
 
     def finish(self, run_id: str, status: str, error: str = "") -> bool:

@@ -103,7 +103,8 @@ M006_RUNS = [
         run_after DOUBLE PRECISION NOT NULL,
         attempts BIGINT NOT NULL DEFAULT 0,
         cancel TEXT NOT NULL DEFAULT '',
-        error TEXT NOT NULL DEFAULT ''
+        error TEXT NOT NULL DEFAULT '',
+        started_from TEXT NOT NULL DEFAULT ''
     )""",
     "CREATE INDEX durable_agent_runs_thread ON durable_agent_runs (thread_id, created_at)",
     "CREATE INDEX durable_agent_runs_queue ON durable_agent_runs (status, run_after)",

@@ -175,6 +175,25 @@ def test_interrupt_a_running_run_then_resume_it(api: Api) -> None:
     assert [r["status"] for r in runs] == ["success", "interrupted"]  # newest first
 
 
+def test_rollback_drops_what_the_cancelled_run_wrote(api: Api) -> None:
+    client = api.sync()
+    thread_id = _thread(client)
+    first = client.runs.wait(thread_id, "steps", input={"tag": "a"})
+    history = client.threads.get_history(thread_id, limit=100)
+    gate = api.gate()
+    run = client.runs.create(thread_id, "steps", input={"tag": "b", "gate": str(gate)})
+    until(lambda: _status(client, thread_id, run["run_id"]) == "running", "the run starts")
+    try:
+        client.runs.cancel(thread_id, run["run_id"], action="rollback")
+    finally:
+        gate.touch()
+    until(lambda: _status(client, thread_id, run["run_id"]) == "interrupted", "the run stops")
+    assert client.threads.get_state(thread_id)["values"] == first
+    assert client.threads.get_history(thread_id, limit=100) == history
+    again = client.runs.wait(thread_id, "steps", input={"tag": "c"})  # the thread goes on
+    assert again["log"] == [*first["log"], "c:begin", "c:work", "c:finish"]
+
+
 def test_reject_while_a_run_is_running_or_pending(api: Api) -> None:
     client = api.sync()
     thread_id, _, gate = _held_run(api, client)

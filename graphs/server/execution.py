@@ -57,7 +57,6 @@ class Execution:
         self.control = RunControl()
         self.seq = 0
         self.taken = False  # taken up again with its input already in (``_input_taken``)
-        self.started_from: str | None = None  # the thread's head when this run took it
         self.sent_values: str | None = None  # see ``_unsent``
         self.translator = Translator(run.kwargs.get("stream_mode") or ["values"])
 
@@ -66,11 +65,11 @@ class Execution:
     def held(self, conversation: Conversation) -> None:
         if self.seq:  # the second half of a run that finished its thread's cut-off steps
             return
-        claimed = self.runs.claim(self.run.run_id)
+        head = head_checkpoint(self.conversations.backend, self.run.thread_id)
+        claimed = self.runs.claim(self.run.run_id, head)
         if claimed is None:
             raise RunGone(self.run.run_id)
         self.run = claimed
-        self.started_from = head_checkpoint(self.conversations.backend, self.run.thread_id)
         self.seq = self.events.last_seq(self.run.run_id)
         if self.seq:
             self.sent_values = self.events.last_data(self.run.run_id, "values")
@@ -82,7 +81,8 @@ class Execution:
             runs.requeue(run_id)  # the next worker takes it up from its last checkpoint
         elif isinstance(exc, GraphDrained):
             if runs.cancel_asked(run_id) == "rollback":
-                roll_back(self.conversations.backend, self.run.thread_id, self.started_from)
+                started = self.run.started_from or None  # None: the run began the thread
+                roll_back(self.conversations.backend, self.run.thread_id, started)
             runs.finish(run_id, "interrupted")
         elif exc is None or (isinstance(exc, NothingToResume) and self.taken):
             self.store(self.translator.leftovers())
