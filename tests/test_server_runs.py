@@ -175,6 +175,20 @@ def test_interrupt_a_running_run_then_resume_it(api: Api) -> None:
     assert [r["status"] for r in runs] == ["success", "interrupted"]  # newest first
 
 
+def test_new_input_on_a_paused_thread_finishes_the_old_steps_then_runs_the_input(
+    api: Api,
+) -> None:
+    client = api.sync()
+    thread_id, run_id, gate = _held_run(api, client)
+    try:
+        client.runs.cancel(thread_id, run_id, action="interrupt")
+    finally:
+        gate.touch()
+    until(lambda: _status(client, thread_id, run_id) == "interrupted", "the run stops")
+    after = client.runs.wait(thread_id, "steps", input={"tag": "b"})
+    assert after["log"] == ["a:begin", "a:work", "a:finish", "b:begin", "b:work", "b:finish"]
+
+
 def test_rollback_drops_what_the_cancelled_run_wrote(api: Api) -> None:
     client = api.sync()
     thread_id = _thread(client)

@@ -128,7 +128,9 @@ def serve(
     from graphs.server.app import Options, create_app, ready
 
     _check_free(host, port)
-    options = Options(db=db, graphs=_graphs(graph_specs), no_auth=no_auth, max_runs=max_runs)
+    options = Options(
+        db=db, host=host, graphs=_graphs(graph_specs), no_auth=no_auth, max_runs=max_runs
+    )
     with ready(options, served_agent) as parts:
         _serve(create_app(parts, options), host, port)
 

@@ -64,6 +64,7 @@ LOCAL_HOSTS = ["localhost", "127.0.0.1", "[::1]", "::1"]
 @dataclass(frozen=True)
 class Options:
     db: str | None = None
+    host: str = "127.0.0.1"
     graphs: Mapping[str, str] = field(default_factory=dict)
     no_auth: bool = False
     max_runs: int = 32
@@ -190,7 +191,8 @@ def create_app(parts: Ready, options: Options) -> FastAPI:
         expose_headers=["content-location", "location"],
     )
     if local:
-        app.add_middleware(TrustedHostMiddleware, allowed_hosts=LOCAL_HOSTS)
+        hosts = [*LOCAL_HOSTS, options.host, f"[{options.host}]"]  # 127.0.0.2, say
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=hosts)
     app.add_middleware(BodyLimit)
     for kind, _ in STATUS:
         app.add_exception_handler(kind, _detail)

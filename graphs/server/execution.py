@@ -42,6 +42,21 @@ class RunGone(Exception):
     """The run was finished or cancelled before this worker could take it."""
 
 
+class RunStale(Exception):
+    """The run moved on elsewhere between this worker reading it and taking it."""
+
+
+def _not_this_run(config: RunnableConfig) -> RunnableConfig:
+    """*config* for the steps another run left, run before this run's input: from the head,
+    and without this run's ID. LangGraph takes input as a continuation when the config's
+    ``run_id`` is the head checkpoint's, so tagged steps would make it drop the input
+    (and ``_input_taken`` would take them for the input)."""
+    metadata = {k: v for k, v in (config.get("metadata") or {}).items() if k != "run_id"}
+    configurable = dict(config.get("configurable") or {})
+    configurable.pop("checkpoint_id", None)
+    return {**config, "metadata": metadata, "configurable": configurable}
+
+
 def _command(spec: Mapping[str, Any]) -> Command[Any]:
     return Command(resume=spec.get("resume"), update=spec.get("update"), goto=spec.get("goto", ()))
 
@@ -69,6 +84,11 @@ class Execution:
         claimed = self.runs.claim(self.run.run_id, head)
         if claimed is None:
             raise RunGone(self.run.run_id)
+        if claimed.attempts != self.run.attempts + 1:
+            # Another server ran it since this one read the row: how to go on was decided
+            # from a stale row. Queued again, it is decided afresh by whoever takes it.
+            self.runs.requeue(claimed.run_id)
+            raise RunStale(claimed.run_id)
         self.run = claimed
         self.seq = self.events.last_seq(self.run.run_id)
         if self.seq:
@@ -77,14 +97,15 @@ class Execution:
 
     def done(self, exc: BaseException | None) -> None:
         runs, run_id = self.runs, self.run.run_id
-        if isinstance(exc, GraphDrained) and self.control.drain_reason == SHUTDOWN:
+        cancel = runs.cancel_asked(run_id) if isinstance(exc, GraphDrained) else ""
+        if isinstance(exc, GraphDrained) and not cancel and self.control.drain_reason == SHUTDOWN:
             runs.requeue(run_id)  # the next worker takes it up from its last checkpoint
         elif isinstance(exc, GraphDrained):
-            if runs.cancel_asked(run_id) == "rollback":
+            if cancel == "rollback":
                 started = self.run.started_from or None  # None: the run began the thread
                 roll_back(self.conversations.backend, self.run.thread_id, started)
             runs.finish(run_id, "interrupted")
-        elif exc is None or (isinstance(exc, NothingToResume) and self.taken):
+        elif exc is None or (isinstance(exc, NothingToResume) and self.thread_over()):
             self.store(self.translator.leftovers())
             runs.finish(run_id, "success")
         elif isinstance(exc, Exception):
@@ -92,6 +113,14 @@ class Execution:
             self.store([error_event(exc, message)])
             runs.finish(run_id, "error", message)
         self.tell(run_id)
+
+    def thread_over(self) -> bool:
+        """A run taken up again and refused (nothing to resume) succeeded if its input was
+        in and the thread then ran to its end or to a question: not if it was given up."""
+        if not self.taken:
+            return False
+        found = self.conversations.get(self.run.thread_id, self.run.user_id)
+        return found.status in ("done", "idle", "waiting")
 
     def failed(self, exc: BaseException | None) -> None:
         """``done`` for the first half of a two-part run: only a failure ends the run."""
@@ -106,6 +135,7 @@ class Execution:
     # -- the run ----------------------------------------------------------------------------
 
     async def execute(self, runner: Runner, conversation: Conversation) -> None:
+        self.taken = self.run.attempts > 0 and await asyncio.to_thread(self._input_taken)
         hooks = RunHooks(held=self.held, done=self.done, config=self._config())
         kwargs = {
             "stream_mode": graph_modes(self.translator.modes),
@@ -116,7 +146,6 @@ class Execution:
         for key in ("interrupt_before", "interrupt_after", "context"):
             if self.run.kwargs.get(key):
                 kwargs[key] = self.run.kwargs[key]
-        self.taken = self.run.attempts > 0 and await asyncio.to_thread(self._input_taken)
         async for chunk in self._stream(runner, conversation, kwargs, self.taken):
             events = self._unsent(self.translator.events(chunk))
             await asyncio.to_thread(self.store, events)
@@ -149,7 +178,7 @@ class Execution:
         configurable = dict(config.get("configurable") or {})
         for key in ("thread_id", "user_id", "checkpoint_ns"):
             configurable.pop(key, None)  # the server's, never the request's
-        if self.run.kwargs.get("checkpoint_id"):
+        if self.run.kwargs.get("checkpoint_id") and not self.taken:  # taken: the fork is made
             configurable["checkpoint_id"] = self.run.kwargs["checkpoint_id"]
         config["configurable"] = configurable
         # In every checkpoint's metadata, as LangGraph's server puts it: see ``_input_taken``.
@@ -182,7 +211,7 @@ class Execution:
         """New input on a thread whose last run stopped mid-way (paused, cut off, failed):
         its remaining steps run first, as the command line does, so no tool call is left
         without its result; then the input."""
-        first = {**kwargs, "hooks": RunHooks(self.held, self.failed, kwargs["hooks"].config)}
+        first = {**kwargs, "hooks": RunHooks(self.held, self.failed, _not_this_run(self._config()))}
         key = (conversation.thread_id, conversation.user_id)
         retry = conversation.status == "failed"
         async for chunk in runner.aresume(*key, retry=retry, **first):

@@ -19,7 +19,7 @@ from fastapi.responses import StreamingResponse
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from checkpointing import ACTIVE_RUN_STATUSES as ACTIVE
-from checkpointing import Event, Run, RunNotFound
+from checkpointing import Event, Run, RunNotFound, scrub
 from graphs.server.context import Server
 from graphs.server.hub import wait
 from graphs.server.shapes import dumps
@@ -112,7 +112,11 @@ def wait_response(server: Server, run: Run) -> StreamingResponse:
                 await asyncio.wait([waiting], timeout=HEARTBEAT_SECONDS)
                 if not waiting.done():
                     yield b"\n"
-            yield dumps(waiting.result()).encode()
+            try:
+                found = waiting.result()
+            except Exception as exc:  # the status is sent already: the error goes in the body
+                found = {"__error__": {"error": type(exc).__name__, "message": scrub(str(exc))}}
+            yield dumps(found).encode()
         finally:
             waiting.cancel()
 
@@ -147,5 +151,7 @@ async def cancel(server: Server, run: Run, action: str) -> Run:
     )
     if found.status == "running":
         server.worker.cancel(found.run_id)  # elsewhere, its server sees the mark
+    else:  # finished before it ran: no worker will let its stateless thread go
+        server.worker.forget_later(found)
     server.hub.tell(found.run_id)
     return found

@@ -36,7 +36,7 @@ from checkpointing import (
     load_settings,
     scrub,
 )
-from graphs.server.execution import SHUTDOWN, Execution, RunGone
+from graphs.server.execution import SHUTDOWN, Execution, RunGone, RunStale
 from graphs.server.hub import Hub
 from graphs.server.registry import Served
 from graphs.server.stream_events import error_event
@@ -144,6 +144,8 @@ class Worker:
             await execution.execute(runner, conversation)
         except RunGone:  # finished, or cancelled before it ran: then it is over
             await asyncio.to_thread(self.runs.finish, run.run_id, "interrupted")
+        except RunStale:
+            pass  # queued again; the next look decides afresh
         except ThreadBusy:
             pass  # another process runs the thread; the next look tries again
         except DatabaseUnavailable as exc:  # no connection for its lease, say: it waits
@@ -156,11 +158,16 @@ class Worker:
             self.active.pop(run.run_id, None)
             self.hub.tell(run.run_id)
             self.hub.queue.set()  # the thread's next run may start now
-            if run.kwargs.get("on_completion") == "delete":
-                self.to_forget.append((time.monotonic() + FORGET_AFTER, run))
+            self.forget_later(run)
+
+    def forget_later(self, run: Run) -> None:
+        """Delete *run*'s thread once it has been over for ``FORGET_AFTER`` seconds."""
+        if run.kwargs.get("on_completion") == "delete":
+            self.to_forget.append((time.monotonic() + FORGET_AFTER, run))
 
     async def _forget_due(self) -> None:
-        """Delete the threads of stateless runs that ended a while ago (not paused ones)."""
+        """Delete the threads of stateless runs over for a while (by their rows: another
+        server may have finished the run later than this one let it go)."""
         now, due = time.monotonic(), []
         for at, run in list(self.to_forget):
             if at <= now:
@@ -171,18 +178,24 @@ class Worker:
                 found = await asyncio.to_thread(
                     self.runs.get, run.thread_id, run.run_id, run.user_id
                 )
-                if found.status not in ACTIVE_RUN_STATUSES:
+                if (
+                    found.status in ACTIVE_RUN_STATUSES
+                    or time.time() - found.updated_at < FORGET_AFTER
+                ):
+                    self.to_forget.append((now + FORGET_AFTER, run))
+                else:
                     await self.conversations.adelete(run.thread_id, run.user_id)
             except (RunNotFound, ThreadNotFound):
                 pass  # deleted already
-            except ThreadBusy:
+            except Exception as exc:  # busy, or the database away: try again later
+                log.warning("stateless thread %s kept for now: %s", run.thread_id, scrub(str(exc)))
                 self.to_forget.append((now + FORGET_AFTER, run))
 
     def _failed_outside(self, execution: Execution, exc: Exception) -> None:
         """A run refused before it held its thread (nothing to resume, the thread gone).
         One taken up again with its input in, whose thread had finished, succeeded."""
         run = execution.run
-        if isinstance(exc, NothingToResume) and execution.taken:
+        if isinstance(exc, NothingToResume) and execution.thread_over():
             self.runs.finish(run.run_id, "success")
             return
         message = scrub(str(exc)) or type(exc).__name__
