@@ -63,6 +63,21 @@ class RunHooks:
 NO_HOOKS = RunHooks()
 
 
+@contextmanager
+def _hooked(hooks: RunHooks, conversation: Conversation) -> Iterator[None]:
+    """*hooks* around a run's block: ``held`` before, ``done`` after, with its exception."""
+    if hooks.held is not None:
+        hooks.held(conversation)
+    try:
+        yield
+    except BaseException as exc:
+        if hooks.done is not None:
+            hooks.done(exc)
+        raise
+    if hooks.done is not None:
+        hooks.done(None)
+
+
 def _durable(stream_kwargs: dict[str, Any]) -> dict[str, Any]:
     """Each step's checkpoint written before the next step starts, unless asked otherwise."""
     return {"durability": "sync", **stream_kwargs}
@@ -200,43 +215,27 @@ class Runner(Recovery):
     ) -> Iterator[Any]:  # fmt: skip
         """Run the graph on *held*, whose lease is held, with the index in step."""
         control = control or RunControl()
-        if hooks.held is not None:
-            hooks.held(held.conversation)
-        try:
+        with _hooked(hooks, held.conversation):
             tracking = self.conversations.track_run(self.graph, held.conversation)
             with tracking as run, self._watching(held, control):
                 config = _config(run.config, recursion_limit, hooks.config)
                 yield from self.graph.stream(
                     held.inputs, config, control=control, **_durable(stream_kwargs)
                 )
-        except BaseException as exc:
-            if hooks.done is not None:
-                hooks.done(exc)
-            raise
-        if hooks.done is not None:
-            hooks.done(None)
 
     async def _arun(
         self, held: Held, control: RunControl | None, recursion_limit: int | None,
         hooks: RunHooks, stream_kwargs: dict[str, Any],
     ) -> AsyncIterator[Any]:  # fmt: skip
         control = control or RunControl()
-        if hooks.held is not None:
-            await asyncio.to_thread(hooks.held, held.conversation)
-        try:
-            async with self.conversations.atrack_run(self.graph, held.conversation) as run:
-                with self._watching(held, control):
-                    config = _config(run.config, recursion_limit, hooks.config)
-                    async for chunk in self.graph.astream(
-                        held.inputs, config, control=control, **_durable(stream_kwargs)
-                    ):
-                        yield chunk
-        except BaseException as exc:
-            if hooks.done is not None:
-                await asyncio.to_thread(hooks.done, exc)
-            raise
-        if hooks.done is not None:
-            await asyncio.to_thread(hooks.done, None)
+        tracking = self.conversations.atrack_run(self.graph, held.conversation)
+        async with in_thread(_hooked(hooks, held.conversation)), tracking as run:
+            with self._watching(held, control):
+                config = _config(run.config, recursion_limit, hooks.config)
+                async for chunk in self.graph.astream(
+                    held.inputs, config, control=control, **_durable(stream_kwargs)
+                ):
+                    yield chunk
 
     # -- pausing ----------------------------------------------------------------------------
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import socket
 from collections.abc import Iterator
@@ -10,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from graphs.cli.serve import is_loopback
 from tests.helpers import throwaway_database
 
 
@@ -27,13 +27,7 @@ def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
 def _is_local(address: object) -> bool:
     if not isinstance(address, tuple):
         return True  # a unix socket path
-    host = str(address[0])
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return is_loopback(str(address[0]))
 
 
 @pytest.fixture(autouse=True)

@@ -158,14 +158,21 @@ def _held_run(api: Api, client: SyncLangGraphClient, tag: str = "a") -> tuple[st
     return thread_id, run["run_id"], gate
 
 
-def test_interrupt_a_running_run_then_resume_it(api: Api) -> None:
-    client = api.sync()
-    thread_id, run_id, gate = _held_run(api, client)
+def _cancel_held(
+    client: SyncLangGraphClient, thread_id: str, run_id: str, gate: Path, action: str
+) -> None:
+    """Cancel a held run with *action*, open its gate, and wait until it has stopped."""
     try:
-        client.runs.cancel(thread_id, run_id, action="interrupt")
+        client.runs.cancel(thread_id, run_id, action=action)
     finally:
         gate.touch()
     until(lambda: _status(client, thread_id, run_id) == "interrupted", "the run stops")
+
+
+def test_interrupt_a_running_run_then_resume_it(api: Api) -> None:
+    client = api.sync()
+    thread_id, run_id, gate = _held_run(api, client)
+    _cancel_held(client, thread_id, run_id, gate, "interrupt")
     state = client.threads.get_state(thread_id)
     assert state["next"]
     assert "a:finish" not in state["values"]["log"]
@@ -180,11 +187,7 @@ def test_new_input_on_a_paused_thread_finishes_the_old_steps_then_runs_the_input
 ) -> None:
     client = api.sync()
     thread_id, run_id, gate = _held_run(api, client)
-    try:
-        client.runs.cancel(thread_id, run_id, action="interrupt")
-    finally:
-        gate.touch()
-    until(lambda: _status(client, thread_id, run_id) == "interrupted", "the run stops")
+    _cancel_held(client, thread_id, run_id, gate, "interrupt")
     after = client.runs.wait(thread_id, "steps", input={"tag": "b"})
     assert after["log"] == ["a:begin", "a:work", "a:finish", "b:begin", "b:work", "b:finish"]
 
@@ -197,11 +200,7 @@ def test_rollback_drops_what_the_cancelled_run_wrote(api: Api) -> None:
     gate = api.gate()
     run = client.runs.create(thread_id, "steps", input={"tag": "b", "gate": str(gate)})
     until(lambda: _status(client, thread_id, run["run_id"]) == "running", "the run starts")
-    try:
-        client.runs.cancel(thread_id, run["run_id"], action="rollback")
-    finally:
-        gate.touch()
-    until(lambda: _status(client, thread_id, run["run_id"]) == "interrupted", "the run stops")
+    _cancel_held(client, thread_id, run["run_id"], gate, "rollback")
     assert client.threads.get_state(thread_id)["values"] == first
     assert client.threads.get_history(thread_id, limit=100) == history
     again = client.runs.wait(thread_id, "steps", input={"tag": "c"})  # the thread goes on

@@ -80,7 +80,8 @@ class Execution:
     def held(self, conversation: Conversation) -> None:
         if self.seq:  # the second half of a run that finished its thread's cut-off steps
             return
-        head = head_checkpoint(self.conversations.backend, self.run.thread_id)
+        first = self.run.attempts == 0  # only a first claim keeps the head (for rollback)
+        head = head_checkpoint(self.conversations.backend, self.run.thread_id) if first else None
         claimed = self.runs.claim(self.run.run_id, head)
         if claimed is None:
             raise RunGone(self.run.run_id)
@@ -90,7 +91,8 @@ class Execution:
             self.runs.requeue(claimed.run_id)
             raise RunStale(claimed.run_id)
         self.run = claimed
-        self.seq = self.events.last_seq(self.run.run_id)
+        # Events are stored only once a run is claimed: a first claim has none yet.
+        self.seq = self.events.last_seq(self.run.run_id) if claimed.attempts > 1 else 0
         if self.seq:
             self.sent_values = self.events.last_data(self.run.run_id, "values")
         self.store([metadata_event(self.run.run_id, self.run.attempts)])
@@ -109,10 +111,15 @@ class Execution:
             self.store(self.translator.leftovers())
             runs.finish(run_id, "success")
         elif isinstance(exc, Exception):
-            message = scrub(str(exc)) or type(exc).__name__
-            self.store([error_event(exc, message)])
-            runs.finish(run_id, "error", message)
+            self.fail(exc)
         self.tell(run_id)
+
+    def fail(self, exc: Exception) -> None:
+        """The run ends in error: its ``error`` event first, so a reader that sees the run
+        over has it, then its row."""
+        message = scrub(str(exc)) or type(exc).__name__
+        self.store([error_event(exc, message)])
+        self.runs.finish(self.run.run_id, "error", message)
 
     def thread_over(self) -> bool:
         """A run taken up again and refused (nothing to resume) succeeded if its input was

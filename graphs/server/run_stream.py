@@ -42,23 +42,20 @@ def last_event_id(value: str | None) -> int:
         return 0
 
 
-async def _status(server: Server, run: Run) -> str:
+def _found(server: Server, run: Run) -> Run | None:
+    """*run*'s row as it is now; None once deleted (with its thread)."""
     try:
-        found = await asyncio.to_thread(server.runs.get, run.thread_id, run.run_id, run.user_id)
+        return server.runs.get(run.thread_id, run.run_id, run.user_id)
     except RunNotFound:
-        return "deleted"
-    return found.status
+        return None
 
 
 def _look(server: Server, run: Run, seq: int) -> tuple[str, list[Event]]:
     """The run's status, then its events after *seq*, in one trip to a worker thread: a
     stream looks once per event the run stores, and under 50 streams the trips to the
     small default pool were queued far longer than the reads took."""
-    try:
-        status = server.runs.get(run.thread_id, run.run_id, run.user_id).status
-    except RunNotFound:
-        status = "deleted"
-    return status, server.events.after(run.run_id, seq)
+    found = _found(server, run)
+    return found.status if found else "deleted", server.events.after(run.run_id, seq)
 
 
 async def events(server: Server, run: Run, after: int) -> AsyncIterator[ServerSentEvent]:
@@ -129,12 +126,11 @@ async def outcome(server: Server, run: Run) -> Any:
     """Once the run has finished: the thread's values, or ``__error__`` if it failed."""
     while True:
         ticket = server.hub.ticket(run.run_id)
-        status = await _status(server, run)
-        if status not in ACTIVE:
+        found = await asyncio.to_thread(_found, server, run)
+        if found is None or found.status not in ACTIVE:
             break
         await wait(ticket, POLL_SECONDS)
-    if status == "error":
-        found = await asyncio.to_thread(server.runs.get, run.thread_id, run.run_id, run.user_id)
+    if found is not None and found.status == "error":
         return {"__error__": {"error": "RunError", "message": found.error or "the run failed"}}
     conversation = await server.conversations.aget(run.thread_id, run.user_id)
     snapshot = await server.graph_of(conversation).graph.aget_state(conversation.config)

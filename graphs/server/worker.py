@@ -39,7 +39,6 @@ from checkpointing import (
 from graphs.server.execution import SHUTDOWN, Execution, RunGone, RunStale
 from graphs.server.hub import Hub
 from graphs.server.registry import Served
-from graphs.server.stream_events import error_event
 
 log = logging.getLogger("durable_agent.server")
 POLL_SECONDS = 0.5
@@ -198,13 +197,10 @@ class Worker:
         if isinstance(exc, NothingToResume) and execution.thread_over():
             self.runs.finish(run.run_id, "success")
             return
-        message = scrub(str(exc)) or type(exc).__name__
         with contextlib.suppress(RunNotFound):
             if self.runs.get(run.thread_id, run.run_id, run.user_id).status in ACTIVE_RUN_STATUSES:
-                # The event before the status: a reader that sees the run over has it all.
                 execution.seq = self.events.last_seq(run.run_id)
-                execution.store([error_event(exc, message)])
-                self.runs.finish(run.run_id, "error", message)
+                execution.fail(exc)
 
     def cancel(self, run_id: str) -> None:
         """Stop *run_id* at its next step boundary if this process runs it; the server
