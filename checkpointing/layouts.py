@@ -103,8 +103,8 @@ _OURS = {
     ITEMS: ("thread_id seq type blob", ""),
     RUNS: (
         "run_id thread_id user_id assistant_id graph_id status kwargs metadata "
-        "multitask_strategy created_at updated_at run_after attempts cancel error started_from",
-        "",
+        "multitask_strategy created_at updated_at run_after attempts cancel error",
+        "started_from",
     ),
     RUN_EVENTS: ("run_id seq event data created_at", ""),
     TOKENS: ("token_hash token_id user_id name created_at last_used_at revoked_at", ""),

@@ -103,8 +103,7 @@ M006_RUNS = [
         run_after DOUBLE PRECISION NOT NULL,
         attempts BIGINT NOT NULL DEFAULT 0,
         cancel TEXT NOT NULL DEFAULT '',
-        error TEXT NOT NULL DEFAULT '',
-        started_from TEXT NOT NULL DEFAULT ''
+        error TEXT NOT NULL DEFAULT ''
     )""",
     "CREATE INDEX durable_agent_runs_thread ON durable_agent_runs (thread_id, created_at)",
     "CREATE INDEX durable_agent_runs_queue ON durable_agent_runs (status, run_after)",
@@ -133,6 +132,12 @@ M007_TOKENS = [
     "CREATE INDEX durable_agent_tokens_user ON durable_agent_tokens (user_id)",
 ]
 
+# Where a rollback goes back to: the thread's head when the run was first claimed, kept in
+# its row so a run taken up after a crash still rolls back to where it began.
+M008_RUN_STARTED_FROM = [
+    "ALTER TABLE durable_agent_runs ADD COLUMN started_from TEXT NOT NULL DEFAULT ''"
+]
+
 Migration = list[str | dict[str, str]]  # a dict holds SQL for some dialects only
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("m001_conversations", M001_CONVERSATIONS),  # type: ignore[list-item]
@@ -142,6 +147,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("m005_waiting", M005_WAITING),  # type: ignore[list-item]
     ("m006_runs", M006_RUNS),  # type: ignore[list-item]
     ("m007_tokens", M007_TOKENS),  # type: ignore[list-item]
+    ("m008_run_started_from", M008_RUN_STARTED_FROM),  # type: ignore[list-item]
 ]
 BLOB_TYPES = {"postgresql": "BYTEA"}
 CLUSTERED = {"sqlite": " WITHOUT ROWID", "memory": " WITHOUT ROWID"}
