@@ -9,6 +9,7 @@ server is reconnected rather than fatal. Not what runs on the connections.
 
 from __future__ import annotations
 
+import os
 import time
 import weakref
 from functools import cache
@@ -30,6 +31,14 @@ _returned_at: weakref.WeakKeyDictionary[psycopg.Connection[Any], float] = (
 
 # psycopg's own default: a statement is prepared on its fifth run on a connection.
 PREPARE_THRESHOLD = 5
+# A session whose peer went silent (a network partition, a machine gone) is noticed in
+# seconds by both sides, not after the kernel's two hours: the database frees a dead
+# worker's leases sooner, and a cut-off worker's own writes fail sooner. A URL's own
+# values win. ``tcp_user_timeout`` is in milliseconds.
+TCP_DEFAULTS = {
+    "keepalives": "1", "keepalives_idle": "5", "keepalives_interval": "2",
+    "keepalives_count": "3", "tcp_user_timeout": "15000",
+}  # fmt: skip
 
 
 def connection_kwargs(settings: Settings, url: DatabaseURL | None = None) -> dict[str, Any]:
@@ -41,10 +50,21 @@ def connection_kwargs(settings: Settings, url: DatabaseURL | None = None) -> dic
     }
     # A keyword argument overrides the URL's own value: the URL, being more specific
     # (it is the --db flag), wins over DURABLE_AGENT_CONNECT_TIMEOUT.
+    in_url = _url_keys(url)
+    kwargs.update({k: v for k, v in TCP_DEFAULTS.items() if k not in in_url})
+    if "application_name" not in in_url:  # which process a session is, in pg_stat_activity
+        kwargs["application_name"] = f"durable-agent {os.getpid()}"
     if _url_timeout(url) is None:
         # libpq reads connect_timeout in whole seconds and treats anything under 2 as 2.
         kwargs["connect_timeout"] = max(2, round(settings.connect_timeout))
     return kwargs
+
+
+def _url_keys(url: DatabaseURL | None) -> set[str]:
+    try:
+        return set(conninfo_to_dict(url.raw)) if url else set()
+    except psycopg.Error:
+        return set()
 
 
 def _url_timeout(url: DatabaseURL | None) -> float | None:
