@@ -31,7 +31,8 @@ from checkpointing.ids import (
     thread_config,
     validate_id,
 )
-from checkpointing.leases import hold, is_free
+from checkpointing.leases import free_of, hold, is_free
+from checkpointing.notices import Listener
 from checkpointing.opening import (
     open_async_conversations,
     open_async_saver,
@@ -80,6 +81,7 @@ __all__ = [
     "InvalidText",
     "LangGraphDatabase",
     "LeaseLost",
+    "Listener",
     "NothingToResume",
     "PruneReport",
     "Run",
@@ -104,6 +106,7 @@ __all__ = [
     "create_token",
     "every_thread_id",
     "export_upstream",
+    "free_of",
     "head_checkpoint",
     "hold",
     "is_free",

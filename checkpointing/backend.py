@@ -51,6 +51,8 @@ class Backend:
     open_store: Callable[[], AbstractContextManager[BaseStore]]  # the Store, same database
     reclaim: Callable[[], None]  # give freed space back after a prune
     name: str  # the database as messages name it: a path, or a URL without its password
+    # A session of its own for ``notices.Listener``; None where there are no notices (SQLite).
+    listen: Callable[[], Any] | None = None
 
 
 # The backend each open saver belongs to, so a saver's own methods (``delete_thread``,

@@ -57,6 +57,14 @@ def is_free(leases: Leases, thread_id: str) -> bool:
     return taken_and_dropped(leases, thread_id)
 
 
+def free_of(leases: Leases, thread_ids: list[str]) -> list[str]:
+    """Those of *thread_ids* nobody runs now; one query where the backend can."""
+    many = getattr(leases, "free_of", None)
+    if many is not None:
+        return list(many(thread_ids))
+    return [t for t in thread_ids if is_free(leases, t)]
+
+
 def taken_and_dropped(leases: Leases, thread_id: str) -> bool:
     release = leases.try_acquire(thread_id)
     if release is None:

@@ -40,8 +40,8 @@ def roll_back(backend: Backend, thread_id: str, started_from: str | None) -> int
     for row in newer:
         key = (thread_id, row["checkpoint_ns"], row["checkpoint_id"])
         statements += [(sql.DELETE_WRITES[backend.dialect], key), (sql.DELETE_CHECKPOINT, key)]
-    if statements:
-        backend.db.run(statements)
+    if statements:  # through the lease's session, which fences it (``sqlexec``)
+        backend.db.run(statements, thread=thread_id)
         items = getattr(backend.saver, "items", None)
         if items is not None:
             items.forget(thread_id)  # what this process cached of the dropped part

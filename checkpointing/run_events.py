@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from checkpointing.backend import Backend
+from checkpointing.notices import EVENTS, notice
 
 APPEND = "INSERT INTO durable_agent_run_events (run_id, seq, event, data, created_at) VALUES (?, ?, ?, ?, ?)"  # noqa: E501
 AFTER = """SELECT seq, event, data FROM durable_agent_run_events
@@ -51,13 +52,18 @@ class RunEvents:
         rows = self.db.run([(LAST_NAMED, (run_id, event))])[0]
         return str(rows[0]["data"]) if rows else None
 
-    def append(self, run_id: str, first_seq: int, events: Sequence[tuple[str, str]]) -> None:
-        """Store *events* (name, JSON text) numbered from *first_seq*, in one transaction.
-        Only the run's worker appends, under its thread's lease, so numbers cannot clash."""
+    def append(
+        self, run_id: str, first_seq: int, events: Sequence[tuple[str, str]],
+        thread: str | None = None,
+    ) -> None:  # fmt: skip
+        """Store *events* (name, JSON text) numbered from *first_seq*, in one transaction,
+        and tell the other servers' readers. Only the run's worker appends, under its
+        thread's lease (*thread*, whose session fences the write), so numbers cannot clash."""
         now = time.time()
         rows = [(run_id, first_seq + i, name, data, now) for i, (name, data) in enumerate(events)]
         if rows:
-            self.db.run_many(APPEND, rows)
+            statements = [(APPEND, row) for row in rows]
+            self.db.run([*statements, *notice(self.db, EVENTS, run_id)], thread=thread)
 
     def after(self, run_id: str, seq: int, limit: int = PAGE) -> list[Event]:
         """The run's events numbered above *seq*, in order."""

@@ -25,6 +25,7 @@ from typing import Any
 from checkpointing.backend import Backend
 from checkpointing.errors import ThreadBusy
 from checkpointing.ids import thread_not_found, validate_id
+from checkpointing.notices import RUN, notice
 
 PENDING, RUNNING = "pending", "running"
 ACTIVE = (PENDING, RUNNING)
@@ -151,7 +152,7 @@ class Runs:
         statements = [(LOCK_THREAD, (tid, user_id)), (INSERT, insert)]
         if strategy in ("interrupt", "rollback"):
             statements.append((CANCEL_ACTIVE, (strategy, now, tid, run_id)))
-        results = self.db.run(statements)
+        results = self.db.run([*statements, *notice(self.db, RUN, run_id)])
         if not results[0]:
             raise thread_not_found(tid, user_id)
         if not results[1]:
@@ -192,24 +193,33 @@ class Runs:
         """Runs whose rows say running: running somewhere, or cut off if their lease is free."""
         return [run_from_row(r) for r in self.db.run([(RUNNING_ROWS, ())])[0]]
 
-    def claim(self, run_id: str, head: str | None) -> Run | None:
+    # The calls below that take *thread* are made under that thread's lease by its
+    # holder: they go through the lease's session (see ``PostgresExecutor``), so a holder
+    # that lost its lease cannot change the row once another process may have taken it.
+
+    def claim(self, run_id: str, head: str | None, thread: str | None = None) -> Run | None:
         """Call under the thread's lease: the run marked running (its attempt counted, and
         the thread's *head* kept if this is its first), or None if it was finished or
         cancelled meanwhile."""
-        rows = self.db.run([(CLAIM, (time.time(), head or "", run_id))])[0]
+        rows = self.db.run([(CLAIM, (time.time(), head or "", run_id))], thread=thread)[0]
         return run_from_row(rows[0]) if rows else None
 
-    def finish(self, run_id: str, status: str, error: str = "") -> bool:
-        return bool(self.db.run([(FINISH, (status, error, time.time(), run_id))])[0])
+    def finish(self, run_id: str, status: str, error: str = "", thread: str | None = None) -> bool:
+        statements = [(FINISH, (status, error, time.time(), run_id)), *self._told(run_id)]
+        return bool(self.db.run(statements, thread=thread)[0])
 
-    def requeue(self, run_id: str) -> None:
-        self.db.run([(REQUEUE, (time.time(), run_id))])
+    def requeue(self, run_id: str, thread: str | None = None) -> None:
+        self.db.run([(REQUEUE, (time.time(), run_id)), *self._told(run_id)], thread=thread)
+
+    def _told(self, run_id: str) -> builtins.list[tuple[str, Any]]:
+        """Other servers hear of the change: readers of the run, workers with room."""
+        return notice(self.db, RUN, run_id)
 
     def cancel(self, thread_id: str, run_id: str, user_id: str, action: str) -> Run:
         """Ask a run to stop (``interrupt`` keeps its checkpoints, ``rollback`` drops them);
         a pending one is finished at once. The worker running it sees ``cancel_asked``."""
         params = (action, time.time(), run_id, thread_id, user_id)
-        rows = self.db.run([(CANCEL, params)])[0]
+        rows = self.db.run([(CANCEL, params), *self._told(run_id)])[0]
         if not rows:
             raise RunNotFound(f"no run {run_id!r} on thread {thread_id!r}")
         return run_from_row(rows[0])

@@ -31,7 +31,9 @@ def to_postgres(statement: str) -> str:
 class Executor(Protocol):
     dialect: str  # "sqlite", "postgresql", or "memory" (our tables only, in private SQLite)
 
-    def run(self, statements: Sequence[Statement], *, exclusive: bool = False) -> list[Rows]: ...
+    def run(
+        self, statements: Sequence[Statement], *, exclusive: bool = False, thread: str | None = None
+    ) -> list[Rows]: ...
 
     def run_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...
 
@@ -46,7 +48,9 @@ class SqliteExecutor:
     ) -> None:
         self.conn, self.lock, self.dialect = conn, lock or threading.Lock(), dialect
 
-    def run(self, statements: Sequence[Statement], *, exclusive: bool = False) -> list[Rows]:
+    def run(
+        self, statements: Sequence[Statement], *, exclusive: bool = False, thread: str | None = None
+    ) -> list[Rows]:
         with self.lock:
             if self.conn.in_transaction:
                 self.conn.commit()
@@ -86,15 +90,30 @@ class SqliteExecutor:
 
 
 class PostgresExecutor:
-    """Runs on a connection borrowed from the saver's pool."""
+    """Runs on a connection borrowed from the saver's pool, or, for a call about a
+    *thread* whose lease this process holds, on that lease's write session.
+
+    The lease's session is what fences a worker cut off from the database (a partition,
+    its sessions terminated): its locks go with that session, so once another process
+    can hold the thread, nothing this one still sends about it can commit. Only the
+    holder's writes (a run's row, its events) name the thread; SQLite's leases are
+    files on one machine, so its executor has nothing to route.
+    """
 
     dialect = "postgresql"
 
-    def __init__(self, pool: Any) -> None:
+    def __init__(self, pool: Any, held: dict[str, Any] | None = None) -> None:
         self.pool = pool
+        self.held = {} if held is None else held  # thread ID -> PostgresLease
 
-    def run(self, statements: Sequence[Statement], *, exclusive: bool = False) -> list[Rows]:
-        with self.pool.connection() as conn, conn.transaction():
+    def _connection(self, thread: str | None) -> Any:
+        lease = self.held.get(thread) if thread is not None else None
+        return lease.session() if lease is not None else self.pool.connection()
+
+    def run(
+        self, statements: Sequence[Statement], *, exclusive: bool = False, thread: str | None = None
+    ) -> list[Rows]:
+        with self._connection(thread) as conn, conn.transaction():
             if exclusive:
                 conn.execute(PG_SCHEMA_LOCK_SQL, (SCHEMA_LOCK_KEY,))
             results = []

@@ -126,6 +126,7 @@ def _backend(
         open_store=partial(open_postgres_store, pool, url, current=store_current),
         reclaim=partial(reclaim, pool),
         name=str(url),
+        listen=connect,
     )
 
 

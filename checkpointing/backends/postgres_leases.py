@@ -19,6 +19,7 @@ from typing import Any
 
 from checkpointing.errors import DatabaseUnavailable, LeaseLost
 from checkpointing.leases import taken_and_dropped
+from checkpointing.notices import CHANNEL, FREE
 
 # The hold lock (seed 7, the only one before fencing, so older processes still see a run
 # as busy) and the write lock (seed 8), each on a session of its own.
@@ -29,13 +30,28 @@ SELECT pg_try_advisory_lock(hashtextextended(%s, 7)) AS hold,
     pg_try_advisory_lock(hashtextextended(%s, 8)) AS write"""
 PG_UNLOCK_SQL = "SELECT pg_advisory_unlock(hashtextextended(%s, 7)) AS unlocked"
 PG_UNLOCK_WRITE_SQL = "SELECT pg_advisory_unlock(hashtextextended(%s, 8)) AS unlocked"
+# A lease let go says so, so a server waiting for the thread takes it at once instead of
+# trying again and again (``notices.py``); a lease dropped by a dying session says nothing,
+# and is found by the servers' look for cut-off runs.
+PG_RELEASE_SQL = """SELECT pg_advisory_unlock(hashtextextended(%s, 7)) AS unlocked,
+    pg_notify(%s, %s) AS told"""
 PG_PING_SQL = "SELECT 1"
+# Which of many threads' hold locks are held, by anyone, in one query: what a server
+# looking for cut-off runs asks, instead of trying each thread's lock in turn. A bigint
+# advisory key shows in pg_locks as its high and low 32 bits.
+PG_HELD_SQL = """SELECT t AS thread_id FROM unnest(%s::text[]) AS t
+WHERE EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory' AND l.objsubid = 1
+  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+  AND l.classid = ((hashtextextended(t, 7) >> 32) & 4294967295)::oid
+  AND l.objid = (hashtextextended(t, 7) & 4294967295)::oid)"""
 # How often a held lease's sessions are pinged: often enough to see a lost one soon, and
 # to keep idle timeouts (the server's, a NAT's) off them; rarely enough to cost nothing.
 PG_CHECK_SECONDS = 1.0
 # Session pairs kept open between leases, so a busy server does not connect twice per run
 # (the connections' cost dominated a run's own on PostgreSQL). Only healthy, idle pairs
-# whose locks were released are kept; a process that dies drops them with its locks.
+# whose locks were released are kept, and only while fewer than this many pairs are open
+# (held and kept), so a process never has more than max(its leases, 8) pairs; a process
+# that dies drops them with its locks.
 IDLE_PAIRS = 8
 
 
@@ -109,13 +125,17 @@ class PostgresLease:
     def __call__(self) -> None:
         """Release: unlock both sessions (a dead one has nothing to unlock), then hand them
         to *keep* for the next lease, or close them."""
-        unlocked = self.lost is None
-        for conn, sql in ((self.write, PG_UNLOCK_WRITE_SQL), (self.hold, PG_UNLOCK_SQL)):
+        unlocked, tid = self.lost is None, self.thread_id
+        releases = (
+            (self.write, PG_UNLOCK_WRITE_SQL, (tid,)),
+            (self.hold, PG_RELEASE_SQL, (tid, CHANNEL, f"{FREE} {tid}")),
+        )
+        for conn, sql, params in releases:
             try:
                 if conn.closed or conn.broken:
                     unlocked = False
                     continue
-                row = conn.execute(sql, (self.thread_id,)).fetchone()
+                row = conn.execute(sql, params).fetchone()
                 unlocked = bool(row["unlocked"]) and unlocked
             except Exception:
                 unlocked = False
@@ -150,7 +170,7 @@ class PostgresLeases:
         if hold.info.transaction_status != idle or write.info.transaction_status != idle:
             return False
         with self._idle_lock:
-            if len(self._idle) >= IDLE_PAIRS:
+            if len(self.held) + len(self._idle) >= IDLE_PAIRS:
                 return False
             self._idle.append((hold, write))
         return True
@@ -224,6 +244,14 @@ class PostgresLeases:
 
         release.check = lease.check  # type: ignore[attr-defined]
         return release
+
+    def free_of(self, thread_ids: list[str]) -> list[str]:
+        """Those of *thread_ids* whose lease nobody holds now, in one query."""
+        if self.probe is None or not thread_ids:
+            return [t for t in thread_ids if self.is_free(t)]
+        with self.probe() as conn:
+            held = {r["thread_id"] for r in conn.execute(PG_HELD_SQL, (thread_ids,)).fetchall()}
+        return [t for t in thread_ids if t not in held]
 
     def is_free(self, thread_id: str) -> bool:
         """Whether both locks are free, tried and dropped on a pooled connection."""

@@ -91,10 +91,10 @@ class CompactPostgresSaver(CompactLists, PostgresSaver):
         super().__init__(pool, serde=serde)  # type: ignore[arg-type]
         self.pool = pool
         self.durable_serde = serde
-        self.items = ItemLog(PostgresExecutor(pool), serde)
         # Leases this process holds, by thread ID (``PostgresLeases`` keeps it): the
         # writes of such a thread go through its lease's session, and fail with it.
         self.held_leases: dict[str, Any] = {}
+        self.items = ItemLog(PostgresExecutor(pool, self.held_leases), serde)
 
     def put_raw(
         self,

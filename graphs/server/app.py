@@ -33,6 +33,7 @@ from checkpointing import (
     DatabaseUnavailable,
     InvalidIdentifier,
     InvalidText,
+    Listener,
     NothingToResume,
     RunNotFound,
     ThreadBusy,
@@ -146,6 +147,26 @@ def ready(options: Options, our_agent: Callable[[Conversations], Graph]) -> Iter
         yield Ready(conversations, served)
 
 
+@asynccontextmanager
+async def listening(conversations: Conversations, hub: Hub) -> AsyncIterator[None]:
+    """News from the other servers on this database, into *hub*, while the block runs
+    (PostgreSQL's notices; SQLite's servers poll)."""
+    connect = conversations.backend.listen
+    if connect is None:
+        yield
+        return
+    loop = asyncio.get_running_loop()
+
+    def on_notice(kind: str, key: str) -> None:  # on the listener's thread
+        loop.call_soon_threadsafe(hub.notice, kind, key)
+
+    listener = Listener(connect, on_notice).start()
+    try:
+        yield
+    finally:
+        await asyncio.to_thread(listener.stop)
+
+
 def _lifespan(parts: Ready, options: Options) -> Callable[[FastAPI], Any]:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -159,7 +180,8 @@ def _lifespan(parts: Ready, options: Options) -> Callable[[FastAPI], Any]:
         app.state.server = server
         task = asyncio.create_task(worker.serve(), name="worker")
         try:
-            yield
+            async with listening(parts.conversations, hub):
+                yield
         finally:
             await worker.drain(DRAIN_SECONDS)
             task.cancel()

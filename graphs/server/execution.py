@@ -21,6 +21,7 @@ from langgraph.types import Command
 from checkpointing import (
     Conversation,
     Conversations,
+    LeaseLost,
     NothingToResume,
     Run,
     RunEvents,
@@ -82,13 +83,13 @@ class Execution:
             return
         first = self.run.attempts == 0  # only a first claim keeps the head (for rollback)
         head = head_checkpoint(self.conversations.backend, self.run.thread_id) if first else None
-        claimed = self.runs.claim(self.run.run_id, head)
+        claimed = self.runs.claim(self.run.run_id, head, self.thread)
         if claimed is None:
             raise RunGone(self.run.run_id)
         if claimed.attempts != self.run.attempts + 1:
             # Another server ran it since this one read the row: how to go on was decided
             # from a stale row. Queued again, it is decided afresh by whoever takes it.
-            self.runs.requeue(claimed.run_id)
+            self.runs.requeue(claimed.run_id, self.thread)
             raise RunStale(claimed.run_id)
         self.run = claimed
         # Events are stored only once a run is claimed: a first claim has none yet.
@@ -97,19 +98,29 @@ class Execution:
             self.sent_values = self.events.last_data(self.run.run_id, "values")
         self.store([metadata_event(self.run.run_id, self.run.attempts)])
 
+    @property
+    def thread(self) -> str:
+        """The thread whose lease this run's writes go through (see ``Runs``)."""
+        return self.run.thread_id
+
     def done(self, exc: BaseException | None) -> None:
         runs, run_id = self.runs, self.run.run_id
+        if isinstance(exc, LeaseLost):
+            # Cut off from the database: whatever it would write now could land after
+            # another server took the thread. The row stays running; the lease, freed by
+            # the database, shows it cut off, and a server takes it up (``worker``).
+            return
         cancel = runs.cancel_asked(run_id) if isinstance(exc, GraphDrained) else ""
         if isinstance(exc, GraphDrained) and not cancel and self.control.drain_reason == SHUTDOWN:
-            runs.requeue(run_id)  # the next worker takes it up from its last checkpoint
+            runs.requeue(run_id, self.thread)  # the next worker takes it up from its checkpoint
         elif isinstance(exc, GraphDrained):
             if cancel == "rollback":
                 started = self.run.started_from or None  # None: the run began the thread
                 roll_back(self.conversations.backend, self.run.thread_id, started)
-            runs.finish(run_id, "interrupted")
+            runs.finish(run_id, "interrupted", thread=self.thread)
         elif exc is None or (isinstance(exc, NothingToResume) and self.thread_over()):
             self.store(self.translator.leftovers())
-            runs.finish(run_id, "success")
+            runs.finish(run_id, "success", thread=self.thread)
         elif isinstance(exc, Exception):
             self.fail(exc)
         self.tell(run_id)
@@ -119,7 +130,7 @@ class Execution:
         over has it, then its row."""
         message = scrub(str(exc)) or type(exc).__name__
         self.store([error_event(exc, message)])
-        self.runs.finish(self.run.run_id, "error", message)
+        self.runs.finish(self.run.run_id, "error", message, thread=self.thread)
 
     def thread_over(self) -> bool:
         """A run taken up again and refused (nothing to resume) succeeded if its input was
@@ -136,7 +147,7 @@ class Execution:
 
     def store(self, events: list[tuple[str, str]]) -> None:
         if events:
-            self.events.append(self.run.run_id, self.seq + 1, events)
+            self.events.append(self.run.run_id, self.seq + 1, events, self.thread)
             self.seq += len(events)
 
     # -- the run ----------------------------------------------------------------------------

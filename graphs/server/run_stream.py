@@ -2,7 +2,9 @@
 
 Every event is read from the rows (``run_events``), never from the worker's memory, so a
 client may join from any server process, after a restart, and with ``Last-Event-ID``
-get exactly the events after that one. Events carry ``id:`` when the run was started
+get exactly the events after that one. A reader is woken by news of its run from
+whichever server runs it (``hub``), and reads the rows anyway after a poll, so a missed
+notice only delays it. Events carry ``id:`` when the run was started
 ``stream_resumable``. A heartbeat comment goes out every few seconds (proxies and the JS
 client's idle watchdog count on it); when the run has finished and every event is sent,
 an ``end`` event closes the stream, since the clients stop reading only at a close.
@@ -25,7 +27,6 @@ from graphs.server.hub import wait
 from graphs.server.shapes import dumps
 
 HEARTBEAT_SECONDS = 5
-POLL_SECONDS = 0.5
 
 
 def headers(run: Run) -> dict[str, str]:
@@ -75,7 +76,7 @@ async def events(server: Server, run: Run, after: int) -> AsyncIterator[ServerSe
             yield ServerSentEvent(data="null", event="end")
             return
         if not batch:
-            await wait(ticket, POLL_SECONDS)
+            await wait(ticket, server.hub.poll_seconds)
 
 
 def stream_response(
@@ -129,7 +130,7 @@ async def outcome(server: Server, run: Run) -> Any:
         found = await asyncio.to_thread(_found, server, run)
         if found is None or found.status not in ACTIVE:
             break
-        await wait(ticket, POLL_SECONDS)
+        await wait(ticket, server.hub.poll_seconds)
     if found is not None and found.status == "error":
         return {"__error__": {"error": "RunError", "message": found.error or "the run failed"}}
     conversation = await server.conversations.aget(run.thread_id, run.user_id)

@@ -8,6 +8,12 @@ says running while its thread's lease is free was cut off: at start-up and then 
 seconds the worker takes such runs up again from their last checkpoint, and steps that
 had finished are not run again. Shutting down drains: running runs stop at their next
 step boundary and are queued again for the next worker.
+
+Several servers may share one database. On PostgreSQL they hear of each other's runs
+(``hub``, ``checkpointing.notices``): a worker looks when a run is created or ends or a
+thread is let go, and otherwise only every few seconds. A run whose thread another
+process holds is set aside until that thread is let go, not tried at every look. Each
+server runs at most ``max_runs`` at once; the rest wait, pending, for whichever has room.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from checkpointing import (
     ACTIVE_RUN_STATUSES,
     Conversations,
     DatabaseUnavailable,
+    LeaseLost,
     NothingToResume,
     Run,
     RunEvents,
@@ -32,7 +39,7 @@ from checkpointing import (
     Runs,
     ThreadBusy,
     ThreadNotFound,
-    is_free,
+    free_of,
     load_settings,
     scrub,
 )
@@ -41,8 +48,13 @@ from graphs.server.hub import Hub
 from graphs.server.registry import Served
 
 log = logging.getLogger("durable_agent.server")
-POLL_SECONDS = 0.5
-RECOVER_EVERY = 5.0
+# How often a worker looks for cut-off runs: a server that died is noticed in this long
+# plus the time its database sessions take to be found dead (at once for a killed
+# process on a live machine; TCP keepalives bound it for a machine that went silent).
+RECOVER_EVERY = 3.0
+# A run whose thread another process holds is tried again when that thread is let go
+# (a notice), or after this long: a holder that died says nothing.
+SET_ASIDE = 2.0
 PRUNE_EVERY = 600.0
 # A cancel sent to this process stops its run directly (``cancel``); the database is polled
 # only for one sent to another server, so less often than the command line's 0.2 s: each
@@ -65,6 +77,7 @@ class Worker:
         self.max_runs = max_runs
         self.events_keep = load_settings().run_events_keep
         self.active: dict[str, tuple[asyncio.Task[None], Execution]] = {}
+        self.set_aside: dict[str, float] = {}  # thread ID -> when to try it again
         self.loop: asyncio.AbstractEventLoop | None = None
         self.stopping = False
         self.to_forget: list[tuple[float, Run]] = []  # stateless runs' threads, and when
@@ -98,21 +111,29 @@ class Worker:
             for run_id in await asyncio.to_thread(self.runs.cancelled_running):
                 self.cancel(run_id)
         await self._forget_due()
+        self._take_back_freed()
         free = self.max_runs - len(self.active)
         if free > 0:
-            await self._take(await asyncio.to_thread(self.runs.due, free + len(self.active)))
+            limit = free + len(self.active) + len(self.set_aside)
+            await self._take(await asyncio.to_thread(self.runs.due, limit))
         self.hub.queue.clear()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.hub.queue.wait(), POLL_SECONDS)
+            await asyncio.wait_for(self.hub.queue.wait(), self.hub.poll_seconds)
         return recovered_at, pruned_at
+
+    def _take_back_freed(self) -> None:
+        """Threads let go since the last look, or set aside long enough, may be tried."""
+        freed, self.hub.freed = self.hub.freed, set()
+        now = time.monotonic()
+        for thread_id, until in list(self.set_aside.items()):
+            if thread_id in freed or until <= now:
+                del self.set_aside[thread_id]
 
     def _cut_off(self) -> list[Run]:
         leases = self.conversations.backend.leases
-        found = [
-            run
-            for run in self.runs.running()
-            if run.run_id not in self.active and is_free(leases, run.thread_id)
-        ]
+        running = [run for run in self.runs.running() if run.run_id not in self.active]
+        free = set(free_of(leases, [run.thread_id for run in running]))
+        found = [run for run in running if run.thread_id in free]
         for run in found:
             log.info("taking up run %s of thread %s, cut off mid-run", run.run_id, run.thread_id)
         return found
@@ -122,6 +143,8 @@ class Worker:
             if self.stopping:  # a look under way when the drain began takes nothing more
                 return
             if run.run_id in self.active or len(self.active) >= self.max_runs:
+                continue
+            if run.thread_id in self.set_aside:
                 continue
             if any(e.run.thread_id == run.thread_id for _, e in self.active.values()):
                 continue  # this process runs that thread already; the next look takes it
@@ -145,8 +168,10 @@ class Worker:
             await asyncio.to_thread(self.runs.finish, run.run_id, "interrupted")
         except RunStale:
             pass  # queued again; the next look decides afresh
-        except ThreadBusy:
-            pass  # another process runs the thread; the next look tries again
+        except ThreadBusy:  # another process holds the thread: until it lets go
+            self.set_aside[run.thread_id] = time.monotonic() + SET_ASIDE
+        except LeaseLost as exc:  # cut off from the database: a server takes it up
+            log.warning("run %s stopped: %s", run.run_id, scrub(str(exc)))
         except DatabaseUnavailable as exc:  # no connection for its lease, say: it waits
             log.warning("run %s waits: %s", run.run_id, scrub(str(exc)))
         except GraphDrained:
