@@ -38,6 +38,7 @@ from checkpointing import (
     RunNotFound,
     ThreadBusy,
     ThreadNotFound,
+    load_settings,
     open_conversations,
     scrub,
 )
@@ -49,6 +50,7 @@ from graphs.server import (
     routes_threads,
 )
 from graphs.server.body_limit import BodyLimit
+from graphs.server.capacity import say_if_short
 from graphs.server.context import Server
 from graphs.server.hub import Hub
 from graphs.server.registry import Served, graph_specs, load_graphs
@@ -178,6 +180,9 @@ def _lifespan(parts: Ready, options: Options) -> Callable[[FastAPI], Any]:
             " without tokens, as user 'local'" if options.no_auth else "",
         )  # fmt: skip
         app.state.server = server
+        with contextlib.suppress(Exception):  # only a warning: never a reason not to start
+            backend, settings = parts.conversations.backend, load_settings()
+            await asyncio.to_thread(say_if_short, backend, settings, options.max_runs)
         task = asyncio.create_task(worker.serve(), name="worker")
         try:
             async with listening(parts.conversations, hub):

@@ -52,6 +52,9 @@ log = logging.getLogger("durable_agent.server")
 # plus the time its database sessions take to be found dead (at once for a killed
 # process on a live machine; TCP keepalives bound it for a machine that went silent).
 RECOVER_EVERY = 3.0
+# The least time between two looks: notices from busy servers come by the hundred a
+# second, and one look answers all those that arrived meanwhile.
+LOOK_GAP = 0.05
 # A run whose thread another process holds is tried again when that thread is let go
 # (a notice), or after this long: a holder that died says nothing.
 SET_ASIDE = 2.0
@@ -100,6 +103,7 @@ class Worker:
 
     async def _look(self, recovered_at: float, pruned_at: float) -> tuple[float, float]:
         """One look for work: cut-off runs, events to prune, due runs; then a short wait."""
+        self.hub.queue.clear()  # news from here on wakes the next look
         if time.monotonic() - recovered_at > RECOVER_EVERY:
             recovered_at = time.monotonic()
             await self._take(await asyncio.to_thread(self._cut_off))
@@ -116,7 +120,7 @@ class Worker:
         if free > 0:
             limit = free + len(self.active) + len(self.set_aside)
             await self._take(await asyncio.to_thread(self.runs.due, limit))
-        self.hub.queue.clear()
+        await asyncio.sleep(LOOK_GAP)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.hub.queue.wait(), self.hub.poll_seconds)
         return recovered_at, pruned_at
