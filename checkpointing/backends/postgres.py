@@ -25,6 +25,7 @@ from checkpointing.backends.postgres_connections import (
     connection_kwargs,
     pool_kwargs,
     refusal,
+    session_kwargs,
 )
 from checkpointing.backends.postgres_errors import describe, empty_database, migration_failed
 from checkpointing.backends.postgres_leases import PostgresLeases
@@ -113,7 +114,7 @@ def _backend(
     *,
     store_current: bool,
 ) -> Backend:
-    kwargs: dict[str, Any] = pool.kwargs  # type: ignore[assignment]
+    kwargs = session_kwargs(pool.kwargs, url)  # type: ignore[arg-type]
 
     def connect() -> psycopg.Connection[Any]:  # a lease's own session, never the pool's
         return pool.connection_class.connect(pool.conninfo, **kwargs)  # type: ignore[no-any-return]

@@ -60,6 +60,23 @@ def connection_kwargs(settings: Settings, url: DatabaseURL | None = None) -> dic
     return kwargs
 
 
+# The same on the server's side of a lease's or a listener's session, set per session:
+# the database drops a worker gone silent (and so its locks) in seconds, not hours, and
+# another server may take its runs. Pooled sessions are left alone: a pooler in front
+# may refuse startup options, and they hold no lock.
+SERVER_KEEPALIVES = (
+    "-c tcp_keepalives_idle=5 -c tcp_keepalives_interval=2 -c tcp_keepalives_count=3 "
+    "-c tcp_user_timeout=15000"
+)
+
+
+def session_kwargs(kwargs: dict[str, Any], url: DatabaseURL | None) -> dict[str, Any]:
+    """*kwargs* for a session of its own (a lease's, a listener's); a URL's options win."""
+    if "options" in _url_keys(url):
+        return kwargs
+    return {**kwargs, "options": SERVER_KEEPALIVES}
+
+
 def _url_keys(url: DatabaseURL | None) -> set[str]:
     try:
         return set(conninfo_to_dict(url.raw)) if url else set()
