@@ -135,6 +135,7 @@ class Sampler:
                 lines.append(f"| `{query}` | {n / self.samples:.2f} |")
         stacks = self.stacks()
         lines += _frames(stacks, self.seconds, len(self.pids), top) if stacks else []
+        lines += ["", f"py-spy's raw stacks (for a flame graph) are kept in {self.dir}"]
         return "\n".join(lines)
 
 
@@ -144,28 +145,42 @@ def _frames(stacks: Counter[tuple[str, ...]], seconds: float, procs: int, top: i
     leaf: Counter[str] = Counter()
     within: Counter[str] = Counter()
     packages: Counter[str] = Counter()
+    kinds: Counter[str] = Counter()
     for frames, count in stacks.items():
         leaf[frames[-1]] += count
+        packages[_package(frames[-1])] += count
+        kinds[_thread_kind(frames)] += count
         for frame in set(frames):
-            if any(f"({p}" in frame for p in OURS):
+            if any(f"({p}" in frame for p in OURS) and "(graphs/cli/" not in frame:
                 within[frame] += count
-        for package in {_package(f) for f in frames}:
-            packages[package] += count
     lines = [
         "",
         f"py-spy, {procs} server processes: {total} samples of non-idle threads (running, "
         f"or runnable and waiting for a core) at {PY_SPY_RATE} Hz: {threads:.2f} such "
         "threads on average, all processes together.",
         "",
-        "| where a sample's innermost frame was (self) | share |",
+        "| thread | share |",
         "|---|---:|",
     ]
-    lines += [f"| `{f}` | {n / total:.1%} |" for f, n in leaf.most_common(top)]
-    lines += ["", "| package on the stack (inclusive) | share |", "|---|---:|"]
+    lines += [f"| {k} | {n / total:.1%} |" for k, n in kinds.most_common()]
+    lines += ["", "| package of the innermost frame | share |", "|---|---:|"]
     lines += [f"| {p} | {n / total:.1%} |" for p, n in packages.most_common(top)]
-    lines += ["", "| our function on the stack (inclusive) | share |", "|---|---:|"]
+    lines += ["", "| innermost frame (self) | share |", "|---|---:|"]
+    lines += [f"| `{f}` | {n / total:.1%} |" for f, n in leaf.most_common(top)]
+    lines += ["", "| our function on the stack (inclusive; the CLI's left out) | share |"]
+    lines += ["|---|---:|"]
     lines += [f"| `{f}` | {n / total:.1%} |" for f, n in within.most_common(top)]
     return lines
+
+
+def _thread_kind(frames: tuple[str, ...]) -> str:
+    """Which of a server's threads a stack is: the event loop's, a worker of the loop's
+    ``to_thread`` pool, or another (a lease's pinger, a run's pause watcher, ...)."""
+    if any("(concurrent/futures/thread.py" in f for f in frames):
+        return "asyncio.to_thread pool"
+    if any(f.startswith(("BaseEventLoop.run_forever", "Server.serve")) for f in frames):
+        return "event loop"
+    return "other threads"
 
 
 def _package(frame: str) -> str:
