@@ -30,7 +30,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "serve"))
 from bench_cpu import Cpu, CpuProbe
-from bench_load import ANSWER, Result, measure
+from bench_load import ANSWER, KEEPALIVE_EXPIRY, Result, measure
 from bench_report import Row, cpu_table, figures, scaling, table
 from bench_sampler import Sampler
 from bench_servers import (
@@ -93,7 +93,9 @@ def bench(name: str, args: argparse.Namespace, cpus: dict[str, tuple[Cpu, int]])
         with serving(name, args.start_timeout, args.scale) as up:
             print(f"{name}: {len(up.urls)} process(es) answered /ok after {up.startup:.2f} s")
             probes = Probes(up, name in args.sample)
-            result = asyncio.run(measure(up.urls, args.clients, args.rounds, probes))
+            result = asyncio.run(
+                measure(up.urls, args.clients, args.rounds, probes, args.keepalive)
+            )
             _report(name, result, up)
             # Both servers would answer 84 with a built-in agent too: insist on the file.
             through_file = all(LOADED in p.read_text(errors="replace") for p in up.stderr)
@@ -140,6 +142,12 @@ def main() -> None:
     parser.add_argument("--max-runs", type=int, default=8, help="per ours-postgres-xN process")
     parser.add_argument("--pool-max", type=int, default=5, help="per ours-postgres-xN process")
     parser.add_argument("--sample", default="", help="kinds to sample, e.g. ours-postgres-x4")
+    parser.add_argument(
+        "--keepalive",
+        type=float,
+        default=KEEPALIVE_EXPIRY,
+        help="seconds a client keeps an idle connection (httpx's default is 5, as the servers')",
+    )
     parser.add_argument("--start-timeout", type=float, default=90)
     args = parser.parse_args()
     names = args.servers.split(",")
@@ -159,7 +167,8 @@ def main() -> None:
     print(
         f"\n{args.clients} clients x {args.rounds} rounds (after one warm-up round), clients "
         f"round-robin over each kind's processes; ratios against {reference or 'nothing'}; "
-        "launches/s counts runs up to each round's last metadata event; every ours-postgres-xN "
+        "launches/s counts runs up to each round's last metadata event; clients keep idle "
+        f"connections {args.keepalive:g} s; every ours-postgres-xN "
         f"process ran with --max-runs {args.scale.max_runs} and DURABLE_AGENT_POOL_MAX_SIZE "
         f"{args.scale.pool_max}, the same for each N\n"
     )

@@ -17,10 +17,16 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from langgraph_sdk import get_client
+import httpx
+from langgraph_sdk.client import LangGraphClient
 
 QUESTION = {"messages": [{"role": "user", "content": "what is 12*7?"}]}
 ANSWER = "84"
+# Both servers are uvicorn, which closes a connection idle for 5 s; the SDK's httpx keeps
+# one for 5 s too, so a client idle for about 5 s between rounds may send its next POST on
+# a connection the server is closing (BrokenPipeError, not retried: 4 of 600 runs of each
+# of ours and 11 of langgraph dev's failed so). Clients drop idle ones sooner (--keepalive).
+KEEPALIVE_EXPIRY = 2.0
 
 
 class Probe(Protocol):
@@ -54,26 +60,45 @@ class Result:
 
 
 def _one_line(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
+    """The exception and what caused it, in one line (httpx's ReadError says nothing)."""
+    if isinstance(exc, RunFailed):
+        return str(exc)
+    parts: list[str] = []
+    seen: BaseException | None = exc
+    while seen is not None and len(parts) < 4:
+        parts.append(f"{type(seen).__name__}: {' '.join(str(seen).split())[:200]}")
+        seen = seen.__cause__ or seen.__context__
+    return " <- ".join(parts)
+
+
+class RunFailed(Exception):
+    """A run went wrong; the message says at which step, and what the client raised."""
 
 
 async def _one_run(client: Any) -> tuple[Run, Any]:
-    thread = await client.threads.create()
+    try:
+        thread = await client.threads.create()
+    except Exception as exc:
+        raise RunFailed(f"threads.create: {_one_line(exc)}") from exc
     start = time.perf_counter()
     metadata = first = metadata_at = None
     last = None
-    async for part in client.runs.stream(
-        thread["thread_id"], "agent", input=QUESTION, stream_mode="values"
-    ):
-        now = time.perf_counter()
-        if part.event == "error":
-            raise RuntimeError(f"run failed: {part.data}")
-        if part.event == "metadata":
-            metadata, metadata_at = now - start, now
-        elif metadata is not None and first is None:
-            first = now - start
-        if part.event == "values":
-            last = part
+    try:
+        async for part in client.runs.stream(
+            thread["thread_id"], "agent", input=QUESTION, stream_mode="values"
+        ):
+            now = time.perf_counter()
+            if part.event == "error":
+                raise RuntimeError(f"run failed: {part.data}")
+            if part.event == "metadata":
+                metadata, metadata_at = now - start, now
+            elif metadata is not None and first is None:
+                first = now - start
+            if part.event == "values":
+                last = part
+    except Exception as exc:
+        step = "after its metadata event" if metadata is not None else "before any event"
+        raise RunFailed(f"runs.stream, {step}: {_one_line(exc)}") from exc
     total = time.perf_counter() - start
     if metadata is None or metadata_at is None or first is None or last is None:
         raise RuntimeError("the stream had no metadata event, or nothing after it")
@@ -100,11 +125,24 @@ async def _round(clients: list[Any], result: Result, counted: bool) -> None:
     result.wall += end - start
 
 
-async def measure(urls: list[str], clients: int, rounds: int, probe: Probe) -> Result:
+def sdk_client(url: str, keepalive: float) -> LangGraphClient:
+    """LangGraph's SDK client as ``get_client(url=url)`` makes it (its retries and
+    timeouts), but keeping idle connections *keepalive* seconds instead of httpx's 5."""
+    limits = httpx.Limits(
+        max_connections=100, max_keepalive_connections=20, keepalive_expiry=keepalive
+    )
+    transport = httpx.AsyncHTTPTransport(retries=5, limits=limits)
+    timeout = httpx.Timeout(connect=5, read=300, write=300, pool=5)
+    return LangGraphClient(httpx.AsyncClient(base_url=url, transport=transport, timeout=timeout))
+
+
+async def measure(
+    urls: list[str], clients: int, rounds: int, probe: Probe, keepalive: float = KEEPALIVE_EXPIRY
+) -> Result:
     """A warm-up round, then *rounds* counted ones with *probe* running over them."""
-    # One SDK client (its own httpx pool, default limit 100 connections) per simulated
-    # user, each streaming one run at a time: no client waits for a pooled connection.
-    sdk_clients = [get_client(url=urls[i % len(urls)], api_key=None) for i in range(clients)]
+    # One SDK client (its own pool of up to 100 connections) per simulated user, each
+    # streaming one run at a time: no client waits for a pooled connection.
+    sdk_clients = [sdk_client(urls[i % len(urls)], keepalive) for i in range(clients)]
     result = Result()
     try:
         await _round(sdk_clients, result, counted=False)
