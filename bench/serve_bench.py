@@ -85,7 +85,7 @@ def _report(name: str, result: Result, serving: Serving) -> None:
     for i, path in enumerate(serving.stderr):
         warnings = [x for x in path.read_text(errors="replace").splitlines() if "WARNING" in x]
         if warnings:
-            print(f"  process {i} logged {len(warnings)} warnings, e.g. {warnings[0][:200]}")
+            print(f"  process {i} logged {len(warnings)} warnings, e.g. {warnings[-1][:600]}")
 
 
 def bench(name: str, args: argparse.Namespace, cpus: dict[str, tuple[Cpu, int]]) -> Row | str:
