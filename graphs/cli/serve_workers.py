@@ -20,6 +20,7 @@ once, as a drain. Not here: what a server does (``serve.py``, ``graphs.server``)
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -136,7 +137,7 @@ class Supervisor:
             start_new_session=True,
         )  # fmt: skip
         assert child.stdin is not None
-        with child.stdin:
+        with contextlib.suppress(BrokenPipeError), child.stdin:  # died at once: _look sees it
             child.stdin.write(json.dumps(spec).encode())
         self.children[slot] = child
 
