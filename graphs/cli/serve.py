@@ -12,7 +12,6 @@ from __future__ import annotations
 import copy
 import ipaddress
 import logging
-import os
 import signal
 import socket
 import sys
@@ -33,6 +32,7 @@ GRACEFUL_SECONDS = 5
 LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
 # With several server processes writing to one log, each line says whose it is.
 PID_LOG_FORMAT = "%(levelname)s [%(process)d] %(name)s: %(message)s"
+BACKLOG = 2048  # uvicorn's
 
 
 def _graphs(specs: tuple[str, ...]) -> dict[str, str]:
@@ -67,15 +67,34 @@ def _draining_server(app: FastAPI) -> type[uvicorn.Server]:
 
 def _check_free(host: str, port: int) -> None:
     """Refuse a taken address before the database is opened and the graphs are loaded."""
+    for sock in bind(host, port):
+        sock.close()
+
+
+def bind(host: str, port: int) -> list[socket.socket]:
+    """Listening sockets on every address *host* names, as uvicorn binds them (IPv6 ones
+    too); ``ConfigError`` naming the fix if one is taken."""
+    bound: list[socket.socket] = []
     try:
-        with socket.create_server((host, port), reuse_port=False):
-            pass
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        for family, kind, proto, _, address in dict.fromkeys(infos):
+            sock = socket.socket(family, kind, proto)
+            bound.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind((address[0], port, *address[2:]))
+            sock.listen(BACKLOG)
+            port = port or sock.getsockname()[1]  # --port 0: the others on the same one
     except OSError as exc:
+        for sock in bound:
+            sock.close()
         raise cannot_listen(host, port, exc) from None
+    return bound
 
 
 def cannot_listen(host: str, port: int, exc: OSError) -> ConfigError:
-    why = os.strerror(exc.errno) if exc.errno else str(exc)
+    why = exc.strerror or str(exc)  # "Address already in use", "Name or service not known"
     return ConfigError(
         f"cannot listen on {host}:{port} ({why}): stop what listens "
         "there, or choose another address with --host and --port"

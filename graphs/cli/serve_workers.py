@@ -36,11 +36,10 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from graphs.cli.serve import PID_LOG_FORMAT, cannot_listen, drained
+from graphs.cli.serve import PID_LOG_FORMAT, bind, drained
 from graphs.server.app import Options
 
 log = logging.getLogger("durable_agent.serve")
-BACKLOG = 2048  # uvicorn's
 LOOK_SECONDS = 0.2  # how often the parent looks at its children and at signals
 RESTART_SECONDS = 0.5  # the first pause before a dead child is replaced; doubled per restart
 RESTART_MAX_SECONDS = 8.0
@@ -57,7 +56,7 @@ def supervise(options: Options, port: int, count: int) -> int:
     from graphs.server.app import ready
 
     logging.basicConfig(level=logging.INFO, format=PID_LOG_FORMAT)
-    sockets = _bind(options.host, port)
+    sockets = bind(options.host, port)
     try:
         with ready(options, served_agent):
             pass  # the database is reachable and the graphs load: each child opens its own
@@ -65,27 +64,6 @@ def supervise(options: Options, port: int, count: int) -> int:
     finally:
         for sock in sockets:
             sock.close()
-
-
-def _bind(host: str, port: int) -> list[socket.socket]:
-    """Listening sockets on every address *host* names (as uvicorn binds them)."""
-    bound: list[socket.socket] = []
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-        for family, kind, proto, _, address in dict.fromkeys(infos):
-            sock = socket.socket(family, kind, proto)
-            bound.append(sock)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if family == socket.AF_INET6:
-                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            sock.bind((address[0], port, *address[2:]))
-            sock.listen(BACKLOG)
-            port = port or sock.getsockname()[1]  # --port 0: the others on the same one
-    except OSError as exc:
-        for sock in bound:
-            sock.close()
-        raise cannot_listen(host, port, exc) from None
-    return bound
 
 
 def _how(code: int) -> str:
