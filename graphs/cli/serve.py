@@ -3,19 +3,20 @@
 Parses the command line, refuses what would be unsafe (``--no-auth`` off loopback),
 and runs the app (``graphs.server``) under uvicorn. SIGTERM and Ctrl-C drain: running
 runs stop at their next step boundary and are taken up by the next server started on
-the same database.
+the same database. ``--workers N`` runs N such servers on one socket under a supervisor
+(``serve_workers``); with one, this process is the server.
 """
 
 from __future__ import annotations
 
+import copy
 import ipaddress
 import logging
-import os
 import signal
 import socket
 import sys
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -28,6 +29,10 @@ from graphs.cli.options import db_option
 
 # uvicorn waits this long for open streams before the app's own shutdown (the drain).
 GRACEFUL_SECONDS = 5
+LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
+# With several server processes writing to one log, each line says whose it is.
+PID_LOG_FORMAT = "%(levelname)s [%(process)d] %(name)s: %(message)s"
+BACKLOG = 2048  # uvicorn's
 
 
 def _graphs(specs: tuple[str, ...]) -> dict[str, str]:
@@ -40,7 +45,7 @@ def _graphs(specs: tuple[str, ...]) -> dict[str, str]:
     return graphs
 
 
-def _drained(signum: int, frame: FrameType | None) -> None:
+def drained(signum: int, frame: FrameType | None) -> None:
     sys.exit(0)
 
 
@@ -62,18 +67,38 @@ def _draining_server(app: FastAPI) -> type[uvicorn.Server]:
 
 def _check_free(host: str, port: int) -> None:
     """Refuse a taken address before the database is opened and the graphs are loaded."""
+    for sock in bind(host, port):
+        sock.close()
+
+
+def bind(host: str, port: int) -> list[socket.socket]:
+    """Listening sockets on every address *host* names, as uvicorn binds them (IPv6 ones
+    too); ``ConfigError`` naming the fix if one is taken."""
+    bound: list[socket.socket] = []
     try:
-        with socket.create_server((host, port), reuse_port=False):
-            pass
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        for family, kind, proto, _, address in dict.fromkeys(infos):
+            sock = socket.socket(family, kind, proto)
+            bound.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind((address[0], port, *address[2:]))
+            sock.listen(BACKLOG)
+            port = port or sock.getsockname()[1]  # --port 0: the others on the same one
     except OSError as exc:
-        raise ConfigError(
-            f"cannot listen on {host}:{port} ({_why(exc)}): stop what listens "
-            "there, or choose another address with --host and --port"
-        ) from None
+        for sock in bound:
+            sock.close()
+        raise cannot_listen(host, port, exc) from None
+    return bound
 
 
-def _why(exc: OSError) -> str:
-    return os.strerror(exc.errno) if exc.errno else str(exc)
+def cannot_listen(host: str, port: int, exc: OSError) -> ConfigError:
+    why = exc.strerror or str(exc)  # "Address already in use", "Name or service not known"
+    return ConfigError(
+        f"cannot listen on {host}:{port} ({why}): stop what listens "
+        "there, or choose another address with --host and --port"
+    )
 
 
 def is_loopback(host: str) -> bool:
@@ -109,6 +134,14 @@ def is_loopback(host: str) -> bool:
     type=click.IntRange(1, 1000),
     help="Runs this process runs at once; more wait in the queue.",
 )
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Server processes sharing the address, each taking up to --max-runs runs; "
+    "this one restarts any that dies.",
+)
 def serve(
     db: str | None,
     host: str,
@@ -116,7 +149,8 @@ def serve(
     graph_specs: tuple[str, ...],
     no_auth: bool,
     max_runs: int,
-) -> None:
+    workers: int,
+) -> int:
     """Serve the LangGraph Agent Server API (for langgraph_sdk, useStream, agent-chat-ui)."""
     if no_auth and not is_loopback(host):
         raise ConfigError(
@@ -127,18 +161,28 @@ def serve(
     from graphs.cli.agents import served_agent
     from graphs.server.app import Options, create_app, ready
 
-    _check_free(host, port)
     options = Options(
         db=db, host=host, graphs=_graphs(graph_specs), no_auth=no_auth, max_runs=max_runs
     )
+    if workers > 1:
+        from graphs.cli.serve_workers import supervise
+
+        return supervise(options, port, workers)
+    _check_free(host, port)
     with ready(options, served_agent) as parts:
-        _serve(create_app(parts, options), host, port)
+        serve_app(create_app(parts, options), host, port)
+    return 0
 
 
-def _serve(app: FastAPI, host: str, port: int) -> None:
+def serve_app(
+    app: FastAPI, host: str, port: int, sockets: list[socket.socket] | None = None
+) -> None:
+    """Run *app* under uvicorn until a signal drains it: on *host* and *port*, or, in a
+    child of ``--workers``, on the *sockets* the supervisor bound (its lines carry its pid)."""
     import uvicorn
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    several = sockets is not None
+    logging.basicConfig(level=logging.INFO, format=PID_LOG_FORMAT if several else LOG_FORMAT)
     config = uvicorn.Config(
         app,
         host=host,
@@ -146,9 +190,23 @@ def _serve(app: FastAPI, host: str, port: int) -> None:
         log_level="info",
         timeout_graceful_shutdown=GRACEFUL_SECONDS,
         lifespan="on",
+        log_config=_uvicorn_logging(with_pid=several),
     )
     # uvicorn drains on SIGTERM and then raises the signal again, for the handler that was
     # there before it: by default that kills the process, so a clean drain looked like a
     # death by signal (-15) to whatever stopped it. A drained stop is a clean exit.
-    signal.signal(signal.SIGTERM, _drained)
-    _draining_server(app)(config).run()
+    signal.signal(signal.SIGTERM, drained)
+    _draining_server(app)(config).run(sockets=sockets)
+
+
+def _uvicorn_logging(*, with_pid: bool) -> dict[str, Any]:
+    """uvicorn's own logging setup, its lines prefixed by the process ID *with_pid*."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    if with_pid:
+        for formatter in config["formatters"].values():
+            formatter["fmt"] = formatter["fmt"].replace(
+                "%(levelprefix)s ", "%(levelprefix)s [%(process)d] ", 1
+            )
+    return config
