@@ -186,7 +186,9 @@ def test_health_counts_the_queue_and_this_process_s_runs_without_a_token(start, 
     assert (queue["pending"], queue["due"], queue["running"]) == (3, 2, 1), body
     assert queue["oldest_pending_seconds"] >= 0, body
     assert server.process is not None  # one worker: this process, no supervisor
-    assert body["process"] == {"pid": server.process.pid, "runs_in_flight": 1, "max_runs": 1}
+    listens = db_url.startswith("postgresql")  # news from other servers: PostgreSQL only
+    expected = {"pid": server.process.pid, "runs_in_flight": 1, "max_runs": 1, "notices": listens}
+    assert body["process"] == expected
     assert children(server) == set()
     assert httpx.get(f"{server.url}/threads/{threads[0]}", timeout=10).status_code == 401
 

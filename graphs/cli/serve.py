@@ -29,6 +29,13 @@ from graphs.cli.options import db_option
 
 # uvicorn waits this long for open streams before the app's own shutdown (the drain).
 GRACEFUL_SECONDS = 5
+# An idle connection is kept longer than the clients keep theirs (httpx, under the SDKs:
+# 5 s), so a client never sends a request on a connection the server is closing at that
+# moment: httpx does not retry a POST, and the bench saw threads.create fail that way.
+KEEP_ALIVE_SECONDS = 75
+# Runs one process runs at once. Ten, as LangGraph's server: with the pool's ten, three
+# processes' PostgreSQL sessions (10 + 2 x 10 + 1 each) fit in max_connections' default.
+DEFAULT_MAX_RUNS = 10
 LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
 # With several server processes writing to one log, each line says whose it is.
 PID_LOG_FORMAT = "%(levelname)s [%(process)d] %(name)s: %(message)s"
@@ -129,7 +136,7 @@ def is_loopback(host: str) -> bool:
 )
 @click.option(
     "--max-runs",
-    default=32,
+    default=DEFAULT_MAX_RUNS,
     show_default=True,
     type=click.IntRange(1, 1000),
     help="Runs this process runs at once; more wait in the queue.",
@@ -189,6 +196,7 @@ def serve_app(
         port=port,
         log_level="info",
         timeout_graceful_shutdown=GRACEFUL_SECONDS,
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
         lifespan="on",
         log_config=_uvicorn_logging(with_pid=several),
     )

@@ -70,7 +70,7 @@ class Options:
     host: str = "127.0.0.1"
     graphs: Mapping[str, str] = field(default_factory=dict)
     no_auth: bool = False
-    max_runs: int = 32
+    max_runs: int = 10
     cwd: Path = field(default_factory=Path.cwd)
 
 

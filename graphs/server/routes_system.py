@@ -5,6 +5,7 @@ is the queue, and what it is. Open to anyone, so they say nothing about any user
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from typing import Any
 
@@ -16,6 +17,7 @@ from checkpointing import scrub
 from checkpointing.run_health import QueueDepth, queue_depth
 from graphs.server.context import Server, ServerDep
 
+log = logging.getLogger("durable_agent.server")
 router = APIRouter(tags=["system"])
 VERSION = "0.1.0"
 # A health check must answer even when the database does not: past this, it says so.
@@ -39,6 +41,10 @@ class Process(BaseModel):
     pid: int
     runs_in_flight: int = Field(description="runs this process is running now")
     max_runs: int = Field(description="its --max-runs: it takes no more than this at once")
+    notices: bool = Field(
+        description="whether it hears other servers' news live (PostgreSQL's LISTEN); false "
+        "on SQLite, and while its listening session is down: it then polls the rows"
+    )
 
 
 class Health(BaseModel):
@@ -72,10 +78,15 @@ async def health(request: Request, server: ServerDep) -> Any:
         reason = f"no answer within {HEALTH_SECONDS:g} s"
         return JSONResponse(Unhealthy(database=reason).model_dump(), status_code=503)
     except Exception as exc:  # whatever the driver raises when the database is away
-        reason = scrub(f"{type(exc).__name__}: {exc}".splitlines()[0])
+        # The details (a host, a port) go to the log, not to an endpoint anyone may call.
+        log.warning("health: %s", scrub(f"{type(exc).__name__}: {exc}".splitlines()[0]))
+        reason = f"the database cannot be read ({type(exc).__name__}); see the server's log"
         return JSONResponse(Unhealthy(database=reason).model_dump(), status_code=503)
     worker = server.worker
-    process = Process(pid=os.getpid(), runs_in_flight=len(worker.active), max_runs=worker.max_runs)
+    process = Process(
+        pid=os.getpid(), runs_in_flight=len(worker.active), max_runs=worker.max_runs,
+        notices=server.hub.listening,
+    )  # fmt: skip
     return Health(queue=Queue(**vars(depth)), process=process)
 
 
