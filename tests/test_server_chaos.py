@@ -108,31 +108,31 @@ def test_two_servers_survive_being_killed_in_turn(db_url: str, tmp_path: Path) -
         outputs = fleet.stop()
     for output in outputs:
         assert "Traceback" not in output, output
-    assert not [launcher.error for launcher in launchers if launcher.error], seed
+    errors = [f"{launcher.name}: {launcher.error}" for launcher in launchers if launcher.error]
+    assert not errors, f"seed {seed}\n" + "\n".join(errors)
     assert not [launcher.name for launcher in launchers if launcher.is_alive()], seed
 
     launches = [launch for launcher in launchers for launch in launcher.launches]
     assert all(launch.run_id for launch in launches), launches
     assert {r["run_id"] for r in rows} == {launch.run_id for launch in launches}, rows
-    failed = [(r["run_id"], r["status"], r["attempts"], r["error"]) for r in rows]
-    assert not [f for f in failed if f[1] != "success"], (seed, failed)
     lines = node_lines(log_file)
-    killed = [(kill.pid, kill.at) for kill in kills]
-    extra = check_executions([launch.tag for launch in launches], lines, killed)
-    cut = [_cut(kill, lines) for kill in kills]
-    busy = Counter(kill.server for kill, runs in zip(kills, cut, strict=True) if runs)
-    assert all(busy[server] >= 2 for server in range(2)), (seed, kills, cut)
-
     found = stored(db_url, [launch.thread_id for launch in launches])
     for launch in launches:
         run = found[launch.thread_id]
         try:
+            assert run.status == "success", f"run {launch.run_id} ended {run.status}"
             check_checkpoints(launch.thread_id, run.checkpoints)
             check_events(launch.run_id, run.events, run.attempts)
             check_received(launch.run_id, launch.parts, run.events)
             assert run.steps == list(NODES), run.steps
         except AssertionError as exc:
             raise AssertionError(f"{exc}\n{_story(launch, run, lines, kills, seed)}") from None
+
+    killed = [(kill.pid, kill.at) for kill in kills]
+    extra = check_executions([launch.tag for launch in launches], lines, killed)
+    cut = [_cut(kill, lines) for kill in kills]
+    busy = Counter(kill.server for kill, runs in zip(kills, cut, strict=True) if runs)
+    assert all(busy[server] >= 2 for server in range(2)), (seed, kills, cut)
     drops = sum(len(launch.drops) for launch in launches)
     print(f"{len(launches)} runs, {len(kills)} kills cutting {[len(c) for c in cut]} runs, "
           f"{extra} nodes run twice, {drops} reconnects; chaos {chaos_took:.1f} s, "
