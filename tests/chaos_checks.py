@@ -126,7 +126,8 @@ def check_received(run: str, parts: list[StreamPart], events: list[tuple[int, st
     ids = [seq for seq, _, _ in got]
     assert ids == list(range(1, len(ids) + 1)), f"run {run}: received ids {ids}"
     assert got == events, f"run {run}: received {got}\nstored {events}"
-    assert (got[-1][1], got[-1][2]["steps"]) == ("values", list(NODES)), got[-1]
+    last = (got[-1][1], (got[-1][2] or {}).get("steps")) if got else None
+    assert last == ("values", list(NODES)), f"run {run}: the stream ends {got[-3:]}"
 
 
 def executions(lines: list[tuple[str, str, int, float]]) -> dict[str, Counter[str]]:
