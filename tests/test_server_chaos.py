@@ -211,11 +211,10 @@ def test_a_worker_whose_sessions_are_terminated_loses_the_run_to_the_other(
     assert (status, attempts) == ("success", 2), story
     assert later == after_run, "the thread changed after its run had finished"
 
-    lines = nodes
-    late = [line for line in lines if line[2] == pid and line[3] > cut_at]
+    late = [line for line in nodes if line[2] == pid and line[3] > cut_at]
     assert not late, f"the cut-off server ran nodes after losing its sessions: {late}"
-    assert {line[2] for line in lines if line[3] > cut_at} == {survivor_pid}, lines
-    check_executions(["main"], lines, [(pid, cut_at)])
+    assert {line[2] for line in nodes if line[3] > cut_at} == {survivor_pid}, nodes
+    check_executions(["main"], nodes, [(pid, cut_at)])
     check_checkpoints(thread_id, checkpoints)  # type: ignore[arg-type]
     check_events(run_id, events, attempts)  # type: ignore[arg-type]
     check_received(run_id, received, events)  # type: ignore[arg-type]
