@@ -86,3 +86,16 @@ def serving(
     finally:
         server.stop()
         assert "Traceback" not in server.output(), server.output()
+
+
+@contextmanager
+def checked_servers() -> Iterator[list[Served]]:
+    """A list for the servers a test starts: each is stopped, and its log checked for
+    tracebacks, after the block."""
+    started: list[Served] = []
+    try:
+        yield started
+    finally:
+        for server in started:
+            server.stop()
+            assert "Traceback" not in server.output(), server.output()

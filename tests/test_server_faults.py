@@ -27,7 +27,7 @@ from langgraph_sdk.schema import StreamPart
 from checkpointing import open_conversations
 from checkpointing.runs import Runs
 from tests.fault_graphs import NODES
-from tests.served import Served
+from tests.served import Served, checked_servers
 
 GRAPH = f"slow={Path(__file__).with_name('fault_graphs.py')}:graph"
 PAUSE = 0.8  # per node: long enough that a kill or a stop as node c starts lands in c
@@ -44,18 +44,15 @@ def log_file(tmp_path: Path) -> Path:
 def start(db_url: str, tmp_path: Path, log_file: Path) -> Iterator[Callable[..., Served]]:
     """Start a server on the test's database (on *port*, or a free one); each one is
     stopped and its log checked."""
-    started: list[Served] = []
+    with checked_servers() as started:
 
-    def start_one(port: int | None = None) -> Served:
-        args, env = ("--no-auth", "--graph", GRAPH), {"FAULT_LOG": str(log_file)}
-        server = Served(db_url, tmp_path, args, port=port, env=env).start()
-        started.append(server)
-        return server
+        def start_one(port: int | None = None) -> Served:
+            args, env = ("--no-auth", "--graph", GRAPH), {"FAULT_LOG": str(log_file)}
+            server = Served(db_url, tmp_path, args, port=port, env=env).start()
+            started.append(server)
+            return server
 
-    yield start_one
-    for server in started:
-        server.stop()
-        assert "Traceback" not in server.output(), server.output()
+        yield start_one
 
 
 def client(server: Served) -> SyncLangGraphClient:

@@ -25,7 +25,7 @@ from langgraph_sdk import get_sync_client
 from tests.fault_graphs import NODES
 from tests.helpers import run_cli
 from tests.pg_cluster import Cluster, pg_cluster  # noqa: F401 (a fixture)
-from tests.served import Served
+from tests.served import Served, checked_servers
 from tests.test_server_faults import (
     GRAPH,
     client,
@@ -65,18 +65,15 @@ def log_file(tmp_path: Path) -> Path:
 def start(db_url: str, tmp_path: Path, log_file: Path) -> Iterator[Callable[..., Served]]:
     """Start ``serve`` with *args* on the test's database; each is stopped and its log
     checked for tracebacks afterwards."""
-    started: list[Served] = []
+    with checked_servers() as started:
 
-    def start_one(*args: str, env: dict[str, str] | None = None) -> Served:
-        env = {"FAULT_LOG": str(tmp_path / "nodes.log"), **(env or {})}
-        server = Served(db_url, tmp_path, args or TWO, env=env).start()
-        started.append(server)
-        return server
+        def start_one(*args: str, env: dict[str, str] | None = None) -> Served:
+            env = {"FAULT_LOG": str(tmp_path / "nodes.log"), **(env or {})}
+            server = Served(db_url, tmp_path, args or TWO, env=env).start()
+            started.append(server)
+            return server
 
-    yield start_one
-    for server in started:
-        server.stop()
-        assert "Traceback" not in server.output(), server.output()
+        yield start_one
 
 
 def children(server: Served) -> set[int]:

@@ -227,12 +227,15 @@ class Execution:
         self, runner: Runner, conversation: Conversation, inputs: Any, kwargs: dict[str, Any]
     ) -> AsyncIterator[Any]:
         """New input on a thread whose last run stopped mid-way (paused, cut off, failed):
-        its remaining steps run first, as the command line does, so no tool call is left
-        without its result; then the input."""
+        its remaining steps, if any, run first, as the command line does, so no tool call
+        is left without its result; then the input."""
         first = {**kwargs, "hooks": RunHooks(self.held, self.failed, _not_this_run(self._config()))}
         key = (conversation.thread_id, conversation.user_id)
         retry = conversation.status == "failed"
-        async for chunk in runner.aresume(*key, retry=retry, **first):
-            yield chunk
+        # A run cut off before its first step was saved left nothing to finish: resuming
+        # would run the graph on no input (LangGraph's EmptyInputError) or replay a state.
+        if (await runner.astate(*key)).next:
+            async for chunk in runner.aresume(*key, retry=retry, **first):
+                yield chunk
         async for chunk in runner.astream(conversation, inputs, **kwargs):
             yield chunk

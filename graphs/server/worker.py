@@ -52,6 +52,9 @@ log = logging.getLogger("durable_agent.server")
 # plus the time its database sessions take to be found dead (at once for a killed
 # process on a live machine; TCP keepalives bound it for a machine that went silent).
 RECOVER_EVERY = 3.0
+# A run this process lost the lease of (its sessions cut off) is left this long to the
+# other servers, which were not cut off; alone, this one takes it up itself after that.
+HAND_OVER = 2 * RECOVER_EVERY
 # The least time between two looks: notices from busy servers come by the hundred a
 # second, and one look answers all those that arrived meanwhile.
 LOOK_GAP = 0.05
@@ -81,6 +84,7 @@ class Worker:
         self.events_keep = load_settings().run_events_keep
         self.active: dict[str, tuple[asyncio.Task[None], Execution]] = {}
         self.set_aside: dict[str, float] = {}  # thread ID -> when to try it again
+        self.handed_over: dict[str, float] = {}  # run ID -> when this one may take it up
         self.loop: asyncio.AbstractEventLoop | None = None
         self.stopping = False
         self.to_forget: list[tuple[float, Run]] = []  # stateless runs' threads, and when
@@ -135,7 +139,13 @@ class Worker:
 
     def _cut_off(self) -> list[Run]:
         leases = self.conversations.backend.leases
-        running = [run for run in self.runs.running() if run.run_id not in self.active]
+        now = time.monotonic()
+        self.handed_over = {r: at for r, at in self.handed_over.items() if at > now}
+        running = [
+            run
+            for run in self.runs.running()
+            if run.run_id not in self.active and run.run_id not in self.handed_over
+        ]
         free = set(free_of(leases, [run.thread_id for run in running]))
         found = [run for run in running if run.thread_id in free]
         for run in found:
@@ -174,8 +184,9 @@ class Worker:
             pass  # queued again; the next look decides afresh
         except ThreadBusy:  # another process holds the thread: until it lets go
             self.set_aside[run.thread_id] = time.monotonic() + SET_ASIDE
-        except LeaseLost as exc:  # cut off from the database: a server takes it up
+        except LeaseLost as exc:  # cut off from the database: another server takes it up
             log.warning("run %s stopped: %s", run.run_id, scrub(str(exc)))
+            self.handed_over[run.run_id] = time.monotonic() + HAND_OVER
         except DatabaseUnavailable as exc:  # no connection for its lease, say: it waits
             log.warning("run %s waits: %s", run.run_id, scrub(str(exc)))
         except GraphDrained:
