@@ -25,10 +25,6 @@ from checkpointing.notices import CHANNEL, FREE
 # as busy) and the write lock (seed 8), each on a session of its own.
 PG_TRY_LOCK_SQL = "SELECT pg_try_advisory_lock(hashtextextended(%s, 7)) AS locked"
 PG_TRY_WRITE_LOCK_SQL = "SELECT pg_try_advisory_lock(hashtextextended(%s, 8)) AS locked"
-PG_PROBE_SQL = """
-SELECT pg_try_advisory_lock(hashtextextended(%s, 7)) AS hold,
-    pg_try_advisory_lock(hashtextextended(%s, 8)) AS write"""
-PG_UNLOCK_SQL = "SELECT pg_advisory_unlock(hashtextextended(%s, 7)) AS unlocked"
 PG_UNLOCK_WRITE_SQL = "SELECT pg_advisory_unlock(hashtextextended(%s, 8)) AS unlocked"
 # A lease let go says so, so a server waiting for the thread takes it at once instead of
 # trying again and again (``notices.py``); a lease dropped by a dying session says nothing,
@@ -36,14 +32,17 @@ PG_UNLOCK_WRITE_SQL = "SELECT pg_advisory_unlock(hashtextextended(%s, 8)) AS unl
 PG_RELEASE_SQL = """SELECT pg_advisory_unlock(hashtextextended(%s, 7)) AS unlocked,
     pg_notify(%s, %s) AS told"""
 PG_PING_SQL = "SELECT 1"
-# Which of many threads' hold locks are held, by anyone, in one query: what a server
-# looking for cut-off runs asks, instead of trying each thread's lock in turn. A bigint
-# advisory key shows in pg_locks as its high and low 32 bits.
+# Which of many threads' leases are held, by anyone, in one query that takes no lock: a
+# probe that took the locks to find out (as before) could, for that moment, make a
+# process taking the lease find it busy. Either lock counts (one is taken before the
+# other, and let go after it). A bigint advisory key shows in pg_locks as its high and
+# low 32 bits.
 PG_HELD_SQL = """SELECT t AS thread_id FROM unnest(%s::text[]) AS t
-WHERE EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory' AND l.objsubid = 1
+WHERE EXISTS (SELECT 1 FROM pg_locks l, (VALUES (7), (8)) AS seed(n)
+  WHERE l.locktype = 'advisory' AND l.objsubid = 1 AND l.granted
   AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-  AND l.classid = ((hashtextextended(t, 7) >> 32) & 4294967295)::oid
-  AND l.objid = (hashtextextended(t, 7) & 4294967295)::oid)"""
+  AND l.classid = ((hashtextextended(t, seed.n) >> 32) & 4294967295)::oid
+  AND l.objid = (hashtextextended(t, seed.n) & 4294967295)::oid)"""
 # How often a held lease's sessions are pinged: often enough to see a lost one soon, and
 # to keep idle timeouts (the server's, a NAT's) off them; rarely enough to cost nothing.
 PG_CHECK_SECONDS = 1.0
@@ -254,13 +253,7 @@ class PostgresLeases:
         return [t for t in thread_ids if t not in held]
 
     def is_free(self, thread_id: str) -> bool:
-        """Whether both locks are free, tried and dropped on a pooled connection."""
+        """Whether nobody holds the lease: read from pg_locks, taking no lock."""
         if self.probe is None:
             return taken_and_dropped(self, thread_id)
-        with self.probe() as conn:
-            row = conn.execute(PG_PROBE_SQL, (thread_id, thread_id)).fetchone()
-            if row["hold"]:
-                conn.execute(PG_UNLOCK_SQL, (thread_id,))
-            if row["write"]:
-                conn.execute(PG_UNLOCK_WRITE_SQL, (thread_id,))
-        return bool(row["hold"] and row["write"])
+        return bool(self.free_of([thread_id]))
