@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from contextlib import suppress
 from typing import Any
@@ -34,7 +35,8 @@ FREE = "f"  # a thread's lease was let go
 LOST, RESYNC = "lost", "resync"  # the listener's own session went, and came back
 
 RETRY_SECONDS = 1.0  # between attempts to listen again after the session went
-WAKE_SECONDS = 1.0  # how often the listening thread looks whether it should stop
+WAKE_SECONDS = 0.25  # how often the listening thread looks whether it should stop
+PING_SECONDS = 1.0  # how often it checks its session is alive
 
 Notice = Callable[[str, str], None]
 
@@ -91,8 +93,11 @@ class Listener:
         # Anything sent while no session listened was missed: readers read the rows again.
         self.listening = True
         self.on_notice(RESYNC, "")
+        pinged = time.monotonic()
         while not self._stop.is_set():
             for found in self._conn.notifies(timeout=WAKE_SECONDS):
                 kind, _, key = found.payload.partition(" ")
                 self.on_notice(kind, key)
-            self._conn.execute("SELECT 1")  # a dead session shows itself here, not only in reads
+            if time.monotonic() - pinged > PING_SECONDS:
+                pinged = time.monotonic()
+                self._conn.execute("SELECT 1")  # a dead session shows itself here
