@@ -41,6 +41,17 @@ PING_SECONDS = 1.0  # how often it checks its session is alive
 Notice = Callable[[str, str], None]
 
 
+def notifying(db: Executor, statement: Statement, kind: str, key: str) -> Statement:
+    """*statement* (one with ``RETURNING``) sending ``kind key`` if it changed a row, in
+    the same round trip (as is, on SQLite)."""
+    if db.dialect != "postgresql":
+        return statement
+    sql, params = statement
+    told = f"""WITH changed AS ({sql})
+SELECT changed.* FROM changed, LATERAL (SELECT pg_notify(?, ?)) AS told"""  # noqa: S608
+    return told, (*params, CHANNEL, f"{kind} {key}")
+
+
 def notice(db: Executor, kind: str, key: str) -> list[Statement]:
     """The statement that sends ``kind key`` when its transaction commits (none on SQLite)."""
     if db.dialect != "postgresql":

@@ -16,9 +16,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from checkpointing.backend import Backend
-from checkpointing.notices import EVENTS, notice
+from checkpointing.notices import EVENTS, notifying
 
-APPEND = "INSERT INTO durable_agent_run_events (run_id, seq, event, data, created_at) VALUES (?, ?, ?, ?, ?)"  # noqa: E501
+APPEND = "INSERT INTO durable_agent_run_events (run_id, seq, event, data, created_at) VALUES "
+ROW = "(?, ?, ?, ?, ?)"
 AFTER = """SELECT seq, event, data FROM durable_agent_run_events
 WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?"""
 LAST = "SELECT max(seq) AS seq FROM durable_agent_run_events WHERE run_id = ?"
@@ -61,9 +62,10 @@ class RunEvents:
         thread's lease (*thread*, whose session fences the write), so numbers cannot clash."""
         now = time.time()
         rows = [(run_id, first_seq + i, name, data, now) for i, (name, data) in enumerate(events)]
-        if rows:
-            statements = [(APPEND, row) for row in rows]
-            self.db.run([*statements, *notice(self.db, EVENTS, run_id)], thread=thread)
+        if rows:  # one statement, placeholders only: one round trip, whatever the count
+            sql = APPEND + ", ".join([ROW] * len(rows)) + " RETURNING seq"
+            params = [value for row in rows for value in row]
+            self.db.run([notifying(self.db, (sql, params), EVENTS, run_id)], thread=thread)
 
     def after(self, run_id: str, seq: int, limit: int = PAGE) -> list[Event]:
         """The run's events numbered above *seq*, in order."""

@@ -25,7 +25,7 @@ from typing import Any
 from checkpointing.backend import Backend
 from checkpointing.errors import ThreadBusy
 from checkpointing.ids import thread_not_found, validate_id
-from checkpointing.notices import RUN, notice
+from checkpointing.notices import RUN, notice, notifying
 
 PENDING, RUNNING = "pending", "running"
 ACTIVE = (PENDING, RUNNING)
@@ -79,7 +79,7 @@ WHERE run_id = ? AND status IN ('pending', 'running') RETURNING run_id"""
 # Drained by a shutdown: queued again, to be taken up by the next worker.
 REQUEUE = """UPDATE durable_agent_runs SET updated_at = ?,
     status = CASE WHEN cancel = '' THEN 'pending' ELSE 'interrupted' END
-WHERE run_id = ? AND status = 'running'"""
+WHERE run_id = ? AND status = 'running' RETURNING run_id"""
 CANCEL = f"""UPDATE durable_agent_runs SET cancel = ?, updated_at = ?,
     status = CASE WHEN status = 'pending' THEN 'interrupted' ELSE status END
 WHERE run_id = ? AND thread_id = ? AND user_id = ? RETURNING {_COLUMNS}"""  # noqa: S608
@@ -205,21 +205,22 @@ class Runs:
         return run_from_row(rows[0]) if rows else None
 
     def finish(self, run_id: str, status: str, error: str = "", thread: str | None = None) -> bool:
-        statements = [(FINISH, (status, error, time.time(), run_id)), *self._told(run_id)]
-        return bool(self.db.run(statements, thread=thread)[0])
+        finish = (FINISH, (status, error, time.time(), run_id))
+        return bool(self.db.run([self._told(finish, run_id)], thread=thread)[0])
 
     def requeue(self, run_id: str, thread: str | None = None) -> None:
-        self.db.run([(REQUEUE, (time.time(), run_id)), *self._told(run_id)], thread=thread)
+        self.db.run([self._told((REQUEUE, (time.time(), run_id)), run_id)], thread=thread)
 
-    def _told(self, run_id: str) -> builtins.list[tuple[str, Any]]:
-        """Other servers hear of the change: readers of the run, workers with room."""
-        return notice(self.db, RUN, run_id)
+    def _told(self, statement: tuple[str, Any], run_id: str) -> tuple[str, Any]:
+        """*statement*, telling other servers of the change if it made one: readers of
+        the run, workers with room."""
+        return notifying(self.db, statement, RUN, run_id)
 
     def cancel(self, thread_id: str, run_id: str, user_id: str, action: str) -> Run:
         """Ask a run to stop (``interrupt`` keeps its checkpoints, ``rollback`` drops them);
         a pending one is finished at once. The worker running it sees ``cancel_asked``."""
         params = (action, time.time(), run_id, thread_id, user_id)
-        rows = self.db.run([(CANCEL, params), *self._told(run_id)])[0]
+        rows = self.db.run([self._told((CANCEL, params), run_id)])[0]
         if not rows:
             raise RunNotFound(f"no run {run_id!r} on thread {thread_id!r}")
         return run_from_row(rows[0])

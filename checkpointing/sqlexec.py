@@ -89,6 +89,11 @@ class SqliteExecutor:
                 raise
 
 
+def _rows(conn: Any, sql: str, params: Sequence[Any]) -> Rows:
+    cursor = conn.execute(to_postgres(sql), tuple(params))
+    return list(cursor.fetchall()) if cursor.description else []
+
+
 class PostgresExecutor:
     """Runs on a connection borrowed from the saver's pool, or, for a call about a
     *thread* whose lease this process holds, on that lease's write session.
@@ -113,14 +118,15 @@ class PostgresExecutor:
     def run(
         self, statements: Sequence[Statement], *, exclusive: bool = False, thread: str | None = None
     ) -> list[Rows]:
-        with self._connection(thread) as conn, conn.transaction():
-            if exclusive:
-                conn.execute(PG_SCHEMA_LOCK_SQL, (SCHEMA_LOCK_KEY,))
-            results = []
-            for sql, params in statements:
-                cursor = conn.execute(to_postgres(sql), tuple(params))
-                results.append(list(cursor.fetchall()) if cursor.description else [])
-        return results
+        with self._connection(thread) as conn:
+            if len(statements) == 1 and not exclusive:
+                # One statement is a transaction of its own on an autocommit session:
+                # BEGIN and COMMIT around it would be two more round trips for nothing.
+                return [_rows(conn, *statements[0])]
+            with conn.transaction():
+                if exclusive:
+                    conn.execute(PG_SCHEMA_LOCK_SQL, (SCHEMA_LOCK_KEY,))
+                return [_rows(conn, sql, params) for sql, params in statements]
 
     def read(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         from psycopg.rows import tuple_row  # only PostgreSQL users pay

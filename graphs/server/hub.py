@@ -29,6 +29,7 @@ class Hub:
         self._tickets: dict[str, asyncio.Event] = {}
         self.queue = asyncio.Event()  # a run was created or ended: the worker looks at once
         self.freed: set[str] = set()  # threads let go since the worker last looked
+        self.local: set[str] = set()  # runs this process runs: it tells their readers itself
         self.listening = False
 
     @property
@@ -50,10 +51,13 @@ class Hub:
 
     def notice(self, kind: str, key: str) -> None:
         """A notice from the database (on the loop's thread)."""
-        if kind == EVENTS:
+        # A run this process runs tells its readers here as it stores its events; its own
+        # notices, coming back, would only make each reader read the rows twice.
+        if kind == EVENTS and key not in self.local:
             self.tell(key)
         elif kind == RUN:
-            self.tell(key)
+            if key not in self.local:
+                self.tell(key)
             self.queue.set()
         elif kind == FREE:
             self.freed.add(key)

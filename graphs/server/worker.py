@@ -165,6 +165,7 @@ class Worker:
             execution = Execution(run, self.runs, self.events, self.conversations, self.tell)
             task = asyncio.create_task(self._execute(execution), name=f"run-{run.run_id}")
             self.active[run.run_id] = (task, execution)
+            self.hub.local.add(run.run_id)
 
     async def _execute(self, execution: Execution) -> None:
         run = execution.run
@@ -195,6 +196,7 @@ class Worker:
             await asyncio.to_thread(self._failed_outside, execution, exc)
         finally:
             self.active.pop(run.run_id, None)
+            self.hub.local.discard(run.run_id)
             self.hub.tell(run.run_id)
             self.hub.queue.set()  # the thread's next run may start now
             self.forget_later(run)
