@@ -124,3 +124,12 @@ def test_a_holder_whose_sessions_died_cannot_touch_its_runs_row_or_events(backen
     release()
     assert runs.get(thread, run.run_id, "u").status == "running"  # for a server to take up
     assert [e.seq for e in events.after(run.run_id, 0)] == [1]
+
+
+def test_a_quiet_listener_keeps_its_session(listener):
+    """Seconds without a notice are no fault: the session stays, nothing is resent."""
+    listening, heard = listener
+    pid = listening._conn.info.backend_pid
+    _none_of(heard, LOST, "", 1.5)
+    assert listening.listening
+    assert listening._conn.info.backend_pid == pid

@@ -110,8 +110,13 @@ class BoundedConnection(psycopg.Connection[Any]):
     wait_timeout = 60.0
 
     def wait(self, gen: Any, interval: float = 0.1, timeout: float | None = None) -> Any:
+        if timeout is not None:
+            # The caller's own bound (``notifies(timeout=...)``), whose expiry is no fault:
+            # psycopg ends the wait quietly on it. Turned into a lost connection, it made a
+            # listener drop its session at every quiet second.
+            return super().wait(gen, interval, timeout)
         try:
-            return super().wait(gen, interval, self.wait_timeout if timeout is None else timeout)
+            return super().wait(gen, interval, self.wait_timeout)
         except psycopg.errors._WaitTimeout:
             self.close()
             raise psycopg.OperationalError(
