@@ -8,7 +8,7 @@ the rows stay the truth, and a listener that lost its session says so (``LOST``)
 then ``RESYNC`` once back, so whoever waits reads the rows again rather than trust
 that nothing happened meanwhile. SQLite has no notices; its processes poll.
 
-Owns the channel, the notice statements and the listening session. What a process does
+Owns the channel, the statements that send notices and the listening session. What a process does
 with a notice (wake a stream's reader, look for due runs) is its own business.
 """
 
@@ -26,7 +26,6 @@ from checkpointing.sqlexec import Executor, Statement
 log = logging.getLogger("durable_agent.notices")
 
 CHANNEL = "durable_agent"
-NOTIFY = "SELECT pg_notify(?, ?)"
 LISTEN = f"LISTEN {CHANNEL}"  # a constant: LISTEN takes no bound parameter
 
 RUN = "r"  # a run's row changed: created, finished, queued again, cancelled
@@ -50,13 +49,6 @@ def notifying(db: Executor, statement: Statement, kind: str, key: str) -> Statem
     told = f"""WITH changed AS ({sql})
 SELECT changed.* FROM changed, LATERAL (SELECT pg_notify(?, ?)) AS told"""  # noqa: S608
     return told, (*params, CHANNEL, f"{kind} {key}")
-
-
-def notice(db: Executor, kind: str, key: str) -> list[Statement]:
-    """The statement that sends ``kind key`` when its transaction commits (none on SQLite)."""
-    if db.dialect != "postgresql":
-        return []
-    return [(NOTIFY, (CHANNEL, f"{kind} {key}"))]
 
 
 class Listener:

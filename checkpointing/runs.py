@@ -25,7 +25,7 @@ from typing import Any
 from checkpointing.backend import Backend
 from checkpointing.errors import ThreadBusy
 from checkpointing.ids import thread_not_found, validate_id
-from checkpointing.notices import RUN, notice, notifying
+from checkpointing.notices import RUN, notifying
 
 PENDING, RUNNING = "pending", "running"
 ACTIVE = (PENDING, RUNNING)
@@ -149,10 +149,10 @@ class Runs:
             *row, json.dumps(kwargs), json.dumps(metadata), strategy, now, now,
             now + max(after_seconds, 0.0), tid, user_id, 1 if strategy == "reject" else 0, tid,
         )  # fmt: skip
-        statements = [(LOCK_THREAD, (tid, user_id)), (INSERT, insert)]
+        statements = [(LOCK_THREAD, (tid, user_id)), self._told((INSERT, insert), run_id)]
         if strategy in ("interrupt", "rollback"):
             statements.append((CANCEL_ACTIVE, (strategy, now, tid, run_id)))
-        results = self.db.run([*statements, *notice(self.db, RUN, run_id)])
+        results = self.db.run(statements)
         if not results[0]:
             raise thread_not_found(tid, user_id)
         if not results[1]:

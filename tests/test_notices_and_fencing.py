@@ -16,7 +16,7 @@ import pytest
 
 from checkpointing import Listener, open_saver
 from checkpointing.backend import backend_of
-from checkpointing.notices import EVENTS, FREE, LOST, RESYNC, notice
+from checkpointing.notices import CHANNEL, EVENTS, FREE, LOST, RESYNC
 from tests.helpers import throwaway_database
 
 pytestmark = pytest.mark.postgres
@@ -34,6 +34,11 @@ def _next(heard: queue.Queue[tuple[str, str]], wanted: str) -> tuple[str, str]:
         if found[0] == wanted:
             return found
     raise AssertionError(f"no {wanted!r} notice in {WAIT} s")
+
+
+def _notify(kind: str, key: str) -> tuple[str, tuple[str, str]]:
+    """A statement sending ``kind key``, as the code's own notifying statements do."""
+    return "SELECT pg_notify(?, ?)", (CHANNEL, f"{kind} {key}")
 
 
 def _none_of(heard: queue.Queue[tuple[str, str]], kind: str, key: str, seconds: float) -> None:
@@ -62,10 +67,10 @@ def listener(backend):
 
 def test_a_notice_arrives_once_its_change_commits_and_not_if_it_rolls_back(backend, listener):
     _, heard = listener
-    backend.db.run(notice(backend.db, EVENTS, "run-1"))
+    backend.db.run([_notify(EVENTS, "run-1")])
     assert _next(heard, EVENTS) == (EVENTS, "run-1")
     with pytest.raises(psycopg.errors.DivisionByZero):
-        backend.db.run([*notice(backend.db, EVENTS, "run-2"), ("SELECT 1 / 0", ())])
+        backend.db.run([_notify(EVENTS, "run-2"), ("SELECT 1 / 0", ())])
     _none_of(heard, EVENTS, "run-2", 1.5)
 
 
@@ -77,7 +82,7 @@ def test_a_listener_whose_session_is_terminated_listens_again_and_says_so(backen
     assert _next(heard, RESYNC) == (RESYNC, "")
     assert listening.listening
     assert listening._conn.info.backend_pid != pid
-    backend.db.run(notice(backend.db, EVENTS, "after"))
+    backend.db.run([_notify(EVENTS, "after")])
     assert _next(heard, EVENTS) == (EVENTS, "after")
 
 
@@ -133,3 +138,21 @@ def test_a_quiet_listener_keeps_its_session(listener):
     _none_of(heard, LOST, "", 1.5)
     assert listening.listening
     assert listening._conn.info.backend_pid == pid
+
+
+def test_a_run_accepted_is_told_and_one_refused_is_not(backend, listener):
+    from checkpointing import Conversations, Runs, ThreadBusy
+    from checkpointing.notices import RUN
+
+    _, heard = listener
+    thread = Conversations(backend).start("u").thread_id
+    runs = Runs(backend)
+    create = {
+        "thread_id": thread, "user_id": "u", "assistant_id": "a", "graph_id": "g",
+        "kwargs": {}, "metadata": {}, "strategy": "reject",
+    }  # fmt: skip
+    runs.create(run_id="accepted", **create)
+    assert _next(heard, RUN) == (RUN, "accepted")
+    with pytest.raises(ThreadBusy):  # reject: the first is still pending
+        runs.create(run_id="refused", **create)
+    _none_of(heard, RUN, "refused", 1.0)

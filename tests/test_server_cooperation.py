@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from langgraph_sdk import get_sync_client
+from langgraph_sdk.client import SyncLangGraphClient
 
 from tests.fault_graphs import NODES
 from tests.served import serving
@@ -49,14 +52,20 @@ def _finished(client, runs: list[tuple[str, str]]) -> None:
     raise AssertionError(f"runs not finished in {DEADLINE} s")
 
 
-def test_two_servers_on_one_database_share_the_runs_once_each(db_url, tmp_path):
-    log = tmp_path / "log"
+@contextmanager
+def two_servers(db_url: str, tmp_path: Path, log: Path) -> Iterator[list[SyncLangGraphClient]]:
+    """Two servers of the slow graph on one database, logging to *log*: a client of each."""
     args = ("--no-auth", "--graph", f"slow={FAULT_GRAPHS}:graph")
     with (
         serving(db_url, tmp_path, args, env={"FAULT_LOG": str(log)}) as first,
         serving(db_url, tmp_path, args, env={"FAULT_LOG": str(log)}) as second,
     ):
-        clients = [get_sync_client(url=s.url, api_key=None) for s in (first, second)]
+        yield [get_sync_client(url=s.url, api_key=None) for s in (first, second)]
+
+
+def test_two_servers_on_one_database_share_the_runs_once_each(db_url, tmp_path):
+    log = tmp_path / "log"
+    with two_servers(db_url, tmp_path, log) as clients:
         threads = [clients[0].threads.create()["thread_id"] for _ in range(4)]
         runs = []
         for turn in range(2):  # each thread gets two runs, through either server
@@ -79,12 +88,7 @@ def test_two_servers_on_one_database_share_the_runs_once_each(db_url, tmp_path):
 
 def test_a_cancel_sent_to_another_server_stops_that_run_and_no_other(db_url, tmp_path):
     log = tmp_path / "log"
-    args = ("--no-auth", "--graph", f"slow={FAULT_GRAPHS}:graph")
-    with (
-        serving(db_url, tmp_path, args, env={"FAULT_LOG": str(log)}) as first,
-        serving(db_url, tmp_path, args, env={"FAULT_LOG": str(log)}) as second,
-    ):
-        runs_on, cancels_on = (get_sync_client(url=s.url, api_key=None) for s in (first, second))
+    with two_servers(db_url, tmp_path, log) as (runs_on, cancels_on):
         thread = runs_on.threads.create()["thread_id"]
         run = runs_on.runs.create(thread, "slow", input={"tag": "long", "pause": 0.4})
         deadline = time.monotonic() + DEADLINE
