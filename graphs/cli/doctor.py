@@ -14,8 +14,6 @@ from __future__ import annotations
 import json
 import os
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
@@ -65,6 +63,9 @@ def check_model() -> Check:
 
 
 def _probe(base: str, key: str, name: str) -> tuple[str, bool]:
+    import urllib.error  # here, not at start-up: urllib.request brings http.client and ssl
+    import urllib.request
+
     if not base.startswith(("http://", "https://")):
         return f"OPENAI_BASE_URL {redact(base)} is not an http:// or https:// URL", False
     headers = {"Authorization": f"Bearer {key}"}
