@@ -120,3 +120,11 @@ def test_password_in_the_database_url_is_never_printed():
         done = run_cli("doctor", "--db", urlunsplit(parts._replace(netloc=netloc)))
     assert password not in done.stdout + done.stderr
     assert f"postgres:***@{parts.hostname}:{parts.port}{parts.path}" in done.stdout
+
+
+def test_unreachable_postgres_server_fails_doctor_without_its_password():
+    url = f"postgresql://postgres:hunter2-secret@127.0.0.1:{_closed_port()}/nowhere"
+    done = run_cli("doctor", "--db", url)
+    assert done.returncode == 1
+    assert "PROBLEM: cannot reach PostgreSQL at postgresql://postgres:***@127.0.0.1:" in done.stdout
+    assert "hunter2-secret" not in done.stdout + done.stderr
