@@ -1,7 +1,8 @@
 """A small OpenAI-compatible chat server on loopback, scripted by the test that runs it.
 
 It speaks ``POST /v1/chat/completions`` in both plain JSON and server-sent-event
-streaming, including tool calls, and records every request body it receives.
+streaming, including tool calls, and records every request body it receives; and
+``GET /v1/models``, listing the one model it plays.
 """
 
 from __future__ import annotations
@@ -92,6 +93,13 @@ def _handler(server: OpenAIServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, format: str, *args: Any) -> None:  # keep test output quiet
             pass
+
+        def do_GET(self) -> None:  # the model list, as `durable-agent doctor` asks for it
+            if self.path != "/v1/models":
+                self._send_json(404, {"error": {"message": "not found"}})
+                return
+            models = [{"id": MODEL, "object": "model", "created": 0, "owned_by": "test"}]
+            self._send_json(200, {"object": "list", "data": models})
 
         def do_POST(self) -> None:
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
