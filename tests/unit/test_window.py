@@ -191,7 +191,7 @@ def test_the_budget_comes_from_the_variable_the_family_or_the_default(monkeypatc
 
 @pytest.mark.parametrize("raw", ["lots", "-5", "12.5", "100"])
 def test_a_bad_budget_is_one_clear_config_error(raw):
-    with pytest.raises(ConfigError, match="DURABLE_AGENT_CONTEXT_TOKENS=.* fix or unset it"):
+    with pytest.raises(ConfigError, match=r"DURABLE_AGENT_CONTEXT_TOKENS=.* fix or unset it"):
         env_budget({"DURABLE_AGENT_CONTEXT_TOKENS": raw})
 
 
