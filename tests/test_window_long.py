@@ -209,3 +209,23 @@ def test_a_summary_written_before_a_sigkill_survives_it_and_the_resume(db_url, m
     assert later["summary"] == script.summaries[-1][1]
     assert later["messages"][-1].text == "reply to turn 32"
     assert server.refused == []
+
+
+def test_the_summary_call_never_streams_as_the_reply(monkeypatch):
+    script = Script()
+    with openai_server(script, context_limit=BUDGET) as server:
+        for name, value in _env(server.url).items():
+            monkeypatch.setenv(name, value)
+        with open_conversations("memory://") as conversations:
+            agent = compile_agent(conversations.saver, make_model())
+            config = conversations.start(USER).config
+            nodes = []
+            for n in range(32):
+                text = _long_turn(n) if n == 31 else f"turn {n}: tell me about {n}"
+                for _chunk, metadata in agent.stream(
+                    {"messages": [HumanMessage(text)]}, config, stream_mode="messages"
+                ):
+                    nodes.append(metadata["langgraph_node"])
+    assert script.summaries  # summaries were written, by streaming model calls
+    assert all(request.get("stream") for request in server.requests)
+    assert set(nodes) == {"model", "tools"}  # and none of their tokens reached the stream
