@@ -18,7 +18,7 @@ from typing import Annotated, Any, NotRequired
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AnyMessage, BaseMessage, SystemMessage
-from langchain_core.runnables import RunnableLambda
+from langchain_core.runnables import RunnableConfig, RunnableLambda
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
@@ -139,21 +139,24 @@ def build_agent(
     def folded(batch: list[BaseMessage], text: str) -> dict[str, Any]:
         return {"summary": text, "summary_through": batch[-1].id}
 
-    def summarize(state: AgentState) -> dict[str, Any]:
+    def summarize(state: AgentState, config: RunnableConfig) -> dict[str, Any]:
         if (planned := to_fold(state)) is None:
             return {}
         batch, budget = planned
         previous = state.get("summary", "")
         return folded(
-            batch, summaries.summarize(model, previous, batch, budget.summary, counter.text)
+            batch,
+            summaries.summarize(model, previous, batch, budget.summary, counter.text, config),
         )
 
-    async def asummarize(state: AgentState) -> dict[str, Any]:
+    async def asummarize(state: AgentState, config: RunnableConfig) -> dict[str, Any]:
         if (planned := to_fold(state)) is None:
             return {}
         batch, budget = planned
         previous = state.get("summary", "")
-        text = await summaries.asummarize(model, previous, batch, budget.summary, counter.text)
+        text = await summaries.asummarize(
+            model, previous, batch, budget.summary, counter.text, config
+        )
         return folded(batch, text)
 
     builder = StateGraph(AgentState)

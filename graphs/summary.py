@@ -18,6 +18,7 @@ from typing import Any
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 from langchain_core.runnables import Runnable, RunnableConfig
+from langchain_core.runnables.config import merge_configs
 
 from graphs.offline import OfflineChatModel
 
@@ -31,9 +32,8 @@ PREVIOUS = "Summary so far:"
 NEW = "New messages:"
 NO_SUMMARY = "(none yet)"
 EXTRACT_LINE_CHARS = 120  # one line of the offline extract, at most
-NOSTREAM: RunnableConfig = {
-    "tags": ["nostream"]
-}  # LangGraph's messages stream skips calls tagged so
+# LangGraph's messages stream skips the model calls tagged so.
+NOSTREAM: RunnableConfig = {"tags": ["nostream"]}
 
 
 def _flat(text: str) -> str:
@@ -94,20 +94,22 @@ def _capped(model: BaseChatModel, cap: int) -> Runnable[Any, BaseMessage]:
 
 def summarize(
     model: BaseChatModel, previous: str, messages: Sequence[BaseMessage], cap: int,
-    count: Callable[[str], int],
+    count: Callable[[str], int], config: RunnableConfig | None = None,
 ) -> str:  # fmt: skip
-    """The summary after folding *messages* into *previous*."""
+    """The summary after folding *messages* into *previous*; *config* is the node's."""
     if isinstance(model, OfflineChatModel):
         return extract(previous, messages, cap, count)
-    reply = _capped(model, cap).invoke(request(previous, messages), NOSTREAM)
+    reply = _capped(model, cap).invoke(request(previous, messages), merge_configs(config, NOSTREAM))
     return clip(reply.text, cap, count)
 
 
 async def asummarize(
     model: BaseChatModel, previous: str, messages: Sequence[BaseMessage], cap: int,
-    count: Callable[[str], int],
+    count: Callable[[str], int], config: RunnableConfig | None = None,
 ) -> str:  # fmt: skip
     if isinstance(model, OfflineChatModel):
         return extract(previous, messages, cap, count)
-    reply = await _capped(model, cap).ainvoke(request(previous, messages), NOSTREAM)
+    reply = await _capped(model, cap).ainvoke(
+        request(previous, messages), merge_configs(config, NOSTREAM)
+    )
     return clip(reply.text, cap, count)
