@@ -123,7 +123,7 @@ def test_every_json_example_is_json_with_the_fields_the_commands_print():
     listed, shown, stats = (json.loads(code) for _, code in _blocks("json"))
     fields = {"state" if f == "status" else f for f in Conversation.__dataclass_fields__}
     assert set(listed[0]) == fields
-    assert set(shown) <= fields | {"next", "waiting_for", "messages"}
+    assert set(shown) <= fields | {"next", "waiting_for", "summary", "messages"}
     assert all(set(row) == {"table", "rows", "bytes"} for row in stats)
 
 
