@@ -68,6 +68,13 @@ def saved_config(config: RunnableConfig, checkpoint: Checkpoint) -> RunnableConf
     }
 
 
+def _seq_taken(exc: BaseException) -> bool:
+    """Whether *exc* is a unique violation on the item table (sqlite3's or psycopg's
+    IntegrityError, told apart by the table's name in its message)."""
+    integrity = any(c.__name__ == "IntegrityError" for c in type(exc).__mro__)
+    return integrity and "durable_agent_items" in str(exc)
+
+
 class CompactLists(SyncInThread):
     """Mixin for an upstream ``BaseCheckpointSaver`` subclass; set ``self.items``."""
 
@@ -102,13 +109,18 @@ class CompactLists(SyncInThread):
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
         thread_id = str(config["configurable"]["thread_id"])
-        values, rows = self.items.encode(thread_id, checkpoint["channel_values"])
-        compact: Checkpoint = {**checkpoint, "channel_values": values}
-        try:
-            return self.put_raw(config, compact, metadata, new_versions, rows)
-        except BaseException:
-            self.items.forget(thread_id)  # its seqs may be taken by now: start afresh
-            raise
+        for attempt in (1, 2):
+            values, rows = self.items.encode(thread_id, checkpoint["channel_values"])
+            compact: Checkpoint = {**checkpoint, "channel_values": values}
+            try:
+                return self.put_raw(config, compact, metadata, new_versions, rows)
+            except BaseException as exc:
+                self.items.forget(thread_id)  # its seqs may be taken by now: start afresh
+                # Another process stored items on this thread since this one last read it
+                # (a fork written from an older checkpoint): choose the seqs again, once.
+                if attempt == 2 or not _seq_taken(exc):
+                    raise
+        raise AssertionError("unreachable")
 
     def put_writes(
         self,

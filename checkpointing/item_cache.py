@@ -63,6 +63,15 @@ class ThreadItems:
         self.revived: dict[int, Any] = {}
         self.next_seq: int | None = None
 
+    def passed(self, runs: list[list[int]]) -> None:
+        """Hand out seqs only after those of *runs*, a list just read: another process may
+        have written the thread since this one chose its next seq (each continues from the
+        other's latest checkpoint, as on upstream's savers)."""
+        if self.next_seq is not None and runs:
+            last = max(first + count - 1 for first, count in runs)
+            if last >= self.next_seq:
+                self.next_seq = last + 1
+
     def remember(self, seqs: Iterable[int], blobs: Iterable[Blob]) -> None:
         pairs = list(zip(seqs, blobs, strict=True))
         self.by_seq.update(pairs)

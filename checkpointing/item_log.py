@@ -173,6 +173,7 @@ class ItemLog:
             for slot, ref in slots.items():
                 ref.check(thread_id)
                 seqs, by_seq = ref.seqs(), cache.by_seq
+                cache.passed(ref.runs)
                 if not by_seq and ascending(ref.runs):  # a cold read: every item, in order
                     self._load(thread_id, cache, ref.runs)
                 elif missing := {seq for seq in seqs if seq not in by_seq}:
