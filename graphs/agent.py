@@ -8,7 +8,7 @@ calls tools, the tool node runs them and the model sees their results.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, NotRequired
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AnyMessage, BaseMessage, SystemMessage
@@ -40,6 +40,7 @@ RECURSION_LIMIT = 40
 # the server's GET /assistants/agent/schemas is pydantic's description of this state.
 class AgentState(TypedDict):
     messages: Annotated[list[AnyMessage], add_messages]
+    system: NotRequired[str]
 
 
 def _tool_error(exc: Exception) -> str:
@@ -52,7 +53,7 @@ def build_agent(model: BaseChatModel | None = None) -> StateGraph[AgentState]:
     bound = (model or make_model()).bind_tools(TOOLS)
 
     def prompt(state: AgentState) -> list[BaseMessage]:
-        return [SystemMessage(SYSTEM_PROMPT), *state["messages"]]
+        return [SystemMessage(state.get("system") or SYSTEM_PROMPT), *state["messages"]]
 
     def call_model(state: AgentState) -> dict[str, Any]:
         return {"messages": [bound.invoke(prompt(state))]}
