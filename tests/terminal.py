@@ -72,10 +72,10 @@ class Terminal:
         self.reads.append((time.monotonic(), data.decode(errors="replace")))
         return True
 
-    def expect(self, wanted: str, timeout: float = 60) -> None:
-        """Read until *wanted* has been printed (in ``text``) since the start."""
+    def expect(self, wanted: str, since: int = 0, timeout: float = 60) -> None:
+        """Read until *wanted* has been printed: in ``text``, from its *since*-th character."""
         deadline = time.monotonic() + timeout  # a guard against hanging, not a timing
-        while wanted not in self.text:
+        while wanted not in self.text[since:]:
             assert time.monotonic() < deadline, f"never printed {wanted!r}:\n{self.text}"
             assert self.read_some(), f"exited before printing {wanted!r}:\n{self.text}"
 
