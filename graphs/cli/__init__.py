@@ -13,8 +13,10 @@ error reduced to one line (``exits``). Which module holds which command:
     tokens.py    token create, list, revoke         (the API tokens of serve)
 
 Beside them: ``options`` (the options commands share), ``exits`` (exit codes and
-one-line errors), ``session`` (a run as the user sees it), ``render`` (messages as
-text or JSON), ``confirm`` (asking before deleting), ``terminal`` (safe text).
+one-line errors), ``session`` (a run as the user sees it), ``live`` (a run's reply as
+it arrives, and the spinner), ``interactive`` (the chat prompt and its /-commands),
+``render`` (messages as text or JSON), ``confirm`` (asking before deleting),
+``terminal`` (safe text).
 """
 
 from __future__ import annotations
