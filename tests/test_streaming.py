@@ -89,9 +89,9 @@ def test_the_spinner_shows_on_a_terminal_and_never_in_piped_output(db_url):
     assert stdout.split("\n", 1)[1] == STEPS + f"assistant: {WORDS}\n"
 
 
-def test_ctrl_c_while_a_reply_streams_pauses_after_that_step(db_url):
+def test_ctrl_c_while_a_reply_streams_pauses_after_that_step_and_resume_streams(db_url):
     slow_call = Reply(tool="calculator", arguments={"expression": "12*7"}, chunk_delay=0.3)
-    with openai_server([slow_call, Reply(text=WORDS)]) as server:
+    with openai_server([slow_call, Reply(text=WORDS, chunk_delay=0.25)]) as server:
         term = on_terminal(*_chat(db_url), env=_env(server.url))
         term.expect("working")  # the model's call is under way
         term.process.send_signal(signal.SIGINT)
@@ -102,8 +102,12 @@ def test_ctrl_c_while_a_reply_streams_pauses_after_that_step(db_url):
             term.text
         )
         assert "calculator ← 84" not in term.text
-        resumed = run_cli("resume", thread_id, "-u", "alice", "--db", db_url, env=_env(server.url))
-    assert resumed.returncode == 0, resumed.stderr
-    assert resumed.stdout == (
+        resumed = on_terminal(
+            "resume", thread_id, "-u", "alice", "--db", db_url, env=_env(server.url)
+        )
+        resumed.expect("assistant: the")
+        assert "four" not in resumed.text
+        assert resumed.finish() == 0, resumed.text
+    assert resumed.text.endswith(
         f"  calculator ← 84\nassistant: {WORDS}\nconversation {thread_id} is done\n"
     )
