@@ -124,8 +124,7 @@ class LiveOutput:
         if self.spinner is not None:
             self.spinner.stop()
         if self._text is not None:  # cut off mid-reply: end its line
-            self._out(self._text.end() + "\n")
-            self._text = None
+            self._end_reply()
 
     def show(self, event: Any) -> None:
         """Print one event of ``stream_mode``: (mode, data) when streaming, else an update."""
@@ -157,11 +156,15 @@ class LiveOutput:
         for node, node_update in update.items():
             streamed = node == MODEL_NODE and self._text is not None
             if streamed:
-                assert self._text is not None
-                self._out(self._text.end() + "\n")
-                self._text = None
+                self._end_reply()
             for line in update_lines({node: node_update}, with_text=not streamed):
                 self._out(line + "\n")
+
+    def _end_reply(self) -> None:
+        """Print the rest of the streamed reply and end its line: the spinner may show again."""
+        assert self._text is not None
+        text, self._text = self._text, None
+        self._out(text.end() + "\n")
 
     def _out(self, text: str) -> None:
         if not text:
