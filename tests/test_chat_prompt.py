@@ -93,3 +93,20 @@ def test_approve_at_the_prompt_answers_a_question_left_pending(db_url):
     assert term.finish() == 0, term.text
     shown = json.loads(run_cli("show", thread_id, "-u", "alice", "--db", db_url, "--json").stdout)
     assert shown["state"] == "done"
+
+
+@pytest.mark.above_the_database
+def test_piped_input_follows_the_same_rules_and_prints_no_prompt(db_url):
+    typed = (
+        'what is 2+2 \\\nplease\n/thread\n//etc is a path\n"""\nwhat is\n3*3\n"""\n'
+        "/exit\nwhat is 9*9\n"
+    )
+    result = run_cli("chat", "-u", "alice", "--db", db_url, input=typed)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    thread_id = lines[0].split()[2]
+    assert lines[4] == thread_id  # /thread, after the first reply's three lines
+    assert "9*9" not in result.stdout
+    assert PROMPT not in result.stdout + result.stderr  # prompts are for terminals
+    sent = [m["content"] for m in _messages(db_url, thread_id) if m["type"] == "human"]
+    assert sent == ["what is 2+2 \nplease", "/etc is a path", "what is\n3*3"]
