@@ -50,7 +50,7 @@ from checkpointing.secrets import add_secret, scrub
 from checkpointing.serde import strict_serializer
 from checkpointing.settings import Settings, load_settings
 from checkpointing.states import DIED, STATES
-from checkpointing.stats import TableStats, stats
+from checkpointing.stats import TableStats, UserTokens, stats, token_totals
 from checkpointing.text import check_storable
 from checkpointing.thread_state import NO_ANSWER, UNREADABLE, ThreadState, waiting_for_answer
 from checkpointing.tokens import TokenRecord, list_tokens
@@ -99,6 +99,7 @@ __all__ = [
     "TransferReport",
     "UnsupportedURL",
     "UnwritableLocation",
+    "UserTokens",
     "VerifyReport",
     "add_secret",
     "backend_of",
@@ -129,6 +130,7 @@ __all__ = [
     "strict_serializer",
     "thread_config",
     "threads_to_export",
+    "token_totals",
     "transfer",
     "user_of_token",
     "validate_id",

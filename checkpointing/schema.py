@@ -187,3 +187,14 @@ def migrate(db: Executor) -> None:
         except Exception:
             if attempt == ATTEMPTS - 1:
                 raise  # not a lost race: the same error every time
+
+
+LATEST = MIGRATIONS[-1][0]  # the schema this code writes, by its last migration's name
+
+
+def applied(db: Executor) -> list[str]:
+    """The migrations *db* has applied, in ``MIGRATIONS`` order (unknown ones last: a newer
+    durable-agent's); reads only, for a database that is already open."""
+    names = {str(row["name"]) for row in db.run([(APPLIED_SQL, ())])[0]}
+    order = [name for name, _ in MIGRATIONS]
+    return [n for n in order if n in names] + sorted(names.difference(order))

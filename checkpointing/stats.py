@@ -1,4 +1,4 @@
-"""How much a database holds: conversations, checkpoints and bytes per table.
+"""How much a database holds: conversations, checkpoints and bytes per table; tokens per user.
 
 Reads only; every figure comes from the database itself. For SQLite the bytes are
 the pages each table and index occupies (``dbstat``), for PostgreSQL the relation's
@@ -41,6 +41,39 @@ USER_SQL = {
     ]
     for dialect, tables in USER_TABLES.items()
 }
+
+
+# Token totals per user, from the conversation index (each run records its messages' usage).
+TOKENS_SQL = """
+SELECT user_id, count(*) AS conversations, coalesce(sum(input_tokens), 0) AS input_tokens,
+       coalesce(sum(output_tokens), 0) AS output_tokens
+FROM conversations GROUP BY user_id ORDER BY user_id"""
+USER_TOKENS_SQL = """
+SELECT user_id, count(*) AS conversations, coalesce(sum(input_tokens), 0) AS input_tokens,
+       coalesce(sum(output_tokens), 0) AS output_tokens
+FROM conversations WHERE user_id = ? GROUP BY user_id"""
+
+
+@dataclass(frozen=True)
+class UserTokens:
+    user_id: str
+    conversations: int
+    input_tokens: int
+    output_tokens: int
+
+
+def token_totals(backend: Backend, user_id: str | None = None) -> list[UserTokens]:
+    """Conversations and model tokens in and out per user (or for *user_id* only)."""
+    if user_id is None:
+        statement: tuple[str, tuple[str, ...]] = (TOKENS_SQL, ())
+    else:
+        statement = (USER_TOKENS_SQL, (validate_id(user_id, "user ID"),))
+    rows = backend.db.run([statement])[0]
+    return [
+        UserTokens(str(r["user_id"]), int(r["conversations"]), int(r["input_tokens"]),
+                   int(r["output_tokens"]))
+        for r in rows
+    ]  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -69,7 +69,7 @@ def test_every_json_output_of_a_waiting_thread_parses_with_the_same_fields(db_ur
     [pending] = _parsed(db_url, "pending")
     shown = _parsed(db_url, "show", thread_id, "-u", "alice")
     assert set(pending) == SAME_FIELDS | {"next", "waiting_for"}
-    assert set(shown) == SAME_FIELDS | {"next", "waiting_for", "messages"}
+    assert set(shown) == SAME_FIELDS | {"next", "waiting_for", "summary", "messages"}
     [in_list] = [row for row in listed if row["thread_id"] == thread_id]
     assert {k: shown[k] for k in SAME_FIELDS} == in_list == {k: pending[k] for k in SAME_FIELDS}
 

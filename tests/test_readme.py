@@ -88,7 +88,7 @@ def _cut_off_run(cwd: Path) -> str:
 
 def test_every_block_is_one_of_those_run_here():
     counts = {lang: len(_blocks(lang)) for lang in ("python", "sh", "text", "json")}
-    assert counts == {"python": 3, "sh": 8, "text": 1, "json": 3}
+    assert counts == {"python": 3, "sh": 9, "text": 1, "json": 3}
     assert set(_serve_blocks()) == {"commands", "python", "output"}
     assert len(FENCE.findall(README.read_text())) == sum(counts.values()) + 3
     assert [ci for ci, _ in _blocks("sh")][:2] == ["install-and-run", "test"]
@@ -123,7 +123,7 @@ def test_every_json_example_is_json_with_the_fields_the_commands_print():
     listed, shown, stats = (json.loads(code) for _, code in _blocks("json"))
     fields = {"state" if f == "status" else f for f in Conversation.__dataclass_fields__}
     assert set(listed[0]) == fields
-    assert set(shown) <= fields | {"next", "waiting_for", "messages"}
+    assert set(shown) <= fields | {"next", "waiting_for", "summary", "messages"}
     assert all(set(row) == {"table", "rows", "bytes"} for row in stats)
 
 
@@ -188,7 +188,7 @@ def test_readme_examples_run_in_order(tmp_path):
                 cut_off = _cut_off_run(tmp_path)
                 code = code.replace(CUT_OFF_THREAD, cut_off)
             outputs.append(_bash(code, tmp_path))
-    continued, resumed, on_postgres, storage, real_model = outputs
+    continued, resumed, on_postgres, storage, real_model, exchanged = outputs
     assert "x = 3" in continued
     assert f"{cut_off} alice crashed" in " ".join(resumed.split())
     assert "assistant: (offline model) 32*32 = 1024." in resumed
@@ -196,6 +196,8 @@ def test_readme_examples_run_in_order(tmp_path):
     assert "verified" in storage
     assert "assistant: It is 84." in real_model
     assert server.requests[0]["model"] == "llama3.1"
+    assert "alice's sums" in exchanged
+    assert "ok: reachable, schema m0" in exchanged
 
 
 @pytest.mark.slow

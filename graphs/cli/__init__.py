@@ -11,12 +11,14 @@ error reduced to one line (``exits``). Which module holds which command:
     storage.py   prune, migrate, stats              (looking after the database)
     serve.py     serve                              (the Agent Server API over HTTP)
     tokens.py    token create, list, revoke         (the API tokens of serve)
+    exchange.py  export, import                     (a conversation out to a file and back)
+    doctor.py    doctor, models                     (which model and database, reachable?)
 
 Beside them: ``options`` (the options commands share), ``exits`` (exit codes and
 one-line errors), ``session`` (a run as the user sees it), ``live`` (a run's reply as
 it arrives, and the spinner), ``interactive`` (the chat prompt and its /-commands),
 ``render`` (messages as text or JSON), ``confirm`` (asking before deleting),
-``terminal`` (safe text).
+``terminal`` (safe text), ``markdown`` (a conversation as a Markdown transcript).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import sys
 
 import click
 
-from graphs.cli import chat, resume, serve, storage, threads, tokens
+from graphs.cli import chat, doctor, exchange, resume, serve, storage, threads, tokens
 from graphs.cli.exits import errors_as_one_line
 
 
@@ -46,6 +48,8 @@ for command in (
     threads.show,
     threads.rename,
     threads.delete,
+    exchange.export,
+    exchange.import_,
     resume.pending,
     resume.resume,
     resume.recover,
@@ -53,6 +57,8 @@ for command in (
     storage.prune,
     storage.migrate,
     storage.stats,
+    doctor.doctor,
+    doctor.models,
     serve.serve,
     tokens.token,
 ):

@@ -44,6 +44,21 @@ def message_lines(message: BaseMessage, *, with_text: bool = True) -> Iterator[s
         yield safe(f"  {message.name or 'tool'} ← {marker}{message.text}", multiline=True)
 
 
+def figures(message: BaseMessage) -> tuple[int, int, int] | None:
+    """An AI message's (tokens in, tokens out, latency in ms), if it recorded them."""
+    if not isinstance(message, AIMessage) or not message.usage_metadata:
+        return None
+    usage = message.usage_metadata
+    latency = message.response_metadata.get("latency_ms")
+    return usage["input_tokens"], usage["output_tokens"], int(latency or 0)
+
+
+def figures_line(message: BaseMessage) -> str | None:
+    """'  [tokens in/out 812/23, 640 ms]' under an AI message, for ``show``."""
+    found = figures(message)
+    return None if found is None else f"  [tokens in/out {found[0]}/{found[1]}, {found[2]} ms]"
+
+
 def update_lines(update: dict[str, Any], *, with_text: bool = True) -> Iterator[str]:
     """Lines for one ``stream_mode="updates"`` chunk: {node: {"messages": [...]}}."""
     for node_update in update.values():
@@ -58,6 +73,8 @@ def message_dict(message: BaseMessage) -> dict[str, Any]:
         data["tool_calls"] = [{"name": c["name"], "args": c["args"]} for c in message.tool_calls]
     if isinstance(message, ToolMessage):
         data.update(name=message.name, status=message.status)
+    if (found := figures(message)) is not None:
+        data.update(tokens={"input": found[0], "output": found[1]}, latency_ms=found[2])
     return data
 
 

@@ -11,6 +11,7 @@ import click
 
 from checkpointing import (
     ConfigError,
+    Conversations,
     DatabaseNotFound,
     LangGraphDatabase,
     PruneReport,
@@ -20,6 +21,7 @@ from checkpointing import (
     reclaim,
     resolve_url,
     threads_to_export,
+    token_totals,
     transfer,
     verify,
     verify_upstream,
@@ -29,6 +31,7 @@ from checkpointing import stats as table_stats
 from graphs.cli.confirm import confirm, yes_option
 from graphs.cli.options import db_option, echo_json, json_option, some_user_option
 
+STATS_CONVERSATIONS = 500  # stats --user reads this many conversations' states, newest first
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 DURATION = re.compile(r"^(\d+)([smhdw])$")
 
@@ -249,10 +252,13 @@ def migrate_upstream(source_url: str, target_url: str, verify_only: bool) -> Non
 @json_option
 @db_option
 def stats(user: str | None, as_json: bool, db: str | None) -> None:
-    """Conversations, checkpoints and bytes per table."""
+    """Conversations, checkpoints and bytes per table; model tokens per user; with --user,
+    tokens and model time per conversation."""
     with open_conversations(db, create=False) as index:
         rows = table_stats(index.backend, user)
         dialect = index.backend.dialect
+        tokens = token_totals(index.backend, user)
+        per_conversation = _model_figures(index, user) if user and not as_json else []
     if as_json:
         echo_json([dataclasses.asdict(row) for row in rows])
         return
@@ -261,3 +267,30 @@ def stats(user: str | None, as_json: bool, db: str | None) -> None:
     click.echo(f"{'TABLE':22} {'ROWS':>10} {'BYTES':>12}")
     for row in rows:
         click.echo(f"{row.table:22} {row.rows:>10} {_size(row.bytes):>12}")
+    click.echo(f"\n{'USER':22} {'CONVERSATIONS':>13} {'TOKENS IN':>12} {'TOKENS OUT':>12}")
+    for total in tokens:
+        click.echo(
+            f"{total.user_id:22} {total.conversations:>13} {total.input_tokens:>12} "
+            f"{total.output_tokens:>12}"
+        )
+    if per_conversation:
+        click.echo(
+            f"\n{'THREAD':26} {'TOKENS IN':>10} {'TOKENS OUT':>10} {'CALLS':>6} {'MODEL MS':>10}"
+        )
+    for thread_id, tokens_in, tokens_out, calls, ms in per_conversation:
+        click.echo(f"{thread_id:26} {tokens_in:>10} {tokens_out:>10} {calls:>6} {ms:>10}")
+
+
+def _model_figures(index: Conversations, user: str) -> list[tuple[str, int, int, int, int]]:
+    """(thread, tokens in, tokens out, model calls, their ms) for each of *user*'s latest
+    conversations: the model time is each AI message's, read from the thread's state."""
+    from graphs.cli.agents import reading_agent
+    from graphs.cli.threads import model_time
+
+    agent = reading_agent(index)
+    out = []
+    for c in index.list(user, limit=STATS_CONVERSATIONS):
+        messages = agent.get_state(c.config).values.get("messages", [])
+        calls, ms = model_time(messages)
+        out.append((c.thread_id, c.input_tokens, c.output_tokens, calls, ms))
+    return out

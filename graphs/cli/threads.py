@@ -5,13 +5,15 @@ Every command is scoped to ``--user``: another user's thread is "not found".
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from checkpointing import DIED, STATES, Conversation, Runner, ThreadState, open_conversations
 from graphs.cli.agents import reading_agent
 from graphs.cli.confirm import confirm, yes_option
 from graphs.cli.options import db_option, echo_json, json_option, user_option
-from graphs.cli.render import message_dict, message_lines, questions
+from graphs.cli.render import figures, figures_line, message_dict, message_lines, questions
 from graphs.cli.terminal import safe
 
 STATUS_CHOICE = click.Choice(list(STATES))
@@ -65,34 +67,72 @@ def _why(thread: ThreadState) -> list[str]:
     return lines
 
 
+def _summary(values: dict[str, Any]) -> dict[str, Any]:
+    """The running summary and what it covers: how many messages, through which one."""
+    messages, through = values.get("messages", []), values.get("summary_through")
+    covers = next((i + 1 for i, m in enumerate(messages) if through and m.id == through), 0)
+    return {"text": values.get("summary", ""), "through": through, "covers": covers}
+
+
+def _summary_lines(summary: dict[str, Any], total: int) -> list[str]:
+    if not summary["text"]:
+        return ["no summary yet: the model still sees the whole conversation"]
+    return [
+        f"summary of the first {summary['covers']} of {total} messages "
+        f"(through message {summary['through']}):",
+        safe(summary["text"], multiline=True),
+    ]
+
+
+def model_time(messages: list[Any]) -> tuple[int, int]:
+    """(model calls, their latency in ms in all) recorded in *messages*."""
+    found = [f for m in messages if (f := figures(m)) is not None]
+    return len(found), sum(f[2] for f in found)
+
+
 @click.command()
 @click.argument("thread_id")
 @user_option
+@click.option(
+    "--summary",
+    "only_summary",
+    is_flag=True,
+    help="Print the running summary of what fell out of the window instead.",
+)
 @json_option
 @db_option
-def show(thread_id: str, user: str, as_json: bool, db: str | None) -> None:
+def show(thread_id: str, user: str, only_summary: bool, as_json: bool, db: str | None) -> None:
     """Print conversation THREAD_ID: messages, state, what it waits for, and stats."""
     with open_conversations(db, create=False) as conversations:
         agent = reading_agent(conversations)
         thread = Runner(conversations, agent).state(thread_id, user)
-        messages = agent.get_state(thread.conversation.config).values.get("messages", [])
+        values = agent.get_state(thread.conversation.config).values
+    messages, summary = values.get("messages", []), _summary(values)
     if as_json:
-        echo_json({**thread.as_dict(), "messages": [message_dict(m) for m in messages]})
+        shown = [] if only_summary else [message_dict(m) for m in messages]
+        echo_json({**thread.as_dict(), "summary": summary, "messages": shown})
         return
     c = thread.conversation
+    calls, ms = model_time(messages)
     click.echo(safe(f"{c.title or '(untitled)'}  [{c.thread_id}, {c.user_id}, {thread.state}]"))
     click.echo(
         f"{c.message_count} messages, {c.tool_calls} tool calls, "
-        f"tokens in/out {c.input_tokens}/{c.output_tokens}; "
+        f"tokens in/out {c.input_tokens}/{c.output_tokens}, {calls} model calls in {ms} ms; "
         f"started {c.created_at.astimezone():%Y-%m-%d %H:%M}, "
         f"last active {c.updated_at.astimezone():%Y-%m-%d %H:%M}"
     )
     for line in _why(thread):
         click.echo(safe(line))
     click.echo("")
+    if only_summary:
+        for line in _summary_lines(summary, len(messages)):
+            click.echo(line)
+        return
     for message in messages:
         for line in message_lines(message):
             click.echo(line)
+        if (figures_text := figures_line(message)) is not None:
+            click.echo(figures_text)
 
 
 @click.command()
