@@ -3,23 +3,33 @@
 It reads the last human message and, like a real model would, asks for the
 calculator on arithmetic, the quadratic solver on ``ax^2 + bx + c = 0``, and
 the clock on questions about the time; once the tool answers, it replies with
-the result. Every reply starts with ``(offline model)`` so that nobody mistakes
-it for a real one. ``DURABLE_AGENT_OFFLINE_DELAY`` makes each call slow, for
-demos and tests that interrupt a run in the middle.
+the result. It streams too, a word at a time (tool calls in the last chunk), so the
+command line shows it as it would a real model's tokens. Every reply starts with
+``(offline model)`` so that nobody mistakes it for a real one.
+``DURABLE_AGENT_OFFLINE_DELAY`` makes each call slow, for demos and tests that
+interrupt a run in the middle.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
-from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.messages import (
+    AIMessage,
+    AIMessageChunk,
+    BaseMessage,
+    HumanMessage,
+    ToolMessage,
+)
+from langchain_core.messages.tool import tool_call_chunk
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool
 
@@ -161,6 +171,22 @@ def respond(messages: Sequence[BaseMessage]) -> AIMessage:
     return AIMessage(HELP)
 
 
+def reply_chunks(message: AIMessage) -> Iterator[AIMessageChunk]:
+    """*message* as a model streams it: its text a word at a time (each with the spaces
+    after it), then its tool calls in one last chunk. Joined, the chunks are *message*."""
+    for word in re.split(r"(?<=\s)(?=\S)", message.text):
+        if word:
+            yield AIMessageChunk(content=word)
+    if message.tool_calls:
+        yield AIMessageChunk(
+            content="",
+            tool_call_chunks=[
+                tool_call_chunk(name=c["name"], args=json.dumps(c["args"]), id=c["id"], index=i)
+                for i, c in enumerate(message.tool_calls)
+            ],
+        )
+
+
 class OfflineChatModel(BaseChatModel):
     """A deterministic stand-in for a chat model that needs no key or network."""
 
@@ -197,3 +223,28 @@ class OfflineChatModel(BaseChatModel):
         if self.delay:
             await asyncio.sleep(self.delay)
         return ChatResult(generations=[ChatGeneration(message=respond(messages))])
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        if self.delay:
+            time.sleep(self.delay)
+        # The tokens reach callbacks through BaseChatModel, as a real model's do.
+        for chunk in reply_chunks(respond(messages)):
+            yield ChatGenerationChunk(message=chunk)
+
+    async def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        for chunk in reply_chunks(respond(messages)):
+            yield ChatGenerationChunk(message=chunk)

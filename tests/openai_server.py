@@ -17,6 +17,7 @@ documents (four characters a token, three more per message, tool call and call I
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -34,7 +35,8 @@ class Reply:
 
     A *status* other than 200 answers with an OpenAI-style error whose message is *text*
     (followed by the request's API key if *echo_key*, as careless servers do). *delay*
-    waits that many seconds before answering, to make a client time out.
+    waits that many seconds before answering, to make a client time out; *chunk_delay*
+    that many before each streamed chunk, to make a reply arrive slowly.
     """
 
     text: str = ""
@@ -43,6 +45,7 @@ class Reply:
     status: int = 200
     echo_key: bool = False
     delay: float = 0.0
+    chunk_delay: float = 0.0
 
 
 Script = list[Reply] | Callable[[dict[str, Any]], Reply]
@@ -151,8 +154,8 @@ def _chunks(reply: Reply, n: int, usage: dict[str, int] | None) -> Iterator[dict
 
     yield chunk({"role": "assistant", "content": ""})
     if reply.tool is None:
-        for word in reply.text.split(" "):
-            yield chunk({"content": word + " "})
+        for word in re.split(r"(?<= )", reply.text):  # joined, they are the text exactly
+            yield chunk({"content": word})
         yield chunk({}, "stop")
     else:
         arguments = json.dumps(reply.arguments)
@@ -214,6 +217,7 @@ def _handler(server: OpenAIServer) -> type[BaseHTTPRequestHandler]:
                 self.end_headers()
                 include_usage = bool(body.get("stream_options", {}).get("include_usage"))
                 for data in _chunks(reply, n, _usage(body, reply) if include_usage else None):
+                    time.sleep(reply.chunk_delay)
                     self.wfile.write(f"data: {json.dumps(data)}\n\n".encode())
                     self.wfile.flush()
                 self.wfile.write(b"data: [DONE]\n\n")

@@ -15,9 +15,10 @@ error reduced to one line (``exits``). Which module holds which command:
     doctor.py    doctor, models                     (which model and database, reachable?)
 
 Beside them: ``options`` (the options commands share), ``exits`` (exit codes and
-one-line errors), ``session`` (a run as the user sees it), ``render`` (messages as
-text or JSON), ``confirm`` (asking before deleting), ``terminal`` (safe text),
-``markdown`` (a conversation as a Markdown transcript).
+one-line errors), ``session`` (a run as the user sees it), ``live`` (a run's reply as
+it arrives, and the spinner), ``interactive`` (the chat prompt and its /-commands),
+``render`` (messages as text or JSON), ``confirm`` (asking before deleting),
+``terminal`` (safe text), ``markdown`` (a conversation as a Markdown transcript).
 """
 
 from __future__ import annotations

@@ -66,3 +66,13 @@ def wait_option(func: F) -> F:
         metavar="SECONDS",
         help="If another process runs the conversation, wait up to SECONDS for it to finish.",
     )(func)
+
+
+def no_stream_option(func: F) -> F:
+    """``--no-stream``: print the reply once it is complete, as off a terminal."""
+    return click.option(
+        "--no-stream",
+        is_flag=True,
+        help="Print the model's reply once complete, not as it arrives (off a terminal, "
+        "it always is).",
+    )(func)

@@ -27,14 +27,17 @@ def _args(args: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
-def message_lines(message: BaseMessage) -> Iterator[str]:
-    """The transcript lines for one message, safe to print (see ``graphs.cli.terminal``)."""
+def message_lines(message: BaseMessage, *, with_text: bool = True) -> Iterator[str]:
+    """The transcript lines for one message, safe to print (see ``graphs.cli.terminal``).
+
+    Without *with_text*, a model's message gives its tool calls only (its text was
+    streamed as it arrived)."""
     if isinstance(message, HumanMessage):
         yield f"you: {safe(message.text, multiline=True)}"
     elif isinstance(message, AIMessage):
         for call in message.tool_calls:
             yield safe(f"  model → {call['name']}({_args(call['args'])})")
-        if message.text:
+        if message.text and with_text:
             yield f"assistant: {safe(message.text, multiline=True)}"
     elif isinstance(message, ToolMessage):
         marker = "failed: " if message.status == "error" else ""
@@ -56,12 +59,12 @@ def figures_line(message: BaseMessage) -> str | None:
     return None if found is None else f"  [tokens in/out {found[0]}/{found[1]}, {found[2]} ms]"
 
 
-def update_lines(update: dict[str, Any]) -> Iterator[str]:
+def update_lines(update: dict[str, Any], *, with_text: bool = True) -> Iterator[str]:
     """Lines for one ``stream_mode="updates"`` chunk: {node: {"messages": [...]}}."""
     for node_update in update.values():
         if isinstance(node_update, dict):
             for message in node_update.get("messages", []):
-                yield from message_lines(message)
+                yield from message_lines(message, with_text=with_text)
 
 
 def message_dict(message: BaseMessage) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from graphs.cli.options import (
     db_option,
     echo_json,
     json_option,
+    no_stream_option,
     some_user_option,
     user_option,
     wait_option,
@@ -94,11 +95,12 @@ def pending(user: str | None, as_json: bool, db: str | None) -> None:
 @click.option("--edit", metavar="FACT", help="Approve, with FACT stored instead of what it asks.")
 @click.option("--answer", metavar="TEXT", help="Answer with TEXT as it is (for other questions).")
 @click.option("--retry", is_flag=True, help="Try a given-up conversation again from scratch.")
+@no_stream_option
 @wait_option
 @db_option
 def resume(
     thread_id: str, user: str, approve: bool, reject: bool, edit: str | None,
-    answer: str | None, retry: bool, wait: float, db: str | None,
+    answer: str | None, retry: bool, no_stream: bool, wait: float, db: str | None,
 ) -> None:  # fmt: skip
     """Continue THREAD_ID: after a crash, a pause or a failure, or with a human's answer."""
     reply = _reply(approve, reject, edit, answer)
@@ -108,7 +110,9 @@ def resume(
 
     with open_conversations(db, create=False) as conversations:
         runner = Runner(conversations, running_agent(conversations, make_model()))
-        session = Session(runner, user, conversations.get(thread_id, user), wait=wait)
+        stream = not no_stream and sys.stdout.isatty()
+        conversation = conversations.get(thread_id, user)
+        session = Session(runner, user, conversation, wait=wait, stream=stream)
         session.resume(reply, retry=retry)
         click.echo(f"conversation {thread_id} is {runner.state(thread_id, user).state}")
     if session.paused_by == SIGNAL_PAUSE:

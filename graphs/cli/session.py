@@ -1,8 +1,8 @@
 """A user's session on the command line: runs, approvals, pauses, all printed as they happen.
 
-Owns talking to the person: streaming each step, asking for approval when the
-agent waits on a human, and turning Ctrl-C or SIGTERM into a pause at the next
-step boundary (a second Ctrl-C stops at once). Durability itself is the
+Owns talking to the person: streaming each step (``live`` prints it), asking for
+approval when the agent waits on a human, and turning Ctrl-C or SIGTERM into a pause
+at the next step boundary (a second Ctrl-C stops at once). Durability itself is the
 ``Runner``'s; this class only drives it and prints. A question is never dropped:
 a new message waits until it is answered, and leaving at the approval prompt
 (end of input) leaves the chat with the question still pending.
@@ -33,7 +33,8 @@ from checkpointing import (
     waiting_for_answer,
 )
 from graphs.agent import RECURSION_LIMIT
-from graphs.cli.render import questions, update_lines
+from graphs.cli.live import LiveOutput
+from graphs.cli.render import questions
 from graphs.cli.terminal import safe
 from graphs.models import ModelFailure, ModelUnavailable, model_failure
 
@@ -47,8 +48,14 @@ class StoppedNow(KeyboardInterrupt):
     """A second Ctrl-C stopped a run at once; the message says how to continue it."""
 
 
+def _say_on_stderr(text: str) -> None:
+    click.echo(text, err=True)
+
+
 @contextmanager
-def pausing_on_signals(control: RunControl) -> Iterator[None]:
+def pausing_on_signals(
+    control: RunControl, say: Callable[[str], None] = _say_on_stderr
+) -> Iterator[None]:
     """First Ctrl-C/SIGTERM: drain at the next step boundary. Second Ctrl-C: stop now."""
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -58,7 +65,7 @@ def pausing_on_signals(control: RunControl) -> Iterator[None]:
         if control.drain_requested and signum == signal.SIGINT:
             raise KeyboardInterrupt
         control.request_drain(SIGNAL_PAUSE)
-        click.echo("pausing after the current step (Ctrl-C again to stop now)", err=True)
+        say("pausing after the current step (Ctrl-C again to stop now)")
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -70,7 +77,7 @@ def pausing_on_signals(control: RunControl) -> Iterator[None]:
 
 def approval_action(text: str) -> str | None:
     """What a reply at the approval prompt means: approve, reject, edit, or None (unclear)."""
-    word = text.strip().lower()
+    word = text.strip().lower().removeprefix("/")  # /approve, as at the chat prompt
     for action, words in (
         ("approve", ("y", "yes", "approve")),
         ("reject", ("n", "no", "reject")),
@@ -92,10 +99,14 @@ class Session:
         *,
         ask: Callable[[str], str | None] | None = None,
         wait: float = 0.0,
+        stream: bool = False,
+        system: str | None = None,
     ) -> None:
         self.runner, self.user, self.conversation = runner, user, conversation
         self.ask = ask  # None: never prompt (one-shot commands)
         self.wait = wait  # seconds to wait for a thread another process runs
+        self.stream = stream  # print the model's text as it arrives (a terminal)
+        self.system = system  # the system prompt each message sets in the thread's state
         self.paused_by: str | None = None
         self._fresh = False  # the conversation was started here and has not run yet
         self.unsent = False  # a message was held back: the command must not exit 0
@@ -119,10 +130,10 @@ class Session:
             self.unsent = True
             click.echo("your message was not sent: the previous run was paused again", err=True)
             return
-        conversation, inputs = (
-            self.conversation,
-            {"messages": [HumanMessage(text, id=str(uuid4()))]},
-        )
+        conversation = self.conversation
+        inputs: dict[str, Any] = {"messages": [HumanMessage(text, id=str(uuid4()))]}
+        if self.system is not None:
+            inputs["system"] = self.system
         self._drive(lambda options: self.runner.stream(conversation, inputs, **options))
 
     def _how_to_continue(self) -> str:
@@ -162,18 +173,18 @@ class Session:
         True if the thread is settled (not paused, not waiting for an answer).
         """
         control = RunControl()
+        live = LiveOutput(stream=self.stream, spin=sys.stderr.isatty())
         options = {
             "control": control,
-            "stream_mode": "updates",
+            "stream_mode": live.stream_mode,
             "recursion_limit": RECURSION_LIMIT,
             "wait": self.wait,
         }
         fresh, self._fresh = self._fresh, False
         try:
-            with pausing_on_signals(control):
-                for update in start(options):
-                    for line in update_lines(update):
-                        click.echo(line)
+            with pausing_on_signals(control, live.notice), live:
+                for event in start(options):
+                    live.show(event)
         except KeyboardInterrupt:
             raise StoppedNow(
                 f"stopped at once; conversation {self.thread_id} is saved up to its last "
@@ -239,6 +250,9 @@ class Session:
         assert self.ask is not None
         while (reply := self.ask(APPROVAL_PROMPT)) is not None:
             action = approval_action(reply)
+            command, _, given = reply.strip().partition(" ")
+            if command.lower() == "/edit" and given.strip():  # as at the chat prompt
+                return {"action": "edit", "fact": given.strip()}
             if action is None:
                 click.echo("please answer y (yes), n (no) or e (edit the fact first)")
             elif action != "edit":
