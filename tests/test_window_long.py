@@ -146,8 +146,8 @@ def _long_turn(n: int) -> str:
 
 @contextmanager
 def _agent(db_url: str) -> Iterator[tuple[Any, Runner, Any]]:
-    """The agent on the test server, on a fresh connection: another process wrote to the
-    thread meanwhile, and an open saver's item cache does not know (see the report)."""
+    """The agent on the test server, with its saver open all along: the child's and the
+    resume's writes in between must be seen by it, as by upstream's savers."""
     with open_conversations(db_url) as conversations:
         agent = compile_agent(conversations.saver, make_model(), store=conversations.store)
         yield agent, Runner(conversations, agent), conversations
@@ -182,15 +182,13 @@ def test_a_summary_written_before_a_sigkill_survives_it_and_the_resume(db_url, m
             thread_id = conversations.start(USER).thread_id
             for n in range(31):
                 _say(runner, conversations, thread_id, f"turn {n}: tell me about {n}")
-        before = len(script.summaries)
-        _killed_mid_turn(script, db_url, thread_id, env)
-        written = script.summaries[-1][1]
-        with _agent(db_url) as (agent, runner, conversations):
-            killed = agent.get_state(conversations.get(thread_id, USER).config).values
-        resumed = run_cli("resume", thread_id, "-u", USER, "--db", db_url, env=env)
-        after_resume = len(script.summaries)
-        with _agent(db_url) as (agent, runner, conversations):
+            before = len(script.summaries)
+            _killed_mid_turn(script, db_url, thread_id, env)
+            written = script.summaries[-1][1]
             config = conversations.get(thread_id, USER).config
+            killed = agent.get_state(config).values
+            resumed = run_cli("resume", thread_id, "-u", USER, "--db", db_url, env=env)
+            after_resume = len(script.summaries)
             state = agent.get_state(config).values
             _say(runner, conversations, thread_id, _long_turn(32))
             later = agent.get_state(config).values
