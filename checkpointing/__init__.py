@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from checkpointing.conversation import Conversation
     from checkpointing.conversations import Conversations, every_thread_id
     from checkpointing.errors import (
+        AmbiguousThread,
         CheckpointingError,
         ConfigError,
         DatabaseNotFound,
@@ -92,6 +93,7 @@ _LAZY = {
     "NothingToResume": ("checkpointing.errors", "NothingToResume"),
     "ThreadBusy": ("checkpointing.errors", "ThreadBusy"),
     "ThreadNotFound": ("checkpointing.errors", "ThreadNotFound"),
+    "AmbiguousThread": ("checkpointing.errors", "AmbiguousThread"),
     "UnsupportedURL": ("checkpointing.errors", "UnsupportedURL"),
     "UnwritableLocation": ("checkpointing.errors", "UnwritableLocation"),
     "new_thread_id": ("checkpointing.ids", "new_thread_id"),
@@ -184,6 +186,7 @@ __all__ = [
     "NO_ANSWER",
     "STATES",
     "UNREADABLE",
+    "AmbiguousThread",
     "Backend",
     "CheckpointingError",
     "ConfigError",

@@ -47,7 +47,7 @@ def chat(
     with open_conversations(db) as conversations:
         conversation = None
         if thread_id is not None:
-            conversation = conversations.get(thread_id, user)
+            conversation = conversations.get(conversations.resolve(thread_id, user), user)
         elif continue_latest:
             conversation = conversations.latest(user)
             if conversation is None:

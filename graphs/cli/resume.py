@@ -107,6 +107,7 @@ def resume(
     from graphs.models import make_model
 
     with open_conversations(db, create=False) as conversations:
+        thread_id = conversations.resolve(thread_id, user)
         runner = Runner(conversations, running_agent(conversations, make_model()))
         session = Session(runner, user, conversations.get(thread_id, user), wait=wait)
         session.resume(reply, retry=retry)
@@ -141,5 +142,6 @@ def pause(thread_id: str, user: str, db: str | None) -> None:
     """Ask the process running THREAD_ID to stop after its current step."""
     with open_conversations(db, create=False) as conversations:
         # Asking for a pause only marks the thread in the index: no graph is read.
+        thread_id = conversations.resolve(thread_id, user)
         Runner(conversations, graph=None).request_pause(thread_id, user)
     click.echo(f"asked {thread_id} to pause after its current step")

@@ -20,7 +20,7 @@ from checkpointing import (
     resolve_url,
     revoke_token,
 )
-from graphs.cli.options import db_option, echo_json, json_option
+from graphs.cli.options import db_option, echo_json, json_option, user_or_default
 from graphs.cli.terminal import safe
 
 
@@ -53,7 +53,14 @@ def token() -> None:
 
 
 @token.command()
-@click.option("--user", "-u", required=True, metavar="USER", help="Whom the token speaks for.")
+@click.option(
+    "--user",
+    "-u",
+    metavar="USER",
+    callback=user_or_default,
+    help="Whom the token speaks for. Default: $DURABLE_AGENT_USER, else the config file's "
+    "user, else your login name.",
+)
 @click.option("--name", default="", metavar="NAME", help="A note saying what the token is for.")
 @db_option
 def create(user: str, name: str, db: str | None) -> None:
