@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import builtins
 import os
+import sqlite3
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
@@ -55,10 +56,14 @@ class QuickIndex:
         running row nobody holds has crashed: its counts are in its checkpoint)."""
         if status in LEASE_DECIDED:
             return None
-        rows = self.db.run([sql.list_statement(user_id, status, search, limit, offset)])[0]
-        found = [conversation_from_row(row) for row in rows]
-        crashed = [c for c in found if c.status == "running" and is_free(self.leases, c.thread_id)]
-        return None if crashed else found
+        try:
+            rows = self.db.run([sql.list_statement(user_id, status, search, limit, offset)])[0]
+            found = [conversation_from_row(row) for row in rows]
+            if any(c.status == "running" and is_free(self.leases, c.thread_id) for c in found):
+                return None  # crashed: its counts are in its checkpoint
+        except (sqlite3.Error, OSError):
+            return None  # the full opening names what is wrong, and the fix
+        return found
 
     def short_ids(self, user_id: str, thread_ids: builtins.list[str]) -> dict[str, str]:
         return prefixes.shortest_prefixes(self.db, user_id, thread_ids)
