@@ -10,8 +10,7 @@ import sys
 
 import click
 
-from checkpointing import Runner, ThreadNotFound, open_conversations
-from graphs.cli.agents import running_agent
+from checkpointing.errors import ThreadNotFound
 from graphs.cli.exits import EXIT_ERROR, EXIT_INTERRUPTED
 from graphs.cli.options import db_option, user_option, wait_option
 
@@ -40,6 +39,8 @@ def chat(
     if message and not " ".join(message).strip():
         raise click.UsageError("the message is empty: give the text to send, or no MESSAGE to talk")
     # Imported here, not with the command line: see graphs.cli.agents.
+    from checkpointing import Runner, open_conversations
+    from graphs.cli.agents import running_agent
     from graphs.cli.session import SIGNAL_PAUSE, Session, prompt_line
     from graphs.models import describe_model, make_model
 
