@@ -151,3 +151,12 @@ def test_storage_settings_from_the_file_are_checked_like_the_variables(tmp_path)
     assert "DURABLE_AGENT_POOL_MIN_SIZE (5) is above DURABLE_AGENT_POOL_MAX_SIZE (2)" in (
         result.stderr
     )
+
+
+def test_the_readmes_example_config_file_is_accepted(tmp_path):
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    example = readme.split("```toml\n")[1].split("```")[0]
+    config = _config(tmp_path, example)
+    shown = run_cli("threads", "--help", env=config)
+    assert (shown.returncode, shown.stderr) == (0, "")
+    assert "alice" in example

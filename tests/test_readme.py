@@ -87,8 +87,8 @@ def _cut_off_run(cwd: Path) -> str:
 
 
 def test_every_block_is_one_of_those_run_here():
-    counts = {lang: len(_blocks(lang)) for lang in ("python", "sh", "text", "json")}
-    assert counts == {"python": 3, "sh": 8, "text": 1, "json": 3}
+    counts = {lang: len(_blocks(lang)) for lang in ("python", "sh", "text", "json", "toml")}
+    assert counts == {"python": 3, "sh": 8, "text": 1, "json": 3, "toml": 1}
     assert set(_serve_blocks()) == {"commands", "python", "output"}
     assert len(FENCE.findall(README.read_text())) == sum(counts.values()) + 3
     assert [ci for ci, _ in _blocks("sh")][:2] == ["install-and-run", "test"]
