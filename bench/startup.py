@@ -37,7 +37,8 @@ def _median_seconds(command: list[str], env: dict[str, str], runs: int) -> float
 
 def _with_conversations(db: str, env: dict[str, str]) -> None:
     for text in ("what is 12*7?", "hi"):
-        subprocess.run([CLI, "chat", "-u", "alice", "--db", db, text], env=env, check=True)
+        command = [CLI, "chat", "-u", "alice", "--db", db, text]
+        subprocess.run(command, env=env, capture_output=True, check=True)
 
 
 def main() -> None:
