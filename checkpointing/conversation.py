@@ -12,13 +12,14 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
-
-from langchain_core.runnables import RunnableConfig
+from typing import TYPE_CHECKING, Any
 
 from checkpointing.errors import InvalidIdentifier
 from checkpointing.ids import thread_config
 from checkpointing.text import storable
+
+if TYPE_CHECKING:  # only a type: importing LangChain at run time costs start-up
+    from langchain_core.runnables import RunnableConfig
 
 TITLE_CHARS = 80
 

@@ -23,7 +23,7 @@ from langgraph.store.base import BaseStore
 from langgraph.types import StateSnapshot
 
 from checkpointing import index_sql as sql
-from checkpointing import upstream_sql
+from checkpointing import prefixes, upstream_sql
 from checkpointing.backend import Backend
 from checkpointing.conversation import (
     Conversation,
@@ -131,6 +131,15 @@ class Conversations:
         except DAMAGED_ROW:  # listed as it is; reading its state names the damage
             return replace(conversation, status="crashed")
         return crashed(conversation, latest, self.messages_key)
+
+    def resolve(self, prefix: str, user_id: str) -> str:
+        """The full ID of *user_id*'s one conversation whose ID starts with *prefix*, in any
+        case (see ``prefixes.resolve``); for people typing IDs, not for API clients."""
+        return prefixes.resolve(self.backend.db, prefix, user_id)
+
+    def short_ids(self, user_id: str, thread_ids: builtins.list[str]) -> dict[str, str]:
+        """Each of *thread_ids* by its shortest prefix unique among *user_id*'s."""
+        return prefixes.shortest_prefixes(self.backend.db, user_id, thread_ids)
 
     def latest(self, user_id: str) -> Conversation | None:
         """The user's most recently active conversation, if any."""

@@ -89,3 +89,7 @@ def langgraph_only(where: str) -> LangGraphDatabase:
         "'durable-agent chat --db URL' (which adds durable-agent's tables beside LangGraph's)"
         " or from Python with open_saver"
     )
+
+
+class AmbiguousThread(ThreadNotFound):
+    """A thread ID prefix that more than one of the user's conversations starts with."""

@@ -15,11 +15,12 @@ import os
 import re
 import time
 import uuid
-from typing import Any
-
-from langchain_core.runnables import RunnableConfig
+from typing import TYPE_CHECKING, Any
 
 from checkpointing.errors import InvalidIdentifier, ThreadNotFound
+
+if TYPE_CHECKING:  # only a type: importing LangChain at run time costs start-up
+    from langchain_core.runnables import RunnableConfig
 
 # Letters, digits and . _ - @ : after an alphanumeric; short enough for any btree index.
 _ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@:-]{0,63}")

@@ -10,15 +10,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import platformdirs
 from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from checkpointing.errors import ConfigError
-from checkpointing.urls import URL_HELP
+from checkpointing.urls import APP_NAME, DEFAULT_DB_FILE, URL_HELP, data_dir, default_db_url
 
-APP_NAME = "durable-agent"
-DEFAULT_DB_FILE = "durable-agent.sqlite"
+__all__ = ["APP_NAME", "DEFAULT_DB_FILE", "ConfigError", "Settings", "load_settings"]
 
 
 class Settings(BaseSettings):
@@ -53,12 +51,10 @@ class Settings(BaseSettings):
         return self
 
     def data_dir(self) -> Path:
-        if self.home is not None:
-            return self.home.expanduser()
-        return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+        return data_dir(self.home)
 
     def default_db_url(self) -> str:
-        return f"sqlite:///{self.data_dir() / DEFAULT_DB_FILE}"
+        return default_db_url(self.home)
 
     def db_url(self, explicit: str | None = None) -> str:
         """The database URL by precedence: *explicit*, ``DURABLE_AGENT_DB``, default.

@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import sys
 from collections.abc import Mapping
 from typing import Any
-
-from pydantic import BaseModel
 
 from checkpointing.errors import InvalidText
 
@@ -44,6 +43,12 @@ def check_storable(value: Any) -> None:
         )
 
 
+def _is_pydantic_model(value: Any) -> bool:
+    # Only a loaded pydantic can have made *value*; not importing it keeps start-up fast.
+    pydantic = sys.modules.get("pydantic")
+    return pydantic is not None and isinstance(value, pydantic.BaseModel)
+
+
 def _first_surrogate(value: Any, depth: int) -> tuple[str, int] | None:
     if isinstance(value, str):
         match = _SURROGATE.search(value)
@@ -54,7 +59,7 @@ def _first_surrogate(value: Any, depth: int) -> tuple[str, int] | None:
         children: Any = [*value.keys(), *value.values()]
     elif isinstance(value, list | tuple | set | frozenset):
         children = value
-    elif isinstance(value, BaseModel):  # messages: content, tool calls, kwargs
+    elif _is_pydantic_model(value):  # messages: content, tool calls, kwargs
         children = list(value.__dict__.values())
     elif dataclasses.is_dataclass(value) and not isinstance(value, type):  # Command, Send
         children = [getattr(value, f.name, None) for f in dataclasses.fields(value)]

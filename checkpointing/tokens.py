@@ -15,11 +15,13 @@ import secrets
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from checkpointing.backend import Backend
 from checkpointing.ids import validate_id
 from checkpointing.text import check_storable
+
+if TYPE_CHECKING:  # a type only: the command line imports this module before any backend
+    from checkpointing.backend import Backend
 
 PREFIX = "da_"  # says what a leaked string is, so scanners and people can spot it
 SECRET_BYTES = 32

@@ -31,7 +31,8 @@ from langgraph.store.base import BaseStore
 from checkpointing.backend import Backend, Request
 from checkpointing.backends import open_backend
 from checkpointing.backends.memory import LocalLeases
-from checkpointing.backends.sqlite import check_is_checkpoint_db, prepare_file
+from checkpointing.backends.sqlite import prepare_file
+from checkpointing.backends.sqlite_files import check_is_checkpoint_db
 from checkpointing.errors import ConfigError, UnwritableLocation
 from checkpointing.items import ItemRefs
 from checkpointing.layouts import BACKEND_TABLES, CHECKPOINTS, ITEMS

@@ -1,7 +1,8 @@
 """Parsing database URLs, and keeping passwords out of anything printed.
 
-Owns the URL grammar (``sqlite:///PATH``, ``postgresql://...``, ``memory://``)
-and ``redact``. It does not open anything: that is ``checkpointing.opening``.
+Owns the URL grammar (``sqlite:///PATH``, ``postgresql://...``, ``memory://``),
+the default URL (a SQLite file in the user's data directory) and ``redact``. It
+does not open anything: that is ``checkpointing.opening``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from urllib.parse import SplitResult, unquote, urlsplit
 
 from checkpointing.errors import UnsupportedURL
 
+APP_NAME = "durable-agent"
+DEFAULT_DB_FILE = "durable-agent.sqlite"
 URL_HELP = "use sqlite:///PATH, postgresql://USER@HOST:PORT/DBNAME or memory://"
 
 POSTGRES_SCHEMES = ("postgresql", "postgres")
@@ -49,6 +52,20 @@ class DatabaseURL:
     @property
     def password(self) -> str | None:
         return urlsplit(self.raw).password
+
+
+def data_dir(home: Path | None) -> Path:
+    """Where the default database lives: *home* (``DURABLE_AGENT_HOME``) if set, else the
+    platform's user data directory (``~/.local/share/durable-agent`` on Linux)."""
+    if home is not None:
+        return home.expanduser()
+    import platformdirs  # only when no database is named
+
+    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+
+
+def default_db_url(home: Path | None) -> str:
+    return f"sqlite:///{data_dir(home) / DEFAULT_DB_FILE}"
 
 
 def parse_url(url: str) -> DatabaseURL:

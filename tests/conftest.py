@@ -15,12 +15,15 @@ from tests.helpers import throwaway_database
 
 @pytest.fixture(autouse=True)
 def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    """No stray settings; the default database lives in this test's own directory."""
+    """No stray settings; the default database lives in this test's own directory, and the
+    config file read is this test's own (none unless a test writes one): never the
+    developer's ~/.config/durable-agent/config.toml."""
     for name in list(os.environ):
         if name.startswith(("DURABLE_AGENT_", "OPENAI_")) and name != "DURABLE_AGENT_TEST_PG":
             monkeypatch.delenv(name)
     home = tmp_path / "home"
     monkeypatch.setenv("DURABLE_AGENT_HOME", str(home))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     return home
 
 

@@ -19,6 +19,14 @@ def _listed(db_url: str, user: str, *filters: str) -> list[dict]:
     return json.loads(result.stdout)
 
 
+def _shortest(thread_id: str, others: list[str]) -> str:
+    """Worked out the slow way: the fewest leading characters (8 or more) no other shares."""
+    for length in range(8, len(thread_id) + 1):
+        if not any(other.lower().startswith(thread_id[:length].lower()) for other in others):
+            return thread_id[:length]
+    return thread_id
+
+
 def test_threads_lists_a_users_conversations_as_a_table_or_json(db_url):
     first = _start(db_url, "alice", "what is 12*7?")
     second = _start(db_url, "alice", "solve x^2 - 5x + 6 = 0")
@@ -28,7 +36,11 @@ def test_threads_lists_a_users_conversations_as_a_table_or_json(db_url):
     assert table.returncode == 0
     lines = table.stdout.splitlines()
     assert lines[0].split() == ["THREAD", "UPDATED", "STATE", "MSGS", "TITLE"]
-    assert [line.split()[0] for line in lines[1:]] == [second, first]
+    # Each ID as its shortest prefix no other of alice's shares (8 characters at least).
+    assert [line.split()[0] for line in lines[1:]] == [
+        _shortest(second, [first]),
+        _shortest(first, [second]),
+    ]
     assert "done" in lines[1]
     assert lines[1].endswith("solve x^2 - 5x + 6 = 0")
 

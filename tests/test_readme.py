@@ -23,7 +23,7 @@ import pytest
 from checkpointing import Settings
 from checkpointing.conversations import STATUSES
 from checkpointing.states import STATES
-from graphs.cli import cli
+from graphs.cli import every_command
 from tests.helpers import POSTGRES_URL, throwaway_database
 from tests.openai_server import Reply, openai_server
 from tests.served import free_port
@@ -87,8 +87,8 @@ def _cut_off_run(cwd: Path) -> str:
 
 
 def test_every_block_is_one_of_those_run_here():
-    counts = {lang: len(_blocks(lang)) for lang in ("python", "sh", "text", "json")}
-    assert counts == {"python": 3, "sh": 9, "text": 1, "json": 3}
+    counts = {lang: len(_blocks(lang)) for lang in ("python", "sh", "text", "json", "toml")}
+    assert counts == {"python": 3, "sh": 9, "text": 1, "json": 3, "toml": 1}
     assert set(_serve_blocks()) == {"commands", "python", "output"}
     assert len(FENCE.findall(README.read_text())) == sum(counts.values()) + 3
     assert [ci for ci, _ in _blocks("sh")][:2] == ["install-and-run", "test"]
@@ -98,7 +98,7 @@ def test_configuration_table_names_every_flag_and_variable():
     table = README.read_text().split("## Configuration\n")[1].split("\n## ")[0]
     flags = {
         name
-        for command in cli.commands.values()
+        for command in every_command().values()
         for param in command.params
         if isinstance(param, click.Option)
         for name in param.opts + param.secondary_opts
@@ -137,10 +137,10 @@ def test_command_table_names_every_command_with_each_of_its_flags():
         for line in _section("Command line").splitlines()
         if (match := re.match(r"\| `durable-agent (\S+)", line))
     }
-    assert sorted(rows) == sorted(cli.commands), "one row per command, no row for none"
+    assert sorted(rows) == sorted(every_command()), "one row per command, no row for none"
     missing = [
         f"{name} {param.opts[0]}"
-        for name, command in cli.commands.items()
+        for name, command in every_command().items()
         for param in command.params
         if isinstance(param, click.Option) and param.opts[0] not in ("--db", "--help")
         if not any(opt in rows[name] for opt in param.opts)

@@ -97,7 +97,8 @@ def test_a_killed_run_is_crashed_everywhere_with_the_messages_it_saved(db_url):
     assert saved >= 3  # the question, the model's tool call, the tool's answer
 
     [row] = run_cli("threads", "-u", "alice", "--db", db_url).stdout.splitlines()[1:]
-    assert row.split()[:5] == [thread_id, *row.split()[1:3], "crashed", str(saved)]
+    assert row.split()[3:5] == ["crashed", str(saved)]
+    assert thread_id.startswith(row.split()[0])  # its shortest unique prefix
     [listed] = _json(db_url, "threads", "-u", "alice")
     assert (listed["state"], listed["message_count"], listed["tool_calls"]) == ("crashed", saved, 1)
     assert listed["title"] == "what is 12*7?"
@@ -155,7 +156,10 @@ def test_every_state_has_one_name_and_a_filter_that_finds_it(db_url):
         assert pending == {t: s for t, s in expected.items() if s not in ("idle", "done")}
         table = run_cli("threads", "-u", "alice", "--db", db_url).stdout.splitlines()
         assert table[0].split()[:3] == ["THREAD", "UPDATED", "STATE"]
-        assert {line.split()[0]: line.split()[3] for line in table[1:]} == expected
+        # Each thread as its shortest unique prefix: the one full ID it starts.
+        shown = {line.split()[0]: line.split()[3] for line in table[1:]}
+        full = {next(t for t in expected if t.startswith(p)): s for p, s in shown.items()}
+        assert full == expected
     finally:
         proc.kill()
         proc.communicate(timeout=60)

@@ -12,11 +12,13 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
+from typing import TYPE_CHECKING
 
-from checkpointing.backend import Backend, Request, registered
+if TYPE_CHECKING:  # imported when a backend is opened, not by the light modules beside
+    from checkpointing.backend import Backend, Request
 
 # What each kind's module provides: its backend, open for the ``with`` block.
-Opener = Callable[[Request], AbstractContextManager[Backend]]
+Opener = Callable[["Request"], AbstractContextManager["Backend"]]
 
 
 # scheme -> (module, opener); the module is imported when its scheme is first used.
@@ -36,5 +38,7 @@ def opener_for(scheme: str) -> Opener:
 @contextmanager
 def open_backend(request: Request) -> Iterator[Backend]:
     """The backend the request's URL scheme names, ready and migrated; closed on exit."""
+    from checkpointing.backend import registered
+
     with opener_for(request.url.scheme)(request) as backend, registered(backend):
         yield backend

@@ -12,7 +12,6 @@ import asyncio
 import errno
 import os
 import sqlite3
-import stat
 from collections.abc import Iterable, Iterator
 from contextlib import closing, contextmanager
 from functools import partial
@@ -24,19 +23,14 @@ from langgraph.store.sqlite import SqliteStore as _UpstreamSqliteStore
 
 from checkpointing.backend import Backend, Request
 from checkpointing.backends.sqlite_errors import FIX, diagnose, missing_database
+from checkpointing.backends.sqlite_files import check_is_checkpoint_db, connect, has_ours, tighten
 from checkpointing.backends.sqlite_leases import SETUP_LOCK_NAME, SETUP_WAIT_SECONDS, FileLeases
 from checkpointing.backends.sqlite_saver import AsyncSqliteSaver, SqliteSaver
-from checkpointing.errors import InvalidDatabase, UnwritableLocation, langgraph_only
-from checkpointing.layouts import foreign_layout
+from checkpointing.errors import UnwritableLocation, langgraph_only
 from checkpointing.leases import hold
 from checkpointing.schema import migrate
 from checkpointing.settings import Settings
 
-SCHEMA_SQL = "SELECT type, name FROM sqlite_master WHERE name NOT LIKE 'sqlite!_%' ESCAPE '!'"
-COLUMNS_SQL = "SELECT name FROM pragma_table_info(?)"
-HAS_OURS_SQL = (
-    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'durable_agent_migrations'"
-)
 OWNER_ONLY = 0o600
 INCREMENTAL = 2  # PRAGMA auto_vacuum's value for incremental mode
 
@@ -65,15 +59,15 @@ def open_sqlite_saver(path: Path, request: Request) -> Iterator[SqliteSaver]:
     settings, create = request.settings, request.create
     if create:
         prepare_file(path)
-    conn = _connect(path, settings, create)
+    conn = connect(path, settings.sqlite_busy_timeout, create)
     with closing(conn):
         check_is_checkpoint_db(conn, path)
         empty = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0
         if empty and not create:
             raise missing_database(path, "is empty (it has no tables)")
-        if not (create or empty or _has_ours(conn)):
+        if not (create or empty or has_ours(conn)):
             raise langgraph_only(str(path))
-        _tighten(path)  # only once the file is known to be ours: a foreign one is not touched
+        tighten(path)  # only once the file is known to be ours: a foreign one is not touched
         saver_class = AsyncSqliteSaver if request.asynchronous else SqliteSaver
         saver = saver_class(conn, serde=request.serde)
         try:
@@ -131,29 +125,6 @@ def reclaim(saver: SqliteSaver) -> None:
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
 
 
-def _has_ours(conn: sqlite3.Connection) -> bool:
-    return conn.execute(HAS_OURS_SQL).fetchone() is not None
-
-
-def _connect(path: Path, settings: Settings, create: bool) -> sqlite3.Connection:
-    """A connection to *path*; unless *create*, only to a file that is already there."""
-    if not create and not path.exists():
-        raise missing_database(path, "does not exist")
-    if path.is_dir():
-        raise UnwritableLocation(f"{path} is a directory, not a SQLite file; {FIX}")
-    # mode=rw never creates the file, even if it vanished since the check above.
-    target = path if create else f"{path.as_uri()}?mode=rw"
-    try:
-        return sqlite3.connect(
-            target,
-            timeout=settings.sqlite_busy_timeout,
-            check_same_thread=False,
-            uri=not create,
-        )
-    except sqlite3.Error as exc:
-        raise diagnose(path, exc, "cannot open SQLite file") from None
-
-
 def prepare_file(path: Path) -> None:
     """Create the directory and an empty owner-only file, unless the file exists."""
     if path.is_dir():
@@ -184,36 +155,3 @@ def _not_created(path: Path, exc: OSError) -> UnwritableLocation:
     if exc.errno in (errno.EACCES, errno.EPERM):
         return UnwritableLocation(f"{doing}: the file is not writable ({reason}); {FIX}")
     return UnwritableLocation(f"{doing}: {reason}; {FIX}")
-
-
-def _tighten(path: Path) -> None:
-    """Make the file, and its -wal and -shm, owner-only if they are ours and are not."""
-    # SQLite gives its -wal and -shm files the main file's mode, so this covers them.
-    for member in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
-        try:
-            info = member.stat()
-        except FileNotFoundError:
-            continue
-        if info.st_uid == os.getuid() and stat.S_IMODE(info.st_mode) & 0o077:
-            member.chmod(stat.S_IMODE(info.st_mode) & 0o700)
-
-
-def check_is_checkpoint_db(conn: sqlite3.Connection, path: Path) -> None:
-    """Refuse files that are not SQLite, or hold anything but our tables and LangGraph's
-    in their current layout; empty files are ours to set up. Only reads, before any write."""
-    try:
-        conn.execute("PRAGMA schema_version").fetchone()
-        schema = conn.execute(SCHEMA_SQL).fetchall()
-        columns = {
-            name: {row[0] for row in conn.execute(COLUMNS_SQL, (name,))}
-            for kind, name in schema
-            if kind == "table"
-        }
-    except sqlite3.DatabaseError as exc:
-        raise diagnose(path, exc, "cannot read SQLite file") from None
-    problem = foreign_layout("sqlite", schema, columns, whole=True)
-    if problem:
-        raise InvalidDatabase(
-            f"{path} {problem}, not LangGraph's or durable-agent's; it was left untouched. "
-            "Use another file with --db sqlite:///PATH"
-        )

@@ -13,8 +13,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from checkpointing import Runner, ThreadNotFound, load_settings, open_conversations
-from graphs.cli.agents import running_agent
+from checkpointing.errors import ThreadNotFound
 from graphs.cli.exits import EXIT_ERROR, EXIT_INTERRUPTED
 from graphs.cli.options import db_option, no_stream_option, user_option, wait_option
 
@@ -92,6 +91,8 @@ def chat(
     if message and not " ".join(message).strip():
         raise click.UsageError("the message is empty: give the text to send, or no MESSAGE to talk")
     # Imported here, not with the command line: see graphs.cli.agents.
+    from checkpointing import Runner, load_settings, open_conversations
+    from graphs.cli.agents import running_agent
     from graphs.cli.interactive import HISTORY_FILE, LineReader, talk
     from graphs.cli.session import SIGNAL_PAUSE, Session
     from graphs.models import describe_model
@@ -100,7 +101,7 @@ def chat(
     with open_conversations(db) as conversations:
         conversation = None
         if thread_id is not None:
-            conversation = conversations.get(thread_id, user)
+            conversation = conversations.get(conversations.resolve(thread_id, user), user)
         elif continue_latest:
             conversation = conversations.latest(user)
             if conversation is None:

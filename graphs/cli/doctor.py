@@ -19,7 +19,9 @@ from dataclasses import asdict, dataclass
 
 import click
 
-from checkpointing import CheckpointingError, add_secret, open_conversations, redact, resolve_url
+from checkpointing.errors import CheckpointingError
+from checkpointing.secrets import add_secret
+from checkpointing.urls import redact
 from graphs.cli.options import db_option, echo_json, json_option
 from graphs.cli.terminal import safe
 
@@ -96,6 +98,7 @@ def _lists(body: bytes, name: str) -> str:
 
 def check_database(db: str | None) -> Check:
     """Which database, opened without creating it, and the schema version it holds."""
+    from checkpointing import open_conversations, resolve_url
     from checkpointing.schema import MIGRATIONS, applied
 
     try:

@@ -23,13 +23,16 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from checkpointing import Conversation, Conversations, UnwritableLocation, hold, open_conversations
-from graphs.cli.agents import reading_agent
+from checkpointing.errors import UnwritableLocation
 from graphs.cli.options import db_option, user_option
 from graphs.cli.terminal import json_document, safe
 
 if TYPE_CHECKING:
     from langchain_core.messages import BaseMessage
+
+    from checkpointing import Conversation, Conversations
+
+# checkpointing's heavy parts and the agent are imported in the commands: see graphs.cli.
 
 FORMATS = click.Choice(["markdown", "json"])
 
@@ -63,6 +66,7 @@ def _exported(
 ) -> tuple[list[BaseMessage], list[str]]:
     """The conversation's messages as its newest checkpoint holds them, with their times."""
     from checkpointing.first_seen import first_seen
+    from graphs.cli.agents import reading_agent
     from graphs.conversation_file import TIMES_KEY
 
     seen = first_seen(conversations.backend, conversation.config)
@@ -88,11 +92,12 @@ def _exported(
 @db_option
 def export(thread_id: str, user: str, fmt: str, output: Path | None, db: str | None) -> None:
     """Write conversation THREAD_ID with each message's time, tool calls and results."""
+    from checkpointing import open_conversations
     from graphs.cli.markdown import transcript
     from graphs.conversation_file import document, document_text
 
     with open_conversations(db, create=False) as conversations:
-        conversation = conversations.get(thread_id, user)
+        conversation = conversations.get(conversations.resolve(thread_id, user), user)
         messages, times = _exported(conversations, conversation)
     if fmt == "json":
         doc = document(conversation, messages, times)
@@ -124,6 +129,8 @@ def _read(file: str) -> str:
 def _store(conversations: Conversations, conversation: Conversation, messages: list[Any]) -> None:
     """*messages* as the new thread's state, written by the agent's graph as its model node
     would; ``InvalidExport`` (nothing kept) unless the thread is then complete."""
+    from checkpointing import hold
+    from graphs.cli.agents import reading_agent
     from graphs.conversation_file import InvalidExport
 
     agent = reading_agent(conversations)
@@ -149,6 +156,7 @@ def import_(file: str, user: str, title: str | None, db: str | None) -> None:
     """Bring a JSON export (FILE, or - for standard input) back as a new conversation.
 
     Prints the new thread ID; continue it with 'chat --thread'."""
+    from checkpointing import open_conversations
     from graphs.conversation_file import TIMES_KEY, read_document
 
     imported = read_document(_read(file), file)

@@ -16,7 +16,6 @@ from contextlib import contextmanager
 from typing import NoReturn
 
 import click
-from langgraph.errors import GraphRecursionError
 
 from checkpointing import CheckpointingError
 from graphs.cli.terminal import safe
@@ -47,6 +46,13 @@ def _model_unavailable(exc: Exception) -> bool:
     # the others would pay ~30 ms to import the models for this check.
     models = sys.modules.get("graphs.models")
     return models is not None and isinstance(exc, models.ModelUnavailable)
+
+
+def _recursion_limit_hit(exc: Exception) -> bool:
+    # Only a run raises it, and a run has imported langgraph; the commands that do not run
+    # the agent must not pay for importing it (see graphs.cli's lazy commands).
+    errors = sys.modules.get("langgraph.errors")
+    return errors is not None and isinstance(exc, errors.GraphRecursionError)
 
 
 def _lost_prepared_statements(exc: Exception) -> bool:
@@ -88,13 +94,6 @@ def errors_as_one_line() -> Iterator[None]:
         yield
     except CheckpointingError as exc:
         _fail(str(exc))
-    except GraphRecursionError:
-        from graphs.agent import RECURSION_LIMIT  # imported already: only a run raises this
-
-        _fail(
-            f"the model kept calling tools for {RECURSION_LIMIT} steps and was stopped; "
-            "the conversation is saved: ask differently with --thread"
-        )
     except KeyboardInterrupt as exc:
         _interrupted(exc)
     except click.ClickException as exc:
@@ -106,6 +105,13 @@ def errors_as_one_line() -> Iterator[None]:
             _interrupted(exc.__cause__)
         _fail("aborted", EXIT_INTERRUPTED)
     except Exception as exc:
+        if _recursion_limit_hit(exc):
+            from graphs.agent import RECURSION_LIMIT  # imported already: only a run raises this
+
+            _fail(
+                f"the model kept calling tools for {RECURSION_LIMIT} steps and was stopped; "
+                "the conversation is saved: ask differently with --thread"
+            )
         if _model_unavailable(exc):  # none of the types above: checking it here is the same
             _debug_traceback()
             _fail(str(exc))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import getpass
+import os
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -11,6 +13,7 @@ from checkpointing import ConfigError
 from graphs.cli.terminal import json_document
 
 F = TypeVar("F", bound=Callable[..., Any])
+USER_VARIABLE = "DURABLE_AGENT_USER"
 
 
 def _not_empty(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -33,9 +36,38 @@ def db_option(func: F) -> F:
     )(func)
 
 
+def default_user() -> str:
+    """Who runs the command when --user is not given: ``DURABLE_AGENT_USER`` (which the
+    config file's ``user`` sets, see ``config``), else the login name."""
+    named = os.environ.get(USER_VARIABLE)
+    if named is not None:
+        if not named.strip():
+            raise ConfigError(
+                f"{USER_VARIABLE} is set but empty: give a user name, or unset it to use "
+                "your login name"
+            )
+        return named
+    try:
+        return getpass.getuser()
+    except Exception:  # no LOGNAME/USER in the environment and no password entry
+        raise ConfigError(
+            "no user given and no login name found: give --user USER, or set "
+            f"{USER_VARIABLE} or 'user' in the config file"
+        ) from None
+
+
+def user_or_default(ctx: click.Context, param: click.Parameter, value: str | None) -> str:
+    return default_user() if value is None else value
+
+
 def user_option(func: F) -> F:
     return click.option(
-        "--user", "-u", required=True, metavar="USER", help="Whose conversations these are."
+        "--user",
+        "-u",
+        metavar="USER",
+        callback=user_or_default,
+        help=f"Whose conversations these are. Default: ${USER_VARIABLE}, else the config "
+        "file's user, else your login name.",
     )(func)
 
 

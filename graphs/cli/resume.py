@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from checkpointing import DIED, NO_ANSWER, UNREADABLE, Runner, ThreadState, open_conversations
-from graphs.cli.agents import reading_agent, running_agent
+from checkpointing.states import DIED
 from graphs.cli.exits import EXIT_INTERRUPTED
 from graphs.cli.options import (
     db_option,
@@ -19,8 +18,13 @@ from graphs.cli.options import (
     user_option,
     wait_option,
 )
-from graphs.cli.render import questions
 from graphs.cli.terminal import safe
+
+if TYPE_CHECKING:
+    from checkpointing import ThreadState
+
+# The rest of checkpointing, the agent and the rendering of messages are imported in the
+# commands, not with the command line: see graphs.cli (fast start-up).
 
 
 def _reply(approve: bool, reject: bool, edit: str | None, answer: str | None) -> Any:
@@ -34,6 +38,8 @@ def _reply(approve: bool, reject: bool, edit: str | None, answer: str | None) ->
     for name, text in (("--edit", edit), ("--answer", answer)):
         if text is not None and not text.strip():
             raise click.UsageError(f"{name} is empty: give the text, or use --reject to refuse")
+    from checkpointing import NO_ANSWER
+
     if approve or reject:
         return {"action": "approve" if approve else "reject"}
     if edit is not None:
@@ -43,6 +49,8 @@ def _reply(approve: bool, reject: bool, edit: str | None, answer: str | None) ->
 
 def _what(thread: ThreadState) -> str:
     """What it waits for, then why it stopped: a failed thread's error, a crash."""
+    from graphs.cli.render import questions
+
     asked = questions(thread)
     parts = asked or (["next step: " + ", ".join(thread.next)] if thread.next else [])
     if thread.state == "crashed":
@@ -67,6 +75,9 @@ def _fail_if_unreadable(thread_ids: list[str]) -> None:
 @db_option
 def pending(user: str | None, as_json: bool, db: str | None) -> None:
     """List conversations that are running or can be resumed, and what each waits for."""
+    from checkpointing import UNREADABLE, Runner, open_conversations
+    from graphs.cli.agents import reading_agent
+
     with open_conversations(db, create=False) as conversations:
         threads = Runner(conversations, reading_agent(conversations)).pending(user)
     unreadable = [t.thread_id for t in threads if t.state == UNREADABLE]
@@ -105,10 +116,13 @@ def resume(
     """Continue THREAD_ID: after a crash, a pause or a failure, or with a human's answer."""
     reply = _reply(approve, reject, edit, answer)
     # Imported here, not with the command line: see graphs.cli.agents.
+    from checkpointing import Runner, open_conversations
+    from graphs.cli.agents import running_agent
     from graphs.cli.session import SIGNAL_PAUSE, Session
     from graphs.models import make_model
 
     with open_conversations(db, create=False) as conversations:
+        thread_id = conversations.resolve(thread_id, user)
         runner = Runner(conversations, running_agent(conversations, make_model()))
         stream = not no_stream and sys.stdout.isatty()
         conversation = conversations.get(thread_id, user)
@@ -124,6 +138,8 @@ def resume(
 @db_option
 def recover(user: str | None, db: str | None) -> None:
     """Resume every crashed conversation (those running elsewhere are left alone)."""
+    from checkpointing import UNREADABLE, Runner, open_conversations
+    from graphs.cli.agents import running_agent
     from graphs.models import describe_model_error, make_model  # see graphs.cli.agents
 
     with open_conversations(db, create=False) as conversations:
@@ -143,7 +159,10 @@ def recover(user: str | None, db: str | None) -> None:
 @db_option
 def pause(thread_id: str, user: str, db: str | None) -> None:
     """Ask the process running THREAD_ID to stop after its current step."""
+    from checkpointing import Runner, open_conversations
+
     with open_conversations(db, create=False) as conversations:
         # Asking for a pause only marks the thread in the index: no graph is read.
+        thread_id = conversations.resolve(thread_id, user)
         Runner(conversations, graph=None).request_pause(thread_id, user)
     click.echo(f"asked {thread_id} to pause after its current step")

@@ -6,31 +6,18 @@ import dataclasses
 import re
 import sys
 from functools import partial
+from typing import TYPE_CHECKING
 
 import click
 
-from checkpointing import (
-    ConfigError,
-    Conversations,
-    DatabaseNotFound,
-    LangGraphDatabase,
-    PruneReport,
-    every_thread_id,
-    export_upstream,
-    open_conversations,
-    reclaim,
-    resolve_url,
-    threads_to_export,
-    token_totals,
-    transfer,
-    verify,
-    verify_upstream,
-)
-from checkpointing import prune as prune_threads
-from checkpointing import stats as table_stats
+from checkpointing.errors import ConfigError, DatabaseNotFound, LangGraphDatabase
 from graphs.cli.confirm import confirm, yes_option
 from graphs.cli.options import db_option, echo_json, json_option, some_user_option
 
+if TYPE_CHECKING:
+    from checkpointing import Conversations, PruneReport
+
+# The rest of checkpointing is imported in the commands: see graphs.cli (fast start-up).
 STATS_CONVERSATIONS = 500  # stats --user reads this many conversations' states, newest first
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 DURATION = re.compile(r"^(\d+)([smhdw])$")
@@ -99,6 +86,9 @@ def prune(
     if keep is None and older_than is None:
         raise ConfigError("say what to prune: --keep N, --older-than DURATION, or both")
     age = parse_duration(older_than) if older_than else None
+    from checkpointing import open_conversations, reclaim
+    from checkpointing import prune as prune_threads
+
     with open_conversations(db, create=False) as index:
         run = partial(
             prune_threads, index.backend, keep=keep, older_than=age, user_id=user,
@@ -146,6 +136,8 @@ def migrate(source_url: str, target_url: str, verify_only: bool, row_format: str
     With --format upstream the target gets LangGraph's own row format instead, read back
     with LangGraph's own saver to verify it: a way to leave durable-agent.
     """
+    from checkpointing import every_thread_id, open_conversations, transfer, verify
+
     _check_migrate_urls(source_url, target_url)
     if row_format == "upstream":
         migrate_upstream(source_url, target_url, verify_only)
@@ -185,6 +177,8 @@ def migrate(source_url: str, target_url: str, verify_only: bool, row_format: str
 
 def _check_migrate_urls(source_url: str, target_url: str) -> None:
     """Refuse, before opening either, a pair of URLs no migration can use."""
+    from checkpointing import resolve_url
+
     source, target = resolve_url(source_url), resolve_url(target_url)
     if source.raw == target.raw:
         raise ConfigError("SOURCE_URL and TARGET_URL are the same database: name another target")
@@ -202,6 +196,8 @@ def _check_migrate_urls(source_url: str, target_url: str) -> None:
 
 def _refuse_langgraphs_own(target_url: str) -> None:
     """A target of LangGraph's own savers would end up holding both formats: refuse it."""
+    from checkpointing import open_conversations, resolve_url
+
     try:
         with open_conversations(target_url, create=False):
             pass
@@ -217,6 +213,8 @@ def _refuse_langgraphs_own(target_url: str) -> None:
 
 def migrate_upstream(source_url: str, target_url: str, verify_only: bool) -> None:
     """Write SOURCE_URL's threads and Store into TARGET_URL in LangGraph's own format."""
+    from checkpointing import export_upstream, threads_to_export, verify_upstream
+
     if verify_only:
         checked = verify_upstream(source_url, target_url)
         threads, mismatches = checked.threads, checked.mismatches
@@ -254,6 +252,9 @@ def migrate_upstream(source_url: str, target_url: str, verify_only: bool) -> Non
 def stats(user: str | None, as_json: bool, db: str | None) -> None:
     """Conversations, checkpoints and bytes per table; model tokens per user; with --user,
     tokens and model time per conversation."""
+    from checkpointing import open_conversations, token_totals
+    from checkpointing import stats as table_stats
+
     with open_conversations(db, create=False) as index:
         rows = table_stats(index.backend, user)
         dialect = index.backend.dialect

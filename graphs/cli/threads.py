@@ -1,30 +1,50 @@
 """The commands that look after a user's conversations: threads, show, rename, delete.
 
-Every command is scoped to ``--user``: another user's thread is "not found".
+Every command is scoped to ``--user``: another user's thread is "not found". A
+THREAD_ID may be any unique prefix of one, in any case; ``threads`` shows the shortest.
+Only light modules are imported with this one: ``threads`` reads a plain SQLite index
+without LangGraph (``checkpointing.quick_index``), the others import what they use.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from checkpointing import DIED, STATES, Conversation, Runner, ThreadState, open_conversations
-from graphs.cli.agents import reading_agent
+from checkpointing.conversation import Conversation
+from checkpointing.quick_index import quick_index
+from checkpointing.states import DIED, STATES
 from graphs.cli.confirm import confirm, yes_option
 from graphs.cli.options import db_option, echo_json, json_option, user_option
-from graphs.cli.render import figures, figures_line, message_dict, message_lines, questions
 from graphs.cli.terminal import safe
+
+if TYPE_CHECKING:
+    from checkpointing import ThreadState
 
 STATUS_CHOICE = click.Choice(list(STATES))
 
 
-def _row(conversation: Conversation) -> str:
+def _row(conversation: Conversation, short_id: str, width: int) -> str:
     updated = conversation.updated_at.astimezone().strftime("%Y-%m-%d %H:%M")
     return (
-        f"{conversation.thread_id:26}  {updated:16}  {conversation.status:11}  "
+        f"{short_id:{width}}  {updated:16}  {conversation.status:11}  "
         f"{conversation.message_count:>5}  {safe(conversation.title)}"
     )
+
+
+def _listing(db: str | None, user: str, **page: Any) -> tuple[list[Conversation], dict[str, str]]:
+    """A page of *user*'s conversations and each one's shortest unique ID prefix: read the
+    quick way when the database allows, else through the full opening."""
+    with quick_index(db) as quick:
+        found = quick.list(user, **page) if quick is not None else None
+        if quick is not None and found is not None:
+            return found, quick.short_ids(user, [c.thread_id for c in found])
+    from checkpointing import open_conversations
+
+    with open_conversations(db, create=False) as conversations:
+        found = conversations.list(user, **page)
+        return found, conversations.short_ids(user, [c.thread_id for c in found])
 
 
 @click.command()
@@ -39,22 +59,27 @@ def threads(
     user: str, status: str | None, search: str | None, limit: int, offset: int,
     as_json: bool, db: str | None,
 ) -> None:  # fmt: skip
-    """List USER's conversations, most recently active first."""
-    with open_conversations(db, create=False) as conversations:
-        found = conversations.list(user, status=status, search=search, limit=limit, offset=offset)
+    """List USER's conversations, most recently active first.
+
+    The THREAD column shows each ID's shortest unique prefix (8 characters or more),
+    which every command takes in place of the whole ID; --json gives whole IDs."""
+    found, short = _listing(db, user, status=status, search=search, limit=limit, offset=offset)
     if as_json:
         echo_json([conversation.as_dict() for conversation in found])
         return
     if not found:
         click.echo(f"no conversations for {user}" + (" match" if status or search else ""))
         return
-    click.echo(f"{'THREAD':26}  {'UPDATED':16}  {'STATE':11}  {'MSGS':>5}  TITLE")
+    width = max(len("THREAD"), *(len(prefix) for prefix in short.values()))
+    click.echo(f"{'THREAD':{width}}  {'UPDATED':16}  {'STATE':11}  {'MSGS':>5}  TITLE")
     for conversation in found:
-        click.echo(_row(conversation))
+        click.echo(_row(conversation, short[conversation.thread_id], width))
 
 
 def _why(thread: ThreadState) -> list[str]:
     """What the thread waits for, and why it stopped if it did not end well."""
+    from graphs.cli.render import questions
+
     lines = [f"waiting for approval: {question}" for question in questions(thread)]
     if not lines:
         lines = [f"next step: {name} (the last run stopped before it)" for name in thread.next]
@@ -86,6 +111,8 @@ def _summary_lines(summary: dict[str, Any], total: int) -> list[str]:
 
 def model_time(messages: list[Any]) -> tuple[int, int]:
     """(model calls, their latency in ms in all) recorded in *messages*."""
+    from graphs.cli.render import figures
+
     found = [f for m in messages if (f := figures(m)) is not None]
     return len(found), sum(f[2] for f in found)
 
@@ -103,9 +130,13 @@ def model_time(messages: list[Any]) -> tuple[int, int]:
 @db_option
 def show(thread_id: str, user: str, only_summary: bool, as_json: bool, db: str | None) -> None:
     """Print conversation THREAD_ID: messages, state, what it waits for, and stats."""
+    from checkpointing import Runner, open_conversations
+    from graphs.cli.agents import reading_agent
+    from graphs.cli.render import figures_line, message_dict, message_lines
+
     with open_conversations(db, create=False) as conversations:
         agent = reading_agent(conversations)
-        thread = Runner(conversations, agent).state(thread_id, user)
+        thread = Runner(conversations, agent).state(conversations.resolve(thread_id, user), user)
         values = agent.get_state(thread.conversation.config).values
     messages, summary = values.get("messages", []), _summary(values)
     if as_json:
@@ -142,8 +173,12 @@ def show(thread_id: str, user: str, only_summary: bool, as_json: bool, db: str |
 @db_option
 def rename(thread_id: str, user: str, title: tuple[str, ...], db: str | None) -> None:
     """Give conversation THREAD_ID a new TITLE."""
+    from checkpointing import open_conversations
+
     with open_conversations(db, create=False) as conversations:
-        renamed = conversations.rename(thread_id, user, " ".join(title))
+        renamed = conversations.rename(
+            conversations.resolve(thread_id, user), user, " ".join(title)
+        )
     click.echo(safe(f"renamed {renamed.thread_id} to {renamed.title!r}"))
 
 
@@ -156,8 +191,11 @@ def delete(thread_id: str, user: str, yes: bool, db: str | None) -> None:
     """Delete conversation THREAD_ID with all its checkpoints; it cannot be undone.
 
     Asks first unless --yes; refused while a run holds the conversation."""
+    from checkpointing import open_conversations
+
     with open_conversations(db, create=False) as conversations:
-        c = conversations.get(thread_id, user)  # a missing one is "not found" before asking
+        thread_id = conversations.resolve(thread_id, user)  # "not found" before asking
+        c = conversations.get(thread_id, user)
         title = c.title or "(untitled)"
         question = f"delete {title!r} ({c.thread_id}, {c.message_count} messages)?"
         confirm(question, command="delete", yes=yes)

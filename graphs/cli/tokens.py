@@ -11,21 +11,18 @@ from datetime import datetime
 
 import click
 
-from checkpointing import (
-    ConfigError,
-    TokenRecord,
-    create_token,
-    list_tokens,
-    open_conversations,
-    resolve_url,
-    revoke_token,
-)
-from graphs.cli.options import db_option, echo_json, json_option
+from checkpointing.errors import ConfigError
+from checkpointing.tokens import TokenRecord, list_tokens
+from checkpointing.tokens import create as create_token
+from checkpointing.tokens import revoke as revoke_token
+from graphs.cli.options import db_option, echo_json, json_option, user_or_default
 from graphs.cli.terminal import safe
 
 
 def _lasting(db: str | None) -> str | None:
     """*db*, unless it is memory://, where a token would be gone when the command exits."""
+    from checkpointing import resolve_url  # here, not with the command line: see graphs.cli
+
     if resolve_url(db).scheme == "memory":
         raise ConfigError(
             "memory:// is a new, empty database in every process: a token there could "
@@ -53,11 +50,20 @@ def token() -> None:
 
 
 @token.command()
-@click.option("--user", "-u", required=True, metavar="USER", help="Whom the token speaks for.")
+@click.option(
+    "--user",
+    "-u",
+    metavar="USER",
+    callback=user_or_default,
+    help="Whom the token speaks for. Default: $DURABLE_AGENT_USER, else the config file's "
+    "user, else your login name.",
+)
 @click.option("--name", default="", metavar="NAME", help="A note saying what the token is for.")
 @db_option
 def create(user: str, name: str, db: str | None) -> None:
     """Make a token for USER and print its secret, this once."""
+    from checkpointing import open_conversations
+
     with open_conversations(_lasting(db)) as conversations:
         token_id, secret = create_token(conversations.backend, user, name)
     # The secret is printed as it is, not through safe(): scrubbing would mask it if an
@@ -78,6 +84,8 @@ def create(user: str, name: str, db: str | None) -> None:
 @db_option
 def list_command(user: str | None, as_json: bool, db: str | None) -> None:
     """List tokens, oldest first; revoked ones too. Secrets are never shown."""
+    from checkpointing import open_conversations
+
     with open_conversations(_lasting(db), create=False) as conversations:
         found = list_tokens(conversations.backend, user)
     if as_json:
@@ -96,6 +104,8 @@ def list_command(user: str | None, as_json: bool, db: str | None) -> None:
 @db_option
 def revoke(token_id: str, db: str | None) -> None:
     """Stop token TOKEN_ID working, at once and for good."""
+    from checkpointing import open_conversations
+
     with open_conversations(_lasting(db), create=False) as conversations:
         found = revoke_token(conversations.backend, token_id)
     if not found:
