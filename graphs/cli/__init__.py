@@ -96,7 +96,11 @@ COMMANDS = {
         "graphs.cli.storage:migrate",
         "Copy every conversation, checkpoint and stored memory from SOURCE_URL to TARGET_URL.",
     ),
-    "stats": ("graphs.cli.storage:stats", "Conversations, checkpoints and bytes per table."),
+    "stats": (
+        "graphs.cli.storage:stats",
+        "Conversations, checkpoints and bytes per table; model tokens per user; with --user, "
+        "tokens and model time per conversation.",
+    ),
     "serve": (
         "graphs.cli.serve:serve",
         "Serve the LangGraph Agent Server API (for langgraph_sdk, useStream, agent-chat-ui).",

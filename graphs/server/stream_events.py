@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from langchain_core.messages import BaseMessageChunk
+from langchain_core.messages import BaseMessageChunk, message_chunk_to_message
 
 from graphs.server.shapes import as_chunk, dumps
 
@@ -70,7 +70,10 @@ class Translator:
             self.partial[key] = self.partial[key] + message
         if isinstance(message, BaseMessageChunk):
             found.append(("messages/partial" + suffix, dumps([self.partial[key]])))
-            return found
+            if getattr(message, "chunk_position", None) != "last":
+                return found
+            # A streamed message's last chunk: it is whole now, not only at the run's end.
+            message = message_chunk_to_message(self.partial[key])
         self.partial.pop(key, None)
         found.append(("messages/complete" + suffix, dumps([message])))
         return found
