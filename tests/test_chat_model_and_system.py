@@ -26,6 +26,7 @@ def _system(request: dict) -> str:
     return first["content"]
 
 
+@pytest.mark.above_the_database  # the prompt is a state key like any other
 def test_the_system_prompt_is_kept_for_the_continued_conversation(db_url):
     replies = [Reply(text=f"answer {n}") for n in range(4)]
     with openai_server(replies) as server:

@@ -37,6 +37,7 @@ def _messages(db_url: str, thread_id: str) -> list[dict]:
     return json.loads(shown.stdout)["messages"]
 
 
+@pytest.mark.above_the_database
 def test_slash_commands_and_multi_line_messages(db_url, isolated_env):
     term = _talk(db_url)
     _say(term, "/thread", "no conversation yet")
@@ -79,6 +80,7 @@ def test_history_brings_back_the_last_message_with_the_up_arrow(db_url):
     assert second.finish() == 0, second.text
 
 
+@pytest.mark.postgres_covered_by("tests/test_approvals_cli.py")
 def test_approve_at_the_prompt_answers_a_question_left_pending(db_url):
     asked = run_cli("chat", "-u", "alice", "--db", db_url, "remember that I like tea")
     assert asked.returncode == 0, asked.stderr

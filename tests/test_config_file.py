@@ -28,6 +28,7 @@ def _config(tmp_path: Path, text: str) -> dict[str, str]:
     return {"DURABLE_AGENT_CONFIG": str(path)}
 
 
+@pytest.mark.above_the_database
 def test_the_user_is_the_flag_else_the_variable_else_the_config_file_else_the_login(
     db_url, tmp_path
 ):
@@ -53,6 +54,7 @@ def test_the_user_is_the_flag_else_the_variable_else_the_config_file_else_the_lo
     assert "for user 'from-env'" in shown.stderr
 
 
+@pytest.mark.above_the_database
 def test_commands_over_every_user_still_take_every_user(db_url):
     for user in ("alice", "bob"):
         assert run_cli("token", "create", "-u", user, "--db", db_url).returncode == 0

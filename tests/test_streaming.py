@@ -89,6 +89,9 @@ def test_the_spinner_shows_on_a_terminal_and_never_in_piped_output(db_url):
     assert stdout.split("\n", 1)[1] == STEPS + f"assistant: {WORDS}\n"
 
 
+@pytest.mark.postgres_covered_by(
+    "tests/test_cli.py::test_ctrl_c_or_sigterm_pauses_at_a_step_boundary_and_resume_finishes"
+)
 def test_ctrl_c_while_a_reply_streams_pauses_after_that_step_and_resume_streams(db_url):
     slow_call = Reply(tool="calculator", arguments={"expression": "12*7"}, chunk_delay=0.3)
     with openai_server([slow_call, Reply(text=WORDS, chunk_delay=0.25)]) as server:

@@ -23,6 +23,7 @@ def _unique_prefix(thread_id: str, others: list[str]) -> str:
     raise AssertionError(f"{thread_id} is a prefix of another")
 
 
+@pytest.mark.postgres_covered_by("test_resolve_escapes_like_wildcards_and_prefers_an_exact_id")
 def test_every_command_takes_a_unique_prefix_in_any_case(db_url):
     first = _start(db_url, "alice", "what is 12*7?")
     second = _start(db_url, "alice", "what is 2+2?")
@@ -51,6 +52,7 @@ def test_every_command_takes_a_unique_prefix_in_any_case(db_url):
     assert rows_for(db_url, second)["conversations"] == 1
 
 
+@pytest.mark.postgres_covered_by("test_resolve_escapes_like_wildcards_and_prefers_an_exact_id")
 def test_an_ambiguous_prefix_names_the_candidates_and_changes_nothing(db_url):
     ids = [_start(db_url, "alice", f"what is {n}+{n}?") for n in range(SHOWN_CANDIDATES + 1)]
     common = ids[0][: min(len(_unique_prefix(i, [j])) for i in ids for j in ids if i != j) - 1]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from langchain_core.messages import AIMessage, HumanMessage
 
 from checkpointing import Runner, open_conversations
@@ -28,6 +29,7 @@ def _conversation(db_url: str, turns: int) -> tuple[str, dict]:
         return thread_id, agent.get_state(conversation.config).values
 
 
+@pytest.mark.postgres_covered_by("tests/test_window_long.py")
 def test_show_prints_each_reply_s_figures_the_summary_and_json(db_url):
     thread_id, state = _conversation(db_url, 40)
     env = {"DURABLE_AGENT_DB": db_url}
