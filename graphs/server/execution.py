@@ -47,6 +47,10 @@ class RunStale(Exception):
     """The run moved on elsewhere between this worker reading it and taking it."""
 
 
+# ``sent_values`` of a run taken up after a cut before its first step: see ``_unsent``.
+BEFORE_INPUT = "\x00before its input"
+
+
 def _not_this_run(config: RunnableConfig) -> RunnableConfig:
     """*config* for the steps another run left, run before this run's input: from the head,
     and without this run's ID. LangGraph takes input as a continuation when the config's
@@ -96,7 +100,17 @@ class Execution:
         self.seq = self.events.last_seq(self.run.run_id) if claimed.attempts > 1 else 0
         if self.seq:
             self.sent_values = self.events.last_data(self.run.run_id, "values")
+        if self.taken and self.sent_values is None and self._cut_before_its_first_step():
+            self.sent_values = BEFORE_INPUT
         self.store([metadata_event(self.run.run_id, self.run.attempts)])
+
+    def _cut_before_its_first_step(self) -> bool:
+        """Whether the thread's head is this run's input checkpoint: the run was cut off
+        after taking its input in, before its first step's state was saved."""
+        config: RunnableConfig = {"configurable": {"thread_id": self.run.thread_id}}
+        head = self.conversations.saver.get_tuple(config)
+        metadata = head.metadata if head is not None else {}
+        return metadata.get("source") == "input" and metadata.get("run_id") == self.run.run_id
 
     @property
     def thread(self) -> str:
@@ -188,7 +202,10 @@ class Execution:
         for i, (name, data) in enumerate(events):
             if name == "values":
                 sent, self.sent_values = self.sent_values, None
-                return events[:i] + events[i + 1 :] if data == sent else events
+                # BEFORE_INPUT: the state before the input went in, which a clean run
+                # never streams (its first ``values`` already hold the input).
+                seen = data == sent or sent is BEFORE_INPUT
+                return events[:i] + events[i + 1 :] if seen else events
         return events
 
     def _config(self) -> RunnableConfig:
