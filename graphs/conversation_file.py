@@ -18,14 +18,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from langchain_core.messages import (
-    AIMessage,
     BaseMessage,
-    ToolMessage,
     message_to_dict,
     messages_from_dict,
 )
 
 from checkpointing import CheckpointingError, Conversation, InvalidText, check_storable
+from graphs.window import pairs_problem
 
 FORMAT = "durable-agent.conversation"
 VERSION = 1
@@ -138,33 +137,20 @@ def _check_ids(messages: list[BaseMessage], source: str) -> None:
 def _check_tool_pairs(messages: list[BaseMessage], source: str) -> None:
     """Each model's tool calls are answered, once each, by the tool results right after
     it; a tool result anywhere else answers nothing. (A model's API refuses both.)"""
-    open_calls: dict[str, int] = {}  # call ID -> the message that made it
-    for n, message in enumerate(messages, 1):
-        if isinstance(message, ToolMessage):
-            if message.tool_call_id not in open_calls:
-                raise InvalidExport(
-                    f"{source}: message {n} is a tool result for call "
-                    f"{message.tool_call_id!r}, which no model message just before it made"
-                )
-            del open_calls[message.tool_call_id]
-            continue
-        if open_calls:
-            raise _unanswered(source, open_calls)
-        if isinstance(message, AIMessage):
-            ids = [call.get("id") or "" for call in message.tool_calls]
-            if len(set(ids)) != len(ids) or "" in ids:
-                raise InvalidExport(
-                    f"{source}: message {n} makes tool calls without an ID each, or with "
-                    "the same ID twice"
-                )
-            open_calls = dict.fromkeys(ids, n)
-    if open_calls:
-        raise _unanswered(source, open_calls)
-
-
-def _unanswered(source: str, open_calls: dict[str, int]) -> InvalidExport:
-    call, n = next(iter(open_calls.items()))
-    return InvalidExport(
-        f"{source}: tool call {call!r} of message {n} has no result right after it; "
+    problem = pairs_problem(messages)
+    if problem is None:
+        return
+    n = problem.at + 1
+    if problem.kind == "orphan":
+        raise InvalidExport(
+            f"{source}: message {n} is a tool result for call "
+            f"{problem.call!r}, which no model message just before it made"
+        )
+    if problem.kind == "ids":
+        raise InvalidExport(
+            f"{source}: message {n} makes tool calls without an ID each, or with the same ID twice"
+        )
+    raise InvalidExport(
+        f"{source}: tool call {problem.call!r} of message {n} has no result right after it; "
         "a conversation must answer every tool call before it goes on"
     )

@@ -125,22 +125,37 @@ def batch_end(
     return reach
 
 
-def pairs_problem(messages: Sequence[BaseMessage]) -> str | None:
+@dataclass(frozen=True)
+class PairProblem:
+    """Where messages break the API's rule on tool calls (positions from 0)."""
+
+    kind: str  # "orphan": a result no call just before it asked for; "unanswered"; "ids"
+    at: int  # the result, or the AI message that made the calls
+    call: str  # the call ID concerned ("" for "ids")
+
+
+def pairs_problem(messages: Sequence[BaseMessage]) -> PairProblem | None:
     """Why *messages* would be an invalid prompt for the OpenAI API, or None.
 
-    Every call of an AI message must be answered by tool results right after it, and
-    every tool result must answer a call of the AI message before its run of results."""
-    open_calls: set[str] = set()
-    answering = False
+    Every call of an AI message, each with an ID of its own, must be answered by tool
+    results right after it, and every tool result must answer a call of the AI message
+    before its run of results. The window keeps to it; an imported conversation is
+    checked against it (``conversation_file``)."""
+    open_calls: dict[str, int] = {}  # call ID -> the AI message that made it
     for i, message in enumerate(messages):
         if isinstance(message, ToolMessage):
-            if not answering or message.tool_call_id not in open_calls:
-                return f"message {i} answers a call that is not just before it"
-            open_calls.discard(message.tool_call_id)
+            if message.tool_call_id not in open_calls:
+                return PairProblem("orphan", i, message.tool_call_id)
+            del open_calls[message.tool_call_id]
             continue
         if open_calls:
-            return f"message {i} comes before every tool call was answered"
-        calls = message.tool_calls if isinstance(message, AIMessage) else []
-        answering = bool(calls)
-        open_calls = {c["id"] or "" for c in calls}
-    return f"calls {sorted(open_calls)} are not answered" if open_calls else None
+            break
+        if isinstance(message, AIMessage):
+            ids = [call.get("id") or "" for call in message.tool_calls]
+            if len(set(ids)) != len(ids) or "" in ids:
+                return PairProblem("ids", i, "")
+            open_calls = dict.fromkeys(ids, i)
+    if open_calls:
+        call, at = next(iter(open_calls.items()))
+        return PairProblem("unanswered", at, call)
+    return None
