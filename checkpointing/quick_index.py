@@ -27,7 +27,7 @@ from checkpointing.backends.sqlite_files import check_is_checkpoint_db, connect,
 from checkpointing.backends.sqlite_leases import FileLeases
 from checkpointing.conversation import Conversation, conversation_from_row
 from checkpointing.leases import is_free
-from checkpointing.schema import APPLIED_SQL, MIGRATIONS
+from checkpointing.schema import MIGRATIONS, applied
 from checkpointing.sqlexec import SqliteExecutor
 from checkpointing.states import LEASE_DECIDED
 from checkpointing.urls import default_db_url, parse_url
@@ -82,12 +82,12 @@ def quick_index(url: str | None = None) -> Iterator[QuickIndex | None]:
         if not has_ours(conn):
             yield None
             return
-        applied = {row[0] for row in conn.execute(APPLIED_SQL)}
-        if not {name for name, _ in MIGRATIONS} <= applied:
+        db = SqliteExecutor(conn)
+        if not {name for name, _ in MIGRATIONS} <= set(applied(db)):
             yield None
             return
         tighten(path)
-        yield QuickIndex(SqliteExecutor(conn), FileLeases(path))
+        yield QuickIndex(db, FileLeases(path))
 
 
 def _quick_path(url: str | None) -> Path | None:
