@@ -39,17 +39,25 @@ def offline_delay(env: Mapping[str, str]) -> float:
     return delay
 
 
+def openai_model_name(env: Mapping[str, str]) -> str | None:
+    """The name of the OpenAI-compatible model *env* asks for; None: the offline model."""
+    name = env.get("DURABLE_AGENT_MODEL", "").strip()
+    if name == OFFLINE or not env.get("OPENAI_API_KEY"):
+        return None
+    return name or DEFAULT_OPENAI_MODEL
+
+
 def make_model(env: Mapping[str, str] | None = None) -> BaseChatModel:
     """The model the environment asks for; see the module docstring."""
     env = os.environ if env is None else env
-    name = env.get("DURABLE_AGENT_MODEL", "").strip()
-    if name == OFFLINE or not env.get("OPENAI_API_KEY"):
+    name = openai_model_name(env)
+    if name is None:
         return OfflineChatModel(delay=offline_delay(env))
     from graphs.openai_model import ScrubbedChatOpenAI
 
     add_secret(env.get("OPENAI_API_KEY"))  # also when *env* is not the process's own
     return ScrubbedChatOpenAI(
-        model=name or DEFAULT_OPENAI_MODEL,
+        model=name,
         api_key=env["OPENAI_API_KEY"],
         base_url=env.get("OPENAI_BASE_URL") or None,
         timeout=MODEL_TIMEOUT,

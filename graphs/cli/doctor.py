@@ -38,27 +38,26 @@ class Check:
     ok: bool
 
 
-def _offline_reason(env: Mapping[str, str]) -> str | None:
+def _offline_reason(env: Mapping[str, str]) -> str:
+    """Why ``openai_model_name`` chose the offline model."""
     from graphs.models import OFFLINE
 
     if env.get("DURABLE_AGENT_MODEL", "").strip() == OFFLINE:
         return "DURABLE_AGENT_MODEL=offline"
-    if not env.get("OPENAI_API_KEY"):
-        return "no OPENAI_API_KEY"
-    return None
+    return "no OPENAI_API_KEY"
 
 
 def check_model() -> Check:
     """The model the environment picks, and whether its server answers ``GET /models``."""
-    from graphs.models import DEFAULT_OPENAI_MODEL, server_url
+    from graphs.models import openai_model_name, server_url
 
     env = os.environ
-    reason = _offline_reason(env)
-    if reason is not None:
+    name = openai_model_name(env)
+    if name is None:
+        reason = _offline_reason(env)
         return Check("model", f"offline scripted model ({reason})", "needs no server", True)
     key = env["OPENAI_API_KEY"]
     add_secret(key)  # whatever the server says back, the key is masked where it is printed
-    name = env.get("DURABLE_AGENT_MODEL", "").strip() or DEFAULT_OPENAI_MODEL
     base = server_url(env)
     found, ok = _probe((env.get("OPENAI_BASE_URL") or base).rstrip("/"), key, name)
     return Check("model", f"{name} at OpenAI-compatible server {base}", found, ok)
